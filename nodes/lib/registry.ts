@@ -1,0 +1,98 @@
+import path from 'node:path';
+import { type Entry, Store, type StoreOptions, type UpdateDecision, type UpdateResult } from './store';
+
+interface Shared {
+  opening: Promise<Store>;
+  users: number;
+}
+
+const open = new Map<string, Shared>();
+
+/** A user's hold on a shared store; `release()` closes the store when its last user lets go. */
+export interface StoreLease {
+  store: Store;
+  release(): Promise<void>;
+}
+
+/**
+ * Opens the store for a database file, or shares the one already open: one Store per file, so
+ * every node writing the same file goes through one group-commit queue and one read cache.
+ * The options of the first user of a file apply; a failed open is not remembered, so the next
+ * user tries again (after a permissions fix, say).
+ */
+export async function acquireStore(file: string, options: StoreOptions = {}): Promise<StoreLease> {
+  const key = path.resolve(file);
+  let shared = open.get(key);
+  if (!shared) {
+    shared = { opening: Store.open(key, options), users: 0 };
+    open.set(key, shared);
+    const current = shared;
+    shared.opening.catch(() => {
+      if (open.get(key) === current) open.delete(key);
+    });
+  }
+  shared.users++;
+  const holder = shared;
+  let store: Store;
+  try {
+    store = await holder.opening;
+  } catch (error) {
+    holder.users--;
+    throw error;
+  }
+  let released = false;
+  return {
+    store,
+    async release() {
+      if (released) return;
+      released = true;
+      holder.users--;
+      if (holder.users === 0) {
+        if (open.get(key) === holder) open.delete(key);
+        await store.close();
+      }
+    },
+  };
+}
+
+/** One namespace of a store, with the namespace's default TTL applied to writes that give none. */
+export class CacheNamespace {
+  constructor(
+    readonly store: Store,
+    readonly name: string,
+    readonly defaultTtl = 0,
+  ) {}
+
+  get(key: string): Promise<Entry | undefined> {
+    return this.store.get(this.name, key);
+  }
+
+  set(key: string, value: unknown, ttlSeconds?: number): Promise<Entry> {
+    return this.store.set(this.name, key, value, this.ttl(ttlSeconds));
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.store.delete(this.name, key);
+  }
+
+  clear(): Promise<void> {
+    return this.store.clear(this.name);
+  }
+
+  keys(): Promise<string[]> {
+    return this.store.keys(this.name);
+  }
+
+  /** Atomic read-modify-write; a decision without a TTL gets the namespace default. */
+  update(key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
+    return this.store.update(this.name, key, (current) => {
+      const decision = change(current);
+      if (decision && 'value' in decision) return { value: decision.value, ttl: this.ttl(decision.ttl) };
+      return decision;
+    });
+  }
+
+  private ttl(ttlSeconds: number | undefined): number | undefined {
+    return ttlSeconds === undefined || ttlSeconds === 0 ? this.defaultTtl || undefined : ttlSeconds;
+  }
+}

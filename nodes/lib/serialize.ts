@@ -1,0 +1,151 @@
+import { DateTime } from 'luxon';
+import { UnstorableValueError } from './errors';
+
+// Tagged JSON: values JSON cannot hold become {"$t": tag, "v": payload}; a plain object that
+// itself has a "$t" key is wrapped as {"$t": "O", "v": {...}} so decoding is never ambiguous.
+const TAG = '$t';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** Encodes a value to text, preserving Date, luxon DateTime, Buffer, Map, Set, BigInt and non-finite numbers. */
+export function encodeValue(value: unknown): string {
+  if (value === undefined) throw new UnstorableValueError('value', 'undefined (there is nothing to store)');
+  return JSON.stringify(toJson(value, 'value', new Set()));
+}
+
+/** Decodes text made by encodeValue into a fresh copy of the value. */
+export function decodeValue(text: string): unknown {
+  return fromJson(JSON.parse(text) as Json);
+}
+
+/** Decodes an already parsed encoding (as found inside a stored row). */
+export function decodeJson(json: Json): unknown {
+  return fromJson(json);
+}
+
+function tagged(tag: string, v: Json): Json {
+  return { [TAG]: tag, v };
+}
+
+function toJson(value: unknown, path: string, seen: Set<object>): Json {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      if (Number.isFinite(value)) return Object.is(value, -0) ? tagged('N', '-0') : value;
+      return tagged('N', String(value));
+    case 'bigint':
+      return tagged('I', value.toString());
+    case 'undefined':
+      throw new UnstorableValueError(path, 'undefined');
+    case 'function':
+      throw new UnstorableValueError(path, 'a function');
+    case 'symbol':
+      throw new UnstorableValueError(path, 'a symbol');
+  }
+  if (value === null) return null;
+  const obj = value as object;
+  if (seen.has(obj)) throw new UnstorableValueError(path, 'a circular reference');
+  seen.add(obj);
+  try {
+    return objectToJson(obj, path, seen);
+  } finally {
+    seen.delete(obj);
+  }
+}
+
+function objectToJson(obj: object, path: string, seen: Set<object>): Json {
+  if (Array.isArray(obj)) {
+    const out: Json[] = new Array(obj.length);
+    for (let i = 0; i < obj.length; i++) {
+      if (!(i in obj)) throw new UnstorableValueError(`${path}[${i}]`, 'an empty array slot');
+      out[i] = toJson(obj[i], `${path}[${i}]`, seen);
+    }
+    return out;
+  }
+  if (obj instanceof Date) {
+    const t = obj.getTime();
+    if (Number.isNaN(t)) throw new UnstorableValueError(path, 'an invalid Date');
+    return tagged('D', obj.toISOString());
+  }
+  if (DateTime.isDateTime(obj)) {
+    if (!obj.isValid) throw new UnstorableValueError(path, `an invalid luxon DateTime (${obj.invalidReason})`);
+    return tagged('L', [obj.toISO({ includeOffset: true }) as string, obj.zoneName ?? 'UTC']);
+  }
+  if (Buffer.isBuffer(obj)) return tagged('B', obj.toString('base64'));
+  if (obj instanceof Map) {
+    const entries: Json[] = [];
+    let i = 0;
+    for (const [k, v] of obj) {
+      entries.push([toJson(k, `${path}<key ${i}>`, seen), toJson(v, `${path}<value ${i}>`, seen)]);
+      i++;
+    }
+    return tagged('M', entries);
+  }
+  if (obj instanceof Set) {
+    const items: Json[] = [];
+    let i = 0;
+    for (const v of obj) items.push(toJson(v, `${path}<item ${i++}>`, seen));
+    return tagged('S', items);
+  }
+  const proto = Object.getPrototypeOf(obj);
+  if (proto !== Object.prototype && proto !== null) {
+    const name = (obj as { constructor?: { name?: string } }).constructor?.name || 'unknown';
+    throw new UnstorableValueError(path, `an instance of class ${name}`);
+  }
+  if (Object.getOwnPropertySymbols(obj).length > 0) throw new UnstorableValueError(path, 'a symbol-keyed property');
+  const out: { [key: string]: Json } = {};
+  for (const key of Object.keys(obj)) {
+    const v = (obj as Record<string, unknown>)[key];
+    if (v === undefined) continue; // as JSON does: an absent property
+    // defineProperty keeps keys such as "__proto__" as plain data
+    Object.defineProperty(out, key, {
+      value: toJson(v, `${path}.${key}`, seen),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return TAG in out ? tagged('O', out) : out;
+}
+
+function fromJson(json: Json): unknown {
+  if (json === null || typeof json !== 'object') return json;
+  if (Array.isArray(json)) return json.map(fromJson);
+  if (Object.hasOwn(json, TAG)) return fromTagged(json[TAG] as string, json.v as Json);
+  return plainObject(json);
+}
+
+function plainObject(json: { [key: string]: Json }): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(json)) {
+    Object.defineProperty(out, key, { value: fromJson(json[key]), enumerable: true, writable: true, configurable: true });
+  }
+  return out;
+}
+
+function fromTagged(tag: string, v: Json): unknown {
+  switch (tag) {
+    case 'N':
+      return v === '-0' ? -0 : Number(v);
+    case 'I':
+      return BigInt(v as string);
+    case 'D':
+      return new Date(v as string);
+    case 'L': {
+      const [iso, zone] = v as [string, string];
+      return DateTime.fromISO(iso, { setZone: true }).setZone(zone);
+    }
+    case 'B':
+      return Buffer.from(v as string, 'base64');
+    case 'M':
+      return new Map((v as [Json, Json][]).map(([k, val]) => [fromJson(k), fromJson(val)]));
+    case 'S':
+      return new Set((v as Json[]).map(fromJson));
+    case 'O':
+      return plainObject(v as { [key: string]: Json });
+    default:
+      throw new Error(`unknown value tag "${tag}" in stored entry`);
+  }
+}

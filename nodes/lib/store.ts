@@ -1,0 +1,593 @@
+import KeyvSqlite from '@keyv/sqlite';
+import Keyv from 'keyv';
+import { now } from './clock';
+import { CacheError, StoreFullError, StoreIOError } from './errors';
+import { LruMap } from './lru';
+import { decodeJson, encodeValue, type Json } from './serialize';
+import { damageOf, isCorruption, moveAside, prepareFile } from './sqlite-file';
+
+export type EvictionPolicy = 'least-recently-stored' | 'least-recently-used' | 'none';
+export type Durability = 'immediate' | 'deferred';
+
+export const EVICTION_POLICIES: readonly EvictionPolicy[] = ['least-recently-stored', 'least-recently-used', 'none'];
+export const DURABILITIES: readonly Durability[] = ['immediate', 'deferred'];
+
+/** Where the store reports what it cannot throw to a caller (flush failures in deferred mode, recovery). */
+export interface StoreLogger {
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface StoreOptions {
+  /** Limit of stored bytes (values and their metadata), default 100 MB. */
+  sizeLimitMb?: number;
+  evictionPolicy?: EvictionPolicy;
+  durability?: Durability;
+  /** Seconds between flushes in deferred mode (default 30). */
+  flushInterval?: number;
+  /** Seconds between sweeps of expired entries (default 60; 0 = no active sweep). */
+  sweepInterval?: number;
+  /** Entries held in the in-memory read cache (default 10,000). */
+  readCacheEntries?: number;
+  logger?: StoreLogger;
+}
+
+/** A stored value with its timestamps (ms since the epoch). */
+export interface Entry {
+  value: unknown;
+  storedAt: number;
+  /** null: never expires. */
+  expiresAt: number | null;
+}
+
+/** The result of an atomic read-modify-write. */
+export interface UpdateResult {
+  previous: Entry | undefined;
+  /** The entry after the update; undefined if the update deleted or left the key absent. */
+  entry: Entry | undefined;
+}
+
+/** What an update function returns: a value to store (with an optional TTL in seconds), `{delete: true}` or undefined to change nothing. */
+export type UpdateDecision = { value: unknown; ttl?: number } | { delete: true } | undefined;
+
+// One row as held in memory: `text` is exactly what the value column holds.
+interface Row {
+  text: string;
+  storedAt: number;
+  expiresAt: number | null;
+  size: number;
+}
+
+interface Batch {
+  puts: Map<string, Row | null>;
+  clears: string[];
+  bytes: number;
+  promise?: Promise<void>;
+  resolve?: () => void;
+  reject?: (error: unknown) => void;
+}
+
+const TABLE = 'keyv';
+const MAX_DEFERRED_PENDING = 10_000;
+const ROWS_PER_STATEMENT = 500;
+const TOUCH_FLUSH_MS = 1_000;
+
+/** The part of a full key that names the namespace: hex, so SQL LIKE and case folding cannot mix namespaces. */
+export function encodeNamespace(namespace: string): string {
+  if (typeof namespace !== 'string' || namespace.length === 0) throw new CacheError('INVALID_NAMESPACE', 'namespace must be a non-empty string');
+  return Buffer.from(namespace, 'utf8').toString('hex');
+}
+
+function rangeEnd(prefix: string): string {
+  // prefix ends with ':'; ';' is the next code point, so [prefix, end) holds exactly the namespace
+  return `${prefix.slice(0, -1)};`;
+}
+
+function newBatch(): Batch {
+  return { puts: new Map(), clears: [], bytes: 0 };
+}
+
+function batchPromise(batch: Batch): Promise<void> {
+  if (!batch.promise) {
+    batch.promise = new Promise<void>((resolve, reject) => {
+      batch.resolve = resolve;
+      batch.reject = reject;
+    });
+    batch.promise.catch(() => undefined); // waiters get the error; a batch nobody awaits must not crash the process
+  }
+  return batch.promise;
+}
+
+function toEntry(row: Row): Entry {
+  const parsed = JSON.parse(row.text) as { v: Json };
+  return { value: decodeJson(parsed.v), storedAt: row.storedAt, expiresAt: row.expiresAt };
+}
+
+function rowText(valueText: string, storedAt: number, expiresAt: number | null): string {
+  return `{"s":${storedAt},"e":${expiresAt === null ? 'null' : expiresAt},"v":${valueText}}`;
+}
+
+function parseRow(text: string): Row {
+  const parsed = JSON.parse(text) as { s: number; e: number | null };
+  return { text, storedAt: parsed.s, expiresAt: parsed.e, size: Buffer.byteLength(text) };
+}
+
+/**
+ * A persistent key-value store in one SQLite file (through keyv's SQLite adapter), with namespaces,
+ * expiry, a size cap, group commit, a write-through read cache and per-key atomic updates.
+ */
+export class Store {
+  readonly file: string;
+  readonly sizeLimitBytes: number;
+  readonly evictionPolicy: EvictionPolicy;
+  readonly durability: Durability;
+
+  private readonly adapter: KeyvSqlite;
+  private readonly keyv: Keyv<string>;
+  private readonly logger: StoreLogger;
+  private readonly cache: LruMap<string, Row | null>;
+  private readonly pending = new Map<string, Row | null>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly touched = new Map<string, number>();
+  private batch: Batch = newBatch();
+  private dbChain: Promise<unknown> = Promise.resolve();
+  private flushScheduled = false;
+  private committedBytes = 0;
+  private epoch = 0;
+  private closed = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  private constructor(file: string, adapter: KeyvSqlite, options: StoreOptions, logger: StoreLogger) {
+    this.file = file;
+    this.adapter = adapter;
+    this.logger = logger;
+    this.sizeLimitBytes = Math.round((options.sizeLimitMb ?? 100) * 1024 * 1024);
+    this.evictionPolicy = options.evictionPolicy ?? 'least-recently-stored';
+    this.durability = options.durability ?? 'immediate';
+    this.cache = new LruMap(options.readCacheEntries ?? 10_000);
+    this.keyv = new Keyv<string>({
+      store: adapter,
+      useKeyPrefix: false,
+      throwOnErrors: true,
+      // rows carry their own expiry; keyv sees plain text and never expires or rewrites it
+      serialize: (data) => String((data as { value: unknown }).value),
+      deserialize: <Value>(text: string) => ({ value: text as unknown as Value }),
+    });
+    this.keyv.on('error', () => undefined); // thrown to the caller by throwOnErrors
+    const sweepSeconds = options.sweepInterval ?? 60;
+    if (sweepSeconds > 0) this.every(sweepSeconds * 1000, () => this.sweep());
+    if (this.durability === 'deferred') this.every((options.flushInterval ?? 30) * 1000, () => this.flush());
+    if (this.evictionPolicy === 'least-recently-used') this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
+  }
+
+  /** Opens (creating if needed) the database file; a damaged file is moved aside and replaced. */
+  static async open(file: string, options: StoreOptions = {}): Promise<Store> {
+    const logger = options.logger ?? { warn: () => undefined, error: () => undefined };
+    validateOptions(options);
+    try {
+      prepareFile(file);
+    } catch (error) {
+      throw new StoreIOError('create', file, error);
+    }
+    const damage = damageOf(file);
+    if (damage) {
+      const aside = moveAside(file, now());
+      logger.error(`cache database ${file} is damaged (${damage}); moved it to ${aside} and started an empty one`);
+      prepareFile(file);
+    }
+    try {
+      return await Store.connect(file, options, logger);
+    } catch (error) {
+      if (!isCorruption(error)) throw new StoreIOError('open', file, error);
+      const aside = moveAside(file, now());
+      logger.error(`cache database ${file} is damaged (${(error as Error).message}); moved it to ${aside} and started an empty one`);
+      prepareFile(file);
+      try {
+        return await Store.connect(file, options, logger);
+      } catch (again) {
+        throw new StoreIOError('open', file, again);
+      }
+    }
+  }
+
+  private static async connect(file: string, options: StoreOptions, logger: StoreLogger): Promise<Store> {
+    const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, table: TABLE, busyTimeout: 5000 });
+    adapter.on('error', () => undefined); // the same error rejects the first query below
+    try {
+      await adapter.query('PRAGMA journal_mode=WAL');
+      await adapter.query('PRAGMA synchronous=NORMAL');
+      const columns = new Set(((await adapter.query(`PRAGMA table_info(${TABLE})`)) as { name: string }[]).map((c) => c.name));
+      const added: [string, string][] = [
+        ['size', 'INTEGER NOT NULL DEFAULT 0'],
+        ['stored_at', 'INTEGER NOT NULL DEFAULT 0'],
+        ['accessed_at', 'INTEGER NOT NULL DEFAULT 0'],
+        ['expires_at', 'INTEGER'],
+      ];
+      for (const [name, type] of added) {
+        if (!columns.has(name)) await adapter.query(`ALTER TABLE ${TABLE} ADD COLUMN ${name} ${type}`);
+      }
+      await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_stored_at ON ${TABLE}(stored_at)`);
+      await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_accessed_at ON ${TABLE}(accessed_at)`);
+      await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_expires_at ON ${TABLE}(expires_at) WHERE expires_at IS NOT NULL`);
+      await adapter.query('CREATE TABLE IF NOT EXISTS flow_cache_meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL)');
+      await adapter.query(`INSERT OR IGNORE INTO flow_cache_meta(name, value) SELECT 'bytes', COALESCE(SUM(size), 0) FROM ${TABLE}`);
+      await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_insert AFTER INSERT ON ${TABLE}
+        BEGIN UPDATE flow_cache_meta SET value = value + NEW.size WHERE name = 'bytes'; END`);
+      await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_update AFTER UPDATE OF size ON ${TABLE}
+        BEGIN UPDATE flow_cache_meta SET value = value + NEW.size - OLD.size WHERE name = 'bytes'; END`);
+      await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_delete AFTER DELETE ON ${TABLE}
+        BEGIN UPDATE flow_cache_meta SET value = value - OLD.size WHERE name = 'bytes'; END`);
+      const store = new Store(file, adapter, options, logger);
+      store.committedBytes = await store.readBytes();
+      return store;
+    } catch (error) {
+      await adapter.disconnect().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Bytes stored on disk (values and metadata), as the size limit counts them. */
+  async bytesUsed(): Promise<number> {
+    await this.flush();
+    return this.readBytes();
+  }
+
+  /** Reads a key; expired entries read as absent (and are removed). */
+  async get(namespace: string, key: string): Promise<Entry | undefined> {
+    const fullKey = this.fullKey(namespace, key);
+    const known = this.memoryRow(fullKey);
+    const row = known !== undefined ? this.live(fullKey, known) : await this.withKey(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
+    return row ? toEntry(row) : undefined;
+  }
+
+  /** Writes a value with a TTL in seconds (0 or undefined: no expiry); resolves once committed (immediate mode). */
+  async set(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<Entry> {
+    const fullKey = this.fullKey(namespace, key);
+    const row = this.makeRow(value, ttlSeconds);
+    const commit = await this.withKey(fullKey, async () => {
+      await this.ensureRoom(row, this.memoryRow(fullKey));
+      return this.enqueue(fullKey, row);
+    });
+    await commit;
+    return toEntry(row);
+  }
+
+  /** Removes a key; resolves to whether an unexpired entry was there. */
+  async delete(namespace: string, key: string): Promise<boolean> {
+    const result = await this.update(namespace, key, () => ({ delete: true }));
+    return result.previous !== undefined;
+  }
+
+  /**
+   * Atomic read-modify-write of one key: `change` sees the current entry (never a stale one) and no
+   * other write to the key runs between its read and its write. Throwing from `change` writes nothing.
+   */
+  async update(namespace: string, key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
+    const fullKey = this.fullKey(namespace, key);
+    const { commit, result } = await this.withKey(fullKey, async () => {
+      const currentRow = this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey)));
+      const previous = currentRow ? toEntry(currentRow) : undefined;
+      const decision = change(previous);
+      if (decision === undefined) return { commit: undefined, result: { previous, entry: previous } };
+      if ('delete' in decision) {
+        const commit = currentRow || this.pending.has(fullKey) ? this.enqueue(fullKey, null) : undefined;
+        return { commit, result: { previous, entry: undefined } };
+      }
+      const row = this.makeRow(decision.value, decision.ttl);
+      await this.ensureRoom(row, currentRow);
+      return { commit: this.enqueue(fullKey, row), result: { previous, entry: toEntry(row) } };
+    });
+    if (commit) await commit;
+    return result;
+  }
+
+  /** Removes every key of a namespace and nothing else. */
+  async clear(namespace: string): Promise<void> {
+    this.assertOpen();
+    const prefix = `${encodeNamespace(namespace)}:`;
+    for (const key of [...this.pending.keys()]) {
+      if (key.startsWith(prefix)) {
+        this.pending.delete(key);
+        const queued = this.batch.puts.get(key);
+        if (queued) this.batch.bytes -= queued.size;
+        this.batch.puts.delete(key);
+      }
+    }
+    for (const key of [...this.cache.keys()]) if (key.startsWith(prefix)) this.cache.delete(key);
+    for (const key of [...this.touched.keys()]) if (key.startsWith(prefix)) this.touched.delete(key);
+    this.batch.clears.push(prefix);
+    this.epoch++;
+    const commit = batchPromise(this.batch);
+    this.scheduleFlush(true);
+    await commit;
+  }
+
+  /** Lists the unexpired keys of a namespace (reads the disk; meant for inspection, not hot paths). */
+  async keys(namespace: string): Promise<string[]> {
+    await this.flush();
+    const prefix = `${encodeNamespace(namespace)}:`;
+    const rows = (await this.query(`SELECT key FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`, [
+      prefix,
+      rangeEnd(prefix),
+      now(),
+    ])) as { key: string }[];
+    return rows.map((r) => r.key.slice(prefix.length));
+  }
+
+  /** Deletes every expired entry from disk; resolves to how many were removed. */
+  async sweep(): Promise<number> {
+    if (this.closed) return 0;
+    return this.exclusive(async () => {
+      const rows = (await this.query(`DELETE FROM ${TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING key`, [now()])) as {
+        key: string;
+      }[];
+      this.forget(rows.map((r) => r.key));
+      return rows.length;
+    });
+  }
+
+  /** Commits everything written so far (in deferred mode too). */
+  async flush(): Promise<void> {
+    if (this.batch.puts.size === 0 && this.batch.clears.length === 0 && this.touched.size === 0) {
+      await this.dbChain.catch(() => undefined);
+      return;
+    }
+    const commit = batchPromise(this.batch);
+    this.runFlush();
+    await commit;
+  }
+
+  /** Flushes pending writes, stops the timers and closes the database. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const timer of this.timers) clearInterval(timer);
+    try {
+      await this.flush();
+    } catch (error) {
+      this.logger.error(`cache database ${this.file}: writes lost at close: ${(error as Error).message}`);
+    }
+    this.closed = true;
+    await this.dbChain.catch(() => undefined);
+    await this.adapter.disconnect();
+  }
+
+  // ---- internals ----
+
+  private fullKey(namespace: string, key: string): string {
+    this.assertOpen();
+    if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string');
+    return `${encodeNamespace(namespace)}:${key}`;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new CacheError('STORE_CLOSED', `cache database ${this.file} is closed`);
+  }
+
+  private every(ms: number, task: () => unknown): void {
+    const timer = setInterval(() => {
+      Promise.resolve()
+        .then(task)
+        .catch((error: unknown) => this.logger.error(`cache database ${this.file}: ${(error as Error).message}`));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private makeRow(value: unknown, ttlSeconds: number | undefined): Row {
+    if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
+      throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`);
+    }
+    const storedAt = now();
+    const expiresAt = ttlSeconds ? storedAt + Math.round(ttlSeconds * 1000) : null;
+    const text = rowText(encodeValue(value), storedAt, expiresAt);
+    return { text, storedAt, expiresAt, size: Buffer.byteLength(text) };
+  }
+
+  /** The row known in memory: a pending write wins over the read cache; null means known absent. */
+  private memoryRow(fullKey: string): Row | null | undefined {
+    const pending = this.pending.get(fullKey);
+    if (pending !== undefined) return pending;
+    return this.cache.get(fullKey);
+  }
+
+  /** Returns the row unless it expired; an expired row is queued for removal. */
+  private live(fullKey: string, row: Row | null | undefined): Row | undefined {
+    if (!row) return undefined;
+    if (row.expiresAt !== null && row.expiresAt <= now()) {
+      this.enqueue(fullKey, null);
+      return undefined;
+    }
+    if (this.evictionPolicy === 'least-recently-used') this.touched.set(fullKey, now());
+    return row;
+  }
+
+  private async loadRow(fullKey: string): Promise<Row | null> {
+    const known = this.memoryRow(fullKey);
+    if (known !== undefined) return known;
+    const epoch = this.epoch;
+    let text: string | undefined;
+    try {
+      text = await this.keyv.get(fullKey);
+    } catch (error) {
+      throw new StoreIOError('read', this.file, error);
+    }
+    const row = text === undefined ? null : parseRow(text);
+    if (epoch === this.epoch && !this.pending.has(fullKey)) this.cache.set(fullKey, row);
+    return this.memoryRow(fullKey) ?? row;
+  }
+
+  /** Runs `task` after every earlier task for the same key has finished. */
+  private withKey<T>(fullKey: string, task: () => Promise<T>): Promise<T> {
+    const before = this.locks.get(fullKey);
+    const run = before ? before.then(task, task) : task();
+    const tail = run.catch(() => undefined);
+    this.locks.set(fullKey, tail);
+    void tail.then(() => {
+      if (this.locks.get(fullKey) === tail) this.locks.delete(fullKey);
+    });
+    return run;
+  }
+
+  private async ensureRoom(row: Row, replaced: Row | null | undefined): Promise<void> {
+    if (this.evictionPolicy !== 'none') return;
+    const freed = replaced ? replaced.size : 0;
+    if (this.committedBytes + this.batch.bytes + row.size - freed <= this.sizeLimitBytes) return;
+    this.committedBytes = await this.readBytes();
+    const needed = this.committedBytes + this.batch.bytes + row.size - freed;
+    if (needed > this.sizeLimitBytes) throw new StoreFullError(this.sizeLimitBytes, needed);
+  }
+
+  /** Puts a write into the current batch; the promise settles when that batch is committed. */
+  private enqueue(fullKey: string, row: Row | null): Promise<void> {
+    const previous = this.batch.puts.get(fullKey);
+    if (previous) this.batch.bytes -= previous.size;
+    this.batch.puts.set(fullKey, row);
+    if (row) this.batch.bytes += row.size;
+    this.pending.set(fullKey, row);
+    this.cache.set(fullKey, row);
+    const commit = batchPromise(this.batch);
+    this.scheduleFlush(false);
+    return this.durability === 'deferred' ? Promise.resolve() : commit;
+  }
+
+  private scheduleFlush(force: boolean): void {
+    if (this.flushScheduled) return;
+    if (this.durability === 'deferred' && !force && this.batch.puts.size < MAX_DEFERRED_PENDING) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.runFlush();
+    });
+  }
+
+  private runFlush(): void {
+    void this.exclusive(async () => {
+      const batch = this.batch;
+      if (batch.puts.size === 0 && batch.clears.length === 0 && this.touched.size === 0) {
+        batch.resolve?.();
+        return;
+      }
+      this.batch = newBatch();
+      try {
+        await this.writeBatch(batch);
+        this.committedBytes += batch.bytes;
+        for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
+        batch.resolve?.();
+      } catch (error) {
+        for (const [key, row] of batch.puts) {
+          if (this.pending.get(key) === row) {
+            this.pending.delete(key);
+            this.cache.delete(key);
+          }
+        }
+        const failure = new StoreIOError('write', this.file, error);
+        if (this.durability === 'deferred') this.logger.error(failure.message);
+        batch.reject?.(failure);
+        return;
+      }
+      if (this.evictionPolicy !== 'none' && this.committedBytes > this.sizeLimitBytes) await this.evict();
+    });
+  }
+
+  /** Runs database work one task at a time, in order. */
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.dbChain.then(task, task);
+    this.dbChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeBatch(batch: Batch): Promise<void> {
+    for (const prefix of batch.clears) {
+      await this.query(`DELETE FROM ${TABLE} WHERE key >= ? AND key < ?`, [prefix, rangeEnd(prefix)]);
+    }
+    const deletes: string[] = [];
+    const puts: [string, Row][] = [];
+    for (const [key, row] of batch.puts) {
+      if (row) puts.push([key, row]);
+      else deletes.push(key);
+    }
+    for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
+      const chunk = deletes.slice(i, i + ROWS_PER_STATEMENT);
+      await this.query(`DELETE FROM ${TABLE} WHERE key IN (${chunk.map(() => '?').join(',')})`, chunk);
+    }
+    for (let i = 0; i < puts.length; i += ROWS_PER_STATEMENT) {
+      const chunk = puts.slice(i, i + ROWS_PER_STATEMENT);
+      const params: unknown[] = [];
+      for (const [key, row] of chunk) params.push(key, row.text, row.size, row.storedAt, row.storedAt, row.expiresAt);
+      await this.query(
+        `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at) VALUES ${chunk.map(() => '(?,?,?,?,?,?)').join(',')}
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
+         accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`,
+        params,
+      );
+    }
+    if (this.touched.size > 0) {
+      const touches = [...this.touched];
+      this.touched.clear();
+      for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
+        await this.query(
+          `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = t.value ->> 0`,
+          [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT))],
+        );
+      }
+    }
+  }
+
+  /** Deletes entries by the eviction policy until the store is back under its size limit. */
+  private async evict(): Promise<void> {
+    this.committedBytes = await this.readBytes();
+    const order = this.evictionPolicy === 'least-recently-used' ? 'accessed_at' : 'stored_at';
+    while (this.committedBytes > this.sizeLimitBytes) {
+      const candidates = (await this.query(`SELECT key, size FROM ${TABLE} ORDER BY ${order}, rowid LIMIT ?`, [ROWS_PER_STATEMENT])) as {
+        key: string;
+        size: number;
+      }[];
+      if (candidates.length === 0) break;
+      const victims: string[] = [];
+      let excess = this.committedBytes - this.sizeLimitBytes;
+      for (const c of candidates) {
+        if (excess <= 0) break;
+        victims.push(c.key);
+        excess -= c.size;
+      }
+      await this.query(`DELETE FROM ${TABLE} WHERE key IN (${victims.map(() => '?').join(',')})`, victims);
+      this.forget(victims);
+      this.committedBytes = await this.readBytes();
+    }
+  }
+
+  /** Drops keys removed on disk from the read cache, unless a newer write is pending. */
+  private forget(keys: string[]): void {
+    this.epoch++;
+    for (const key of keys) if (!this.pending.has(key)) this.cache.delete(key);
+  }
+
+  private async readBytes(): Promise<number> {
+    const rows = (await this.query(`SELECT value FROM flow_cache_meta WHERE name = 'bytes'`, [])) as { value: number }[];
+    return rows[0]?.value ?? 0;
+  }
+
+  private async query(sql: string, params: unknown[]): Promise<unknown[]> {
+    try {
+      return (await this.adapter.query(sql, params)) as unknown[];
+    } catch (error) {
+      if (error instanceof CacheError) throw error;
+      throw new StoreIOError('use', this.file, error);
+    }
+  }
+}
+
+function validateOptions(options: StoreOptions): void {
+  if (options.sizeLimitMb !== undefined && !(Number.isFinite(options.sizeLimitMb) && options.sizeLimitMb > 0)) {
+    throw new CacheError('INVALID_OPTION', `sizeLimitMb must be a number > 0, got ${String(options.sizeLimitMb)}`);
+  }
+  if (options.evictionPolicy !== undefined && !EVICTION_POLICIES.includes(options.evictionPolicy)) {
+    throw new CacheError('INVALID_OPTION', `evictionPolicy must be one of ${EVICTION_POLICIES.join(', ')}, got ${String(options.evictionPolicy)}`);
+  }
+  if (options.durability !== undefined && !DURABILITIES.includes(options.durability)) {
+    throw new CacheError('INVALID_OPTION', `durability must be one of ${DURABILITIES.join(', ')}, got ${String(options.durability)}`);
+  }
+  if (options.flushInterval !== undefined && !(Number.isFinite(options.flushInterval) && options.flushInterval > 0)) {
+    throw new CacheError('INVALID_OPTION', `flushInterval must be a number of seconds > 0, got ${String(options.flushInterval)}`);
+  }
+}
