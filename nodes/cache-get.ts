@@ -1,0 +1,60 @@
+import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
+import { cacheInfo, evaluate, keyConfigError, onInput, rejectAll, resolveKey, StatusReporter, StoreBinding } from './lib/node-support';
+
+interface CacheGetConfig extends BaseNodeConfig {
+  property?: string;
+  default?: string;
+  defaultType?: string;
+}
+
+export = (RED: NodeAPI) => {
+  function CacheGet(this: Node, config: CacheGetConfig) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const status = new StatusReporter(node);
+    const property = (config.property || 'payload').replace(/^msg\./, '');
+    const defaultType = config.defaultType || 'none';
+    let binding: StoreBinding;
+    try {
+      const problem = keyConfigError(config);
+      if (problem) throw new Error(problem);
+      binding = new StoreBinding(RED, node, config.store);
+    } catch (error) {
+      rejectAll(node, status, (error as Error).message);
+      return;
+    }
+    let hits = 0;
+    let misses = 0;
+
+    onInput(node, status, async (msg, send) => {
+      const key = await resolveKey(RED, node, config, msg);
+      const cache = await binding.namespace();
+      const entry = await cache.get(key);
+      if (entry) {
+        RED.util.setMessageProperty(msg, property, entry.value, true);
+        msg.cache = cacheInfo(key, true, entry, binding.zone);
+        hits++;
+        status.set({ fill: 'green', shape: 'dot', text: `hit ${key} (${hits} hit / ${misses} miss)` });
+        send([msg, null]);
+        return;
+      }
+      msg.cache = cacheInfo(key, false, undefined, binding.zone);
+      misses++;
+      if (defaultType !== 'none') {
+        const fallback = await evaluate(RED, node, config.default ?? '', defaultType, msg);
+        RED.util.setMessageProperty(msg, property, fallback, true);
+        status.set({ fill: 'yellow', shape: 'dot', text: `default for ${key} (${hits} hit / ${misses} miss)` });
+        send([msg, null]);
+        return;
+      }
+      status.set({ fill: 'yellow', shape: 'ring', text: `miss ${key} (${hits} hit / ${misses} miss)` });
+      send([null, msg]);
+    });
+
+    node.on('close', (_removed, done) => {
+      status.clear();
+      binding.release().then(done, done);
+    });
+  }
+  RED.nodes.registerType('cache-get', CacheGet);
+};

@@ -1,0 +1,87 @@
+import { InputError } from './lib/errors';
+import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
+import {
+  cacheInfo,
+  configNumber,
+  describe,
+  evaluate,
+  keyConfigError,
+  onInput,
+  parseTtl,
+  rejectAll,
+  resolveKey,
+  StatusReporter,
+  StoreBinding,
+} from './lib/node-support';
+
+interface CacheSetConfig extends BaseNodeConfig {
+  operation?: string;
+  value?: string;
+  valueType?: string;
+  ttl?: number | string;
+}
+
+const OPERATIONS = ['set', 'delete', 'clear'];
+
+export = (RED: NodeAPI) => {
+  function CacheSet(this: Node, config: CacheSetConfig) {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const status = new StatusReporter(node);
+    const operation = config.operation || 'set';
+    const valueType = config.valueType || 'msg';
+    const valueProperty = config.value ?? (valueType === 'msg' ? 'payload' : '');
+    let binding: StoreBinding;
+    let configTtl: number;
+    try {
+      if (!OPERATIONS.includes(operation)) throw new Error(`operation must be set, delete or clear, got "${operation}"`);
+      if (operation !== 'clear') {
+        const problem = keyConfigError(config);
+        if (problem) throw new Error(problem);
+      }
+      configTtl = parseTtl(configNumber(config.ttl, 0), 'TTL');
+      binding = new StoreBinding(RED, node, config.store);
+    } catch (error) {
+      rejectAll(node, status, (error as Error).message);
+      return;
+    }
+    let writes = 0;
+
+    onInput(node, status, async (msg, send) => {
+      if (operation === 'clear') {
+        const cache = await binding.namespace();
+        await cache.clear();
+        msg.cache = { key: null, hit: false, storedAt: null, expiresAt: null, age: null, cleared: true };
+        status.set({ fill: 'blue', shape: 'dot', text: 'cleared' });
+        send(msg);
+        return;
+      }
+      const key = await resolveKey(RED, node, config, msg);
+      if (operation === 'delete') {
+        const cache = await binding.namespace();
+        const existed = await cache.delete(key);
+        msg.cache = cacheInfo(key, existed, undefined, binding.zone);
+        status.set({ fill: 'blue', shape: 'ring', text: `deleted ${key}` });
+        send(msg);
+        return;
+      }
+      const ttl = msg.ttl === undefined ? configTtl : parseTtl(msg.ttl, 'msg.ttl');
+      const value = await evaluate(RED, node, valueProperty, valueType, msg);
+      if (value === undefined) {
+        throw new InputError(`nothing to store: ${valueType === 'msg' ? `msg.${valueProperty}` : `the ${valueType} value`} is ${describe(value)}`);
+      }
+      const cache = await binding.namespace();
+      const { previous, entry } = await cache.update(key, () => ({ value, ttl }));
+      msg.cache = cacheInfo(key, previous !== undefined, entry, binding.zone);
+      writes++;
+      status.set({ fill: 'green', shape: 'dot', text: `stored ${key} (${writes})` });
+      send(msg);
+    });
+
+    node.on('close', (_removed, done) => {
+      status.clear();
+      binding.release().then(done, done);
+    });
+  }
+  RED.nodes.registerType('cache-set', CacheSet);
+};

@@ -1,0 +1,282 @@
+import os from 'node:os';
+import path from 'node:path';
+import { DateTime, IANAZone } from 'luxon';
+import { now } from './clock';
+import { CacheError, InputError } from './errors';
+import type { BaseNodeConfig, DoneFunction, Node, NodeAPI, NodeFlow, NodeMessage, NodeStatus, SendFunction } from './node-red';
+import { acquireStore, CacheNamespace, type StoreLease } from './registry';
+import type { Durability, Entry, EvictionPolicy, StoreOptions } from './store';
+
+export const KEY_TYPES = ['msg', 'str', 'flow', 'global', 'env', 'jsonata'] as const;
+export const MAX_KEY_LENGTH = 1024;
+
+/** What a `cache-store` config node resolves to (also what "no config node" means). */
+export interface StoreSettings {
+  file: string;
+  scope: 'flow' | 'shared';
+  namespace: string;
+  defaultTtl: number;
+  timezone: string;
+  options: StoreOptions;
+}
+
+/** The runtime face of a `cache-store` config node, as other nodes find it with RED.nodes.getNode. */
+export interface CacheStoreNode extends Node {
+  settings?: StoreSettings;
+  configError?: string;
+}
+
+/** The default database file: <userDir>/flow-cache/cache.sqlite. */
+export function defaultDatabaseFile(RED: NodeAPI): string {
+  return path.join(userDir(RED), 'flow-cache', 'cache.sqlite');
+}
+
+export function userDir(RED: NodeAPI): string {
+  return RED.settings.userDir || path.join(os.homedir(), '.node-red');
+}
+
+/** The host's IANA zone name (what an empty `timezone` means). */
+export function hostZone(): string {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+}
+
+export function isValidZone(zone: string): boolean {
+  return IANAZone.isValidZone(zone);
+}
+
+/** The id of the top-level flow tab holding a node; a node inside a subflow instance gets its tab's id. */
+export function flowTabId(node: Node): string {
+  let flow: NodeFlow | undefined = node._flow;
+  while (flow && flow.TYPE === 'subflow' && flow.parent) flow = flow.parent;
+  return flow?.TYPE === 'flow' && flow.id && flow.id !== 'global' ? flow.id : (node.z ?? 'global');
+}
+
+/** Reads a number property of a node's configuration; '' or undefined gives the default. */
+export function configNumber(value: unknown, fallback: number): number {
+  if (value === undefined || value === null || value === '') return fallback;
+  return typeof value === 'number' ? value : Number(value);
+}
+
+/**
+ * One node's access to its store: resolves the config node, opens (shares) the store on first
+ * use and retries a failed open on the next message, so fixing a permission problem is enough.
+ */
+export class StoreBinding {
+  private lease: Promise<StoreLease> | undefined;
+  readonly settings: StoreSettings;
+  private readonly tabId: string;
+
+  constructor(
+    private readonly RED: NodeAPI,
+    private readonly node: Node,
+    storeId: string | undefined,
+  ) {
+    this.tabId = flowTabId(node);
+    if (storeId) {
+      const configNode = RED.nodes.getNode(storeId) as CacheStoreNode | null;
+      if (!configNode) throw new CacheError('STORE_MISSING', `the cache-store config node ${storeId} is missing (deleted or disabled?)`);
+      if (configNode.configError || !configNode.settings) throw new CacheError('STORE_INVALID', `cache-store: ${configNode.configError}`);
+      this.settings = configNode.settings;
+    } else {
+      this.settings = {
+        file: defaultDatabaseFile(RED),
+        scope: 'flow',
+        namespace: '',
+        defaultTtl: 0,
+        timezone: '',
+        options: {},
+      };
+    }
+  }
+
+  /** The zone dates are shown in: the store's, else the host's. */
+  get zone(): string {
+    return this.settings.timezone || hostZone();
+  }
+
+  /** The namespace this node works in, opening the store if needed. */
+  async namespace(): Promise<CacheNamespace> {
+    if (!this.lease) {
+      const logger = { warn: (m: string) => this.node.warn(m), error: (m: string) => this.node.error(m) };
+      const opening = acquireStore(this.settings.file, { ...this.settings.options, logger });
+      this.lease = opening;
+      opening.catch(() => {
+        if (this.lease === opening) this.lease = undefined;
+      });
+    }
+    const { store } = await this.lease;
+    const name = this.settings.scope === 'shared' ? `shared:${this.settings.namespace}` : `flow:${this.tabId}`;
+    return new CacheNamespace(store, name, this.settings.defaultTtl);
+  }
+
+  /** Lets go of the store (closing it if this was its last user). */
+  async release(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    if (!lease) return;
+    try {
+      await (await lease).release();
+    } catch {
+      // the open failed: nothing to release
+    }
+  }
+}
+
+/** Evaluates a TypedInput property (msg, flow, global, env, jsonata, str, num, ...). */
+export function evaluate(RED: NodeAPI, node: Node, value: unknown, type: string, msg: NodeMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    try {
+      RED.util.evaluateNodeProperty(value, type, node, msg, (err, result) => (err ? reject(err) : resolve(result)));
+    } catch (error) {
+      reject(error);
+    }
+  });
+}
+
+const PLACEHOLDER = /\{\{\s*([^{}]+?)\s*\}\}/g;
+
+/** Fills `{{path}}` placeholders with message properties; a missing or non-scalar one is an error. */
+export function fillPlaceholders(RED: NodeAPI, template: string, msg: NodeMessage, what: string): string {
+  return template.replace(PLACEHOLDER, (_match, property: string) => {
+    const name = property.startsWith('msg.') ? property.slice(4) : property;
+    let value: unknown;
+    try {
+      value = RED.util.getMessageProperty(msg, name);
+    } catch {
+      value = undefined;
+    }
+    if (value === undefined || value === null || value === '') throw new InputError(`${what} placeholder {{${property}}}: msg.${name} is not set`);
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new InputError(`${what} placeholder {{${property}}}: msg.${name} is a ${Array.isArray(value) ? 'array' : typeof value}, not text`);
+    }
+    return String(value);
+  });
+}
+
+/** Resolves a node's key for one message; an empty or non-string key is an error. */
+export async function resolveKey(RED: NodeAPI, node: Node, config: BaseNodeConfig, msg: NodeMessage): Promise<string> {
+  const keyType = config.keyType || 'msg';
+  const keyValue = config.key ?? (keyType === 'msg' ? 'topic' : '');
+  let key: unknown;
+  if (keyType === 'str') key = fillPlaceholders(RED, keyValue, msg, 'key');
+  else key = await evaluate(RED, node, keyValue, keyType, msg);
+  const where = keyType === 'str' ? 'the key' : `key ${keyType}.${keyValue}`;
+  if (key === undefined || key === null) throw new InputError(`${where} is not set`);
+  if (typeof key !== 'string') throw new InputError(`${where} must be a string, got ${Array.isArray(key) ? 'array' : typeof key}`);
+  if (key.length === 0) throw new InputError(`${where} is empty`);
+  if (key.length > MAX_KEY_LENGTH) throw new InputError(`${where} is ${key.length} characters long; the limit is ${MAX_KEY_LENGTH}`);
+  return key;
+}
+
+/** Validates a key property in a node's configuration; returns an error text or undefined. */
+export function keyConfigError(config: BaseNodeConfig): string | undefined {
+  const keyType = config.keyType || 'msg';
+  if (!(KEY_TYPES as readonly string[]).includes(keyType)) return `unknown key type "${keyType}"`;
+  if (keyType !== 'msg' && keyType !== 'str') return undefined;
+  const key = config.key ?? (keyType === 'msg' ? 'topic' : '');
+  if (typeof key !== 'string' || key.trim() === '') return 'the key is empty';
+  return undefined;
+}
+
+/**
+ * Registers an input handler that ends every message: the handler's errors turn the status red
+ * and reach Catch nodes through done(err); Node-RED never sees a rejected promise.
+ */
+export function onInput(node: Node, status: StatusReporter, handler: (msg: NodeMessage, send: SendFunction) => Promise<void>): void {
+  node.on('input', (msg, send, done: DoneFunction) => {
+    handler(msg, send).then(
+      () => done(),
+      (error: unknown) => {
+        const err = error instanceof Error ? error : new Error(String(error));
+        status.set({ fill: 'red', shape: 'ring', text: shorten(err.message) }, true);
+        done(err);
+      },
+    );
+  });
+}
+
+/** A node whose configuration is invalid still ends every message with the configuration error. */
+export function rejectAll(node: Node, status: StatusReporter, message: string): void {
+  status.set({ fill: 'red', shape: 'ring', text: shorten(message) }, true);
+  node.error(message);
+  node.on('input', (_msg, _send, done) => done(new InputError(message)));
+}
+
+function shorten(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/**
+ * Sets a node's status at most every `intervalMs` (the latest one always shows, a little later),
+ * so a burst of messages does not flood the editor with status events.
+ */
+export class StatusReporter {
+  static intervalMs = 250;
+  private last = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private latest: NodeStatus | undefined;
+
+  constructor(private readonly node: Node) {}
+
+  set(status: NodeStatus, immediate = false): void {
+    this.latest = status;
+    const t = Date.now();
+    if (immediate || t - this.last >= StatusReporter.intervalMs) {
+      this.show();
+      return;
+    }
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.show(), StatusReporter.intervalMs - (t - this.last));
+      this.timer.unref?.();
+    }
+  }
+
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private show(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.last = Date.now();
+    if (this.latest) this.node.status(this.latest);
+  }
+}
+
+/** An instant in ms as an ISO string in a zone (null stays null). */
+export function isoInZone(ms: number | null | undefined, zone: string): string | null {
+  if (ms === null || ms === undefined) return null;
+  return DateTime.fromMillis(ms, { zone }).toISO();
+}
+
+/** The `msg.cache` object of cache-get / cache-set. */
+export function cacheInfo(key: string, hit: boolean, entry: Entry | undefined, zone: string) {
+  return {
+    key,
+    hit,
+    storedAt: isoInZone(entry?.storedAt, zone),
+    expiresAt: isoInZone(entry?.expiresAt, zone),
+    age: entry ? Math.max(0, now() - entry.storedAt) : null,
+  };
+}
+
+/** Parses a TTL given in seconds (from the dialog or msg.ttl): a finite number >= 0, else an error. */
+export function parseTtl(value: unknown, where: string): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+    throw new InputError(`${where} must be a number of seconds >= 0, got ${describe(value)}`);
+  }
+  return n;
+}
+
+/** A short description of a bad input for error texts. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
+
+export type { Durability, EvictionPolicy };

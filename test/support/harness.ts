@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import helper from 'node-red-node-test-helper';
+import { setClock } from '../../nodes/lib/clock';
+import type { NodeMessage } from '../../nodes/lib/node-red';
+import { StatusReporter } from '../../nodes/lib/node-support';
+
+export { helper };
+
+/** Which Node-RED line the runtime suites run against: NODE_RED_LINE=4 (default) or 5. */
+export const nodeRedLine = process.env.NODE_RED_LINE === '5' ? '5' : '4';
+
+/** Points the test helper at the chosen Node-RED install and a fresh userDir; returns that userDir. */
+export function initRuntime(): string {
+  const runtime = require.resolve(nodeRedLine === '5' ? 'node-red5' : 'node-red');
+  const dir = tempDir('userdir-');
+  helper.init(runtime, { userDir: dir });
+  StatusReporter.intervalMs = 0; // every status shows at once, so tests can read it synchronously
+  return dir;
+}
+
+/** Every node type of the package, ready for helper.load. */
+export function allNodes(): unknown[] {
+  const dir = path.join(__dirname, '..', '..', 'nodes');
+  return ['cache-store', 'cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch']
+    .filter((name) => fs.existsSync(path.join(dir, `${name}.js`)))
+    .map((name) => require(path.join(dir, `${name}.js`)));
+}
+
+/** A new empty directory under the OS temp dir (removed when the process exits). */
+export function tempDir(prefix = 'flow-cache-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A clock the test moves by hand; installed for the store and every node. */
+export class ManualClock {
+  constructor(public ms = Date.parse('2026-06-01T10:00:00Z')) {}
+  install(): this {
+    setClock(() => this.ms);
+    return this;
+  }
+  uninstall(): void {
+    setClock(undefined);
+  }
+  set(iso: string): void {
+    this.ms = Date.parse(iso);
+  }
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+type AnyNode = {
+  on(event: string, handler: (...args: any[]) => void): void;
+  receive(msg: NodeMessage): void;
+  status: { lastCall?: { args: unknown[] } };
+};
+
+export function node(id: string): AnyNode {
+  const found = helper.getNode(id) as AnyNode | null;
+  if (!found) throw new Error(`node ${id} is not in the flow`);
+  return found;
+}
+
+/** Collects every message arriving at helper node `id`; `next(n)` resolves with the next n of them. */
+export function collect(id: string) {
+  const received: NodeMessage[] = [];
+  const waiters: { count: number; resolve: (msgs: NodeMessage[]) => void }[] = [];
+  node(id).on('input', (msg: NodeMessage) => {
+    received.push(msg);
+    for (const w of [...waiters]) {
+      if (received.length >= w.count) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(received.slice(0, w.count));
+      }
+    }
+  });
+  return {
+    received,
+    /** Resolves once `count` messages in total have arrived (rejects after `ms` of waiting). */
+    until(count: number, ms = 5000): Promise<NodeMessage[]> {
+      if (received.length >= count) return Promise.resolve(received.slice(0, count));
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`expected ${count} messages at ${id}, got ${received.length}`)), ms);
+        waiters.push({
+          count,
+          resolve: (msgs) => {
+            clearTimeout(timer);
+            resolve(msgs);
+          },
+        });
+      });
+    },
+  };
+}
+
+/** The last status a node showed ({} when none). */
+export function lastStatus(id: string): { fill?: string; shape?: string; text?: string } {
+  const call = node(id).status.lastCall;
+  return (call?.args[0] as { fill?: string; text?: string }) ?? {};
+}
+
+/** Catch and Complete nodes for a test flow: errors of any node go to helper "caught", finished messages of `ids` to helper "completed". */
+export function catchAndComplete(tab: string, ids: string[]): object[] {
+  return [
+    { id: 'catch-all', type: 'catch', z: tab, scope: null, uncaught: false, wires: [['caught']] },
+    { id: 'caught', type: 'helper', z: tab },
+    { id: 'complete-all', type: 'complete', z: tab, scope: ids, uncaught: false, wires: [['completed']] },
+    { id: 'completed', type: 'helper', z: tab },
+  ];
+}
