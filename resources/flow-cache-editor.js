@@ -10,7 +10,8 @@
   /** A `validate` function: a number (or numeric text) >= min; `allowBlank` accepts '' (meaning "default"). */
   function number(min, options) {
     options = options || {};
-    return function (v) {
+    // Two parameters: Node-RED treats a returned text as an error only for a validator of arity 2.
+    return function (v, _opt) {
       if (isBlank(v)) return options.allowBlank ? true : 'required';
       var n = Number(v);
       if (!isFinite(n)) return 'not a number';
@@ -22,18 +23,21 @@
 
   /** A `validate` function for a value that must be one of `choices`. */
   function oneOf(choices) {
-    return function (v) {
+    // Two parameters: Node-RED treats a returned text as an error only for a validator of arity 2.
+    return function (v, _opt) {
       return choices.indexOf(v) !== -1 || 'must be one of ' + choices.join(', ');
     };
   }
 
   /** A `validate` function for the key: a non-empty msg property or string (other types are checked at run time). */
   function key(optional) {
-    return function (v) {
+    // Two parameters: Node-RED treats a returned text as an error only for a validator of arity 2.
+    return function (v, _opt) {
       var type = $('#node-input-keyType').length ? $('#node-input-keyType').val() : this.keyType;
       type = type || 'msg';
       if (KEY_TYPES.indexOf(type) === -1) return 'unknown key type';
       if (optional) return true;
+      if (v === undefined && type === 'msg') return true; // absent: the runtime uses msg.topic
       if ((type === 'msg' || type === 'str') && isBlank(v)) return 'the key is empty';
       return true;
     };
