@@ -1,0 +1,139 @@
+import { DateTime } from 'luxon';
+import { now } from './lib/clock';
+import { CacheError, InputError } from './lib/errors';
+import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
+import {
+  describe,
+  isoInZone,
+  keyConfigError,
+  onInput,
+  rejectAll,
+  resolveKey,
+  StatusReporter,
+  StoreBinding,
+} from './lib/node-support';
+import type { Entry } from './lib/store';
+
+interface CounterConfig extends BaseNodeConfig {
+  step?: number | string;
+  initial?: number | string;
+  resetEvery?: string;
+}
+
+type ResetEvery = 'never' | 'day' | 'week' | 'month';
+const RESET_PERIODS: readonly ResetEvery[] = ['never', 'day', 'week', 'month'];
+
+/** Counts live under `counter:<key>` in the node's namespace. */
+const KEY_PREFIX = 'counter:';
+
+/** What the counter stores under its key. */
+interface CountRecord {
+  count: number;
+  /** Start of the period the count belongs to (ms), null when the counter never resets. */
+  periodStart: number | null;
+}
+
+/** What one message asks for. */
+type Action = { kind: 'add'; amount: number } | { kind: 'reset' } | { kind: 'set'; count: number };
+
+/** The start (ms) of the period holding `at`, at local midnight in `zone`; luxon weeks start on Monday. */
+function periodStartOf(at: number, resetEvery: ResetEvery, zone: string): number | null {
+  if (resetEvery === 'never') return null;
+  return DateTime.fromMillis(at, { zone }).startOf(resetEvery).toMillis();
+}
+
+/** A number from a message or the dialog: a finite number or numeric text, else an error naming `where`. */
+function finiteNumber(value: unknown, where: string): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n)) throw new InputError(`${where} must be a finite number, got ${describe(value)}`);
+  return n;
+}
+
+function blank(value: unknown): boolean {
+  return value === undefined || value === null || value === '';
+}
+
+/**
+ * Reads what is stored under a key as a count; a plain number (e.g. written by cache-set) counts as one.
+ * Anything else is an error, unless `replacing` (a reset or set may overwrite it): then it reads as no count.
+ */
+function readRecord(entry: Entry, key: string, replacing: boolean): CountRecord | undefined {
+  const value = entry.value;
+  if (typeof value === 'number' && Number.isFinite(value)) return { count: value, periodStart: null };
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const record = value as Partial<CountRecord>;
+    const periodStart = record.periodStart;
+    if (typeof record.count === 'number' && Number.isFinite(record.count) && (periodStart === null || periodStart === undefined || Number.isFinite(periodStart))) {
+      return { count: record.count, periodStart: periodStart ?? null };
+    }
+  }
+  if (replacing) return undefined;
+  throw new CacheError('NOT_A_COUNT', `"${KEY_PREFIX}${key}" holds ${describe(value)}, not a count; delete it or send msg.count to set it`);
+}
+
+export = (RED: NodeAPI) => {
+  function Counter(this: Node, config: CounterConfig) {
+    RED.nodes.createNode(this, config);
+    const status = new StatusReporter(this);
+    const resetEvery = (config.resetEvery || 'never') as ResetEvery;
+    let binding: StoreBinding;
+    let step: number;
+    let initial: number;
+    try {
+      const problem = keyConfigError(config);
+      if (problem) throw new Error(problem);
+      step = finiteNumber(blank(config.step) ? 1 : config.step, 'step');
+      initial = finiteNumber(blank(config.initial) ? 0 : config.initial, 'initial value');
+      if (!RESET_PERIODS.includes(resetEvery)) throw new Error(`reset every must be never, day, week or month, got "${resetEvery}"`);
+      binding = new StoreBinding(RED, this, config.store);
+    } catch (error) {
+      rejectAll(this, status, (error as Error).message);
+      return;
+    }
+
+    onInput(this, status, async (msg, send) => {
+      const key = await resolveKey(RED, this, config, msg);
+      let action: Action;
+      if (msg.count !== undefined) action = { kind: 'set', count: finiteNumber(msg.count, 'msg.count') };
+      else if (msg.reset === true) action = { kind: 'reset' };
+      else action = { kind: 'add', amount: msg.increment === undefined ? step : finiteNumber(msg.increment, 'msg.increment') };
+
+      const zone = binding.zone;
+      const cache = await binding.namespace();
+      let outcome: { record: CountRecord; previous: number | null; rolledOver: boolean } | undefined;
+      // straight to the store: a count is kept until reset, whatever the store's default TTL;
+      // the prefix keeps counts apart from values cache-set writes under the same key (msg.topic)
+      await cache.store.update(cache.name, `${KEY_PREFIX}${key}`, (current) => {
+        const at = now();
+        const periodStart = periodStartOf(at, resetEvery, zone);
+        const stored = current ? readRecord(current, key, action.kind !== 'add') : undefined;
+        // a count without a period belongs to the period of its last change
+        const storedStart = stored ? (stored.periodStart ?? periodStartOf(current!.storedAt, resetEvery, zone)) : null;
+        const rolledOver = stored !== undefined && periodStart !== null && storedStart !== null && periodStart > storedStart;
+        const base = stored && !rolledOver ? stored.count : initial;
+        // a clock set back keeps counting in the stored period rather than starting one that already ended
+        const keptStart = stored && !rolledOver && storedStart !== null && periodStart !== null ? storedStart : periodStart;
+        let count: number;
+        if (action.kind === 'set') count = action.count;
+        else if (action.kind === 'reset') count = initial;
+        else count = base + action.amount;
+        if (!Number.isFinite(count)) throw new InputError(`the count of "${key}" would leave the range of numbers`);
+        const record: CountRecord = { count, periodStart: keptStart };
+        outcome = { record, previous: stored ? stored.count : null, rolledOver };
+        return { value: record };
+      });
+      const { record, previous, rolledOver } = outcome!;
+      msg.payload = record.count;
+      msg.counter = { key, count: record.count, previous, periodStart: isoInZone(record.periodStart, zone) };
+      const note = action.kind === 'reset' ? ' (reset)' : action.kind === 'set' ? ' (set)' : rolledOver ? ` (new ${resetEvery})` : '';
+      status.set({ fill: 'green', shape: 'dot', text: `${key}: ${record.count}${note}` });
+      send(msg);
+    });
+
+    this.on('close', (_removed, done) => {
+      status.clear();
+      binding.release().then(done, done);
+    });
+  }
+  RED.nodes.registerType('counter', Counter);
+};
