@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { DateTime } from 'luxon';
 import { UnstorableValueError } from './errors';
 
@@ -64,7 +65,7 @@ function objectToJson(obj: object, path: string, seen: Set<object>): Json {
     }
     return out;
   }
-  if (obj instanceof Date) {
+  if (types.isDate(obj)) {
     const t = obj.getTime();
     if (Number.isNaN(t)) throw new UnstorableValueError(path, 'an invalid Date');
     return tagged('D', obj.toISOString());
@@ -74,7 +75,7 @@ function objectToJson(obj: object, path: string, seen: Set<object>): Json {
     return tagged('L', [obj.toISO({ includeOffset: true }) as string, obj.zoneName ?? 'UTC']);
   }
   if (Buffer.isBuffer(obj)) return tagged('B', obj.toString('base64'));
-  if (obj instanceof Map) {
+  if (types.isMap(obj)) {
     const entries: Json[] = [];
     let i = 0;
     for (const [k, v] of obj) {
@@ -83,14 +84,15 @@ function objectToJson(obj: object, path: string, seen: Set<object>): Json {
     }
     return tagged('M', entries);
   }
-  if (obj instanceof Set) {
+  if (types.isSet(obj)) {
     const items: Json[] = [];
     let i = 0;
     for (const v of obj) items.push(toJson(v, `${path}<item ${i++}>`, seen));
     return tagged('S', items);
   }
+  // Objects made in a Function node's sandbox have that realm's Object.prototype: plain all the same.
   const proto = Object.getPrototypeOf(obj);
-  if (proto !== Object.prototype && proto !== null) {
+  if (proto !== null && Object.getPrototypeOf(proto) !== null) {
     const name = (obj as { constructor?: { name?: string } }).constructor?.name || 'unknown';
     throw new UnstorableValueError(path, `an instance of class ${name}`);
   }
