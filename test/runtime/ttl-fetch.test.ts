@@ -1,0 +1,588 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { afterEach, before, beforeEach, describe, it } from 'node:test';
+import type { NodeMessage } from '../../nodes/lib/node-red';
+import { allNodes, catchAndComplete, collect, helper, initRuntime, lastStatus, ManualClock, node, nodeRedLine, tempDir } from '../support/harness';
+
+const nodes = allNodes();
+const MINUTE = 60_000;
+
+interface SeenRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** A real HTTP server on 127.0.0.1 that counts requests; `mode` makes it fail or hang. */
+interface Upstream {
+  base: string;
+  seen: SeenRequest[];
+  mode: 'ok' | 'error500' | 'hang';
+  /** Resolves once the server has seen `count` requests in total. */
+  requests(count: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function startUpstream(): Promise<Upstream> {
+  const seen: SeenRequest[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    for (const w of [...waiters]) if (seen.length >= w.count) w.resolve();
+    if (upstream.mode === 'hang') return; // never answers
+    if (upstream.mode === 'error500') {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end('upstream broke');
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const version = seen.filter((r) => new URL(r.url, 'http://localhost').pathname === url.pathname).length;
+    switch (url.pathname) {
+      case '/weather':
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ city: url.searchParams.get('city'), version }));
+        return;
+      case '/v1/forecast':
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ current: { temperature_2m: 21.5 }, version }));
+        return;
+      case '/text':
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`hello ${version}`);
+        return;
+      case '/bytes':
+        res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(Buffer.from([0, 1, 2, 255, version]));
+        return;
+      case '/html':
+        res.writeHead(200, { 'content-type': 'text/html' }).end('<html>maintenance</html>');
+        return;
+      case '/echo':
+        req.setEncoding('utf8');
+        req.on('data', () => undefined);
+        req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version })));
+        return;
+      default: {
+        const status = /^\/status\/(\d{3})$/.exec(url.pathname);
+        res.writeHead(status ? Number(status[1]) : 404, { 'content-type': 'text/plain' }).end('no');
+      }
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const upstream: Upstream = {
+    base: `http://127.0.0.1:${port}`,
+    seen,
+    mode: 'ok',
+    requests(count) {
+      if (seen.length >= count) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ count, resolve }));
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  return upstream;
+}
+
+function storeConfig(file: string) {
+  return { id: 'store', type: 'cache-store', name: 'test store', path: file, scope: 'flow' };
+}
+
+function fetchNode(base: string, props: object = {}, id = 'fetcher') {
+  return {
+    id,
+    type: 'ttl-fetch',
+    z: 'tab1',
+    store: 'store',
+    key: '',
+    keyType: 'msg',
+    url: `${base}/weather?city={{payload}}`,
+    method: 'GET',
+    headers: [],
+    secretHeader: 'Authorization',
+    ttl: 30,
+    ttlUnits: 'minutes',
+    returnType: 'json',
+    staleIfError: true,
+    timeout: 5,
+    wires: [['out']],
+    ...props,
+  };
+}
+
+function fetchFlow(file: string, base: string, props: object = {}, extra: object[] = []) {
+  const fetchers = [fetchNode(base, props), ...extra];
+  return [
+    { id: 'tab1', type: 'tab', label: 'Flow 1' },
+    storeConfig(file),
+    ...fetchers,
+    { id: 'out', type: 'helper', z: 'tab1' },
+    ...catchAndComplete(
+      'tab1',
+      fetchers.map((n) => (n as { id: string }).id),
+    ),
+  ];
+}
+
+type CacheInfo = { key: string; hit: boolean; stale: boolean; storedAt: string; age: number; contentType: string | null };
+const info = (msg: NodeMessage) => msg.cache as CacheInfo;
+const errorOf = (msg: NodeMessage) => msg.error as { message: string; code?: string };
+
+/** Warnings a node logged (node.warn) since the flow was loaded. */
+function warnings(id: string): string[] {
+  return helper
+    .log()
+    .getCalls()
+    .map((c) => c.args[0] as { level?: number; id?: string; msg?: unknown })
+    .filter((e) => e.level === 30 && e.id === id)
+    .map((e) => String(e.msg));
+}
+
+/** Every byte of the database (main file and write-ahead log) as text, to search for secrets. */
+function databaseText(file: string): string {
+  return [file, `${file}-wal`]
+    .filter((f) => fs.existsSync(f))
+    .map((f) => fs.readFileSync(f).toString('latin1'))
+    .join('\n');
+}
+
+/** Core nodes (inject, http request, ...) from the Node-RED line under test, for the examples. */
+function coreNodes(): unknown[] {
+  const runtimeDir = path.dirname(require.resolve(nodeRedLine === '5' ? 'node-red5' : 'node-red'));
+  return ['common/20-inject.js', 'common/90-comment.js', 'function/10-switch.js', 'function/15-change.js', 'network/21-httprequest.js'].map((f) =>
+    require(require.resolve(`@node-red/nodes/core/${f}`, { paths: [runtimeDir] })),
+  );
+}
+
+/** An example flow, put on tab1 with its debug nodes turned into helper nodes and its inject left to the test. */
+function exampleFlow(name: string, base: string): object[] {
+  const file = path.join(__dirname, '..', '..', '..', 'examples', 'ttl-fetch', name);
+  const text = fs.readFileSync(file, 'utf8').replaceAll('https://api.open-meteo.com', base);
+  return (JSON.parse(text) as { type: string; z?: string }[]).map((n) => {
+    const copy: Record<string, unknown> = { ...n, z: 'tab1' };
+    if (n.type === 'debug') return { id: copy.id, type: 'helper', z: 'tab1' };
+    if (n.type === 'inject') Object.assign(copy, { once: false, repeat: '' });
+    return copy;
+  });
+}
+
+describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
+  let file: string;
+  let upstream: Upstream;
+  const clock = new ManualClock();
+
+  before(() => {
+    initRuntime();
+  });
+  beforeEach(async () => {
+    file = path.join(tempDir(), 'cache.sqlite');
+    upstream = await startUpstream();
+    clock.install();
+  });
+  afterEach(async () => {
+    await helper.unload();
+    await upstream.close();
+    clock.uninstall();
+  });
+
+  it('fetches on a miss, then answers from the cache without a network call', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base));
+    const out = collect('out');
+    const completed = collect('completed');
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [first] = await out.until(1);
+    assert.deepEqual(first.payload, { city: 'Berlin', version: 1 });
+    assert.equal(first.statusCode, 200);
+    assert.equal(info(first).hit, false);
+    assert.equal(info(first).stale, false);
+    assert.equal(info(first).age, 0);
+    assert.equal(Date.parse(info(first).storedAt), clock.ms);
+    assert.equal(info(first).contentType, 'application/json');
+    assert.match(info(first).key, /^fetch:[0-9a-f]{64}$/);
+    assert.match(lastStatus('fetcher').text ?? '', /fetched 200/);
+
+    clock.advance(5 * MINUTE);
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, second] = await out.until(2);
+    assert.deepEqual(second.payload, { city: 'Berlin', version: 1 });
+    assert.equal(second.statusCode, 200);
+    assert.deepEqual({ ...info(second), storedAt: undefined }, { ...info(first), hit: true, age: 5 * MINUTE, storedAt: undefined });
+    assert.equal(upstream.seen.length, 1);
+    assert.match(lastStatus('fetcher').text ?? '', /hit \(1 hit \/ 1 miss\)/);
+
+    node('fetcher').receive({ payload: 'Paris' });
+    const [, , other] = await out.until(3);
+    assert.deepEqual(other.payload, { city: 'Paris', version: 2 });
+    assert.notEqual(info(other).key, info(first).key);
+    await completed.until(3);
+  });
+
+  it('fetches again once the TTL has passed', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base, { ttl: 30, ttlUnits: 'minutes' }));
+    const out = collect('out');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    clock.advance(30 * MINUTE - 1);
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, stillFresh] = await out.until(2);
+    assert.equal(info(stillFresh).hit, true);
+    assert.equal(upstream.seen.length, 1);
+    clock.advance(1);
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, , refetched] = await out.until(3);
+    assert.equal(info(refetched).hit, false);
+    assert.deepEqual(refetched.payload, { city: 'Berlin', version: 2 });
+    assert.equal(upstream.seen.length, 2);
+  });
+
+  it('makes one upstream request for 50 concurrent messages for the same URL', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base));
+    const out = collect('out');
+    for (let i = 0; i < 50; i++) node('fetcher').receive({ payload: 'Berlin', n: i });
+    const msgs = await out.until(50);
+    assert.equal(upstream.seen.length, 1);
+    assert.deepEqual(new Set(msgs.map((m) => m.n)).size, 50);
+    for (const msg of msgs) {
+      assert.deepEqual(msg.payload, { city: 'Berlin', version: 1 });
+      assert.equal(msg.statusCode, 200);
+    }
+    // every message has its own copy of the body
+    (msgs[0].payload as { city: string }).city = 'changed';
+    assert.equal((msgs[1].payload as { city: string }).city, 'Berlin');
+  });
+
+  it('sends the stale copy when the upstream answers 500 or 429, with a warning', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base));
+    const out = collect('out');
+    const caught = collect('caught');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    clock.advance(45 * MINUTE);
+    upstream.mode = 'error500';
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, stale] = await out.until(2);
+    assert.deepEqual(stale.payload, { city: 'Berlin', version: 1 });
+    assert.equal(stale.statusCode, 200);
+    assert.equal(info(stale).hit, true);
+    assert.equal(info(stale).stale, true);
+    assert.equal(info(stale).age, 45 * MINUTE);
+    assert.equal(upstream.seen.length, 2);
+    assert.deepEqual(lastStatus('fetcher'), { fill: 'yellow', shape: 'ring', text: 'stale: 500 (1 hit / 1 miss)' });
+    assert.ok(warnings('fetcher').some((w) => /answered 500/.test(w) && /2700 s ago/.test(w)));
+
+    // with nothing cached for a URL, the failure ends the message with an error carrying the status
+    node('fetcher').receive({ payload: 'Oslo' });
+    const [failed] = await caught.until(1);
+    assert.match(errorOf(failed).message, /\/weather answered 500/);
+    assert.equal(errorOf(failed).code, 'UPSTREAM_HTTP');
+    assert.equal(failed.statusCode, 500);
+    assert.equal(lastStatus('fetcher').fill, 'red');
+
+    upstream.mode = 'ok';
+    await helper.unload();
+    await helper.load(nodes, fetchFlow(file, upstream.base, { url: `${upstream.base}/status/429` }));
+    const out2 = collect('out');
+    const caught2 = collect('caught');
+    node('fetcher').receive({});
+    const [rateLimited] = await caught2.until(1);
+    assert.equal(rateLimited.statusCode, 429);
+    assert.equal(out2.received.length, 0);
+  });
+
+  it('ends the message with an error instead when staleIfError is off', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base, { staleIfError: false }));
+    const out = collect('out');
+    const caught = collect('caught');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    clock.advance(31 * MINUTE);
+    upstream.mode = 'error500';
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [failed] = await caught.until(1);
+    assert.equal(failed.statusCode, 500);
+    assert.equal(out.received.length, 1);
+  });
+
+  it('sends the stale copy when the server is gone, and an error when nothing is cached', async () => {
+    const gone = await startUpstream();
+    await helper.load(nodes, fetchFlow(file, gone.base));
+    const out = collect('out');
+    const caught = collect('caught');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    await gone.close();
+    clock.advance(2 * 60 * MINUTE);
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, stale] = await out.until(2);
+    assert.equal(info(stale).stale, true);
+    assert.deepEqual(stale.payload, { city: 'Berlin', version: 1 });
+    // the exact reason depends on timing (connection refused, or a kept-alive socket found closed)
+    assert.ok(warnings('fetcher').some((w) => /\/weather failed: /.test(w)), warnings('fetcher').join('\n'));
+
+    node('fetcher').receive({ payload: 'Rome', statusCode: 200 });
+    const [failed] = await caught.until(1);
+    assert.equal(errorOf(failed).code, 'UPSTREAM_UNREACHABLE');
+    assert.match(errorOf(failed).message, /\/weather failed: /);
+    assert.equal(failed.statusCode, undefined);
+  });
+
+  it('gives up after the timeout: stale copy if there is one, else an error', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base, { timeout: 0.2 }));
+    const out = collect('out');
+    const caught = collect('caught');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    clock.advance(31 * MINUTE);
+    upstream.mode = 'hang';
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, stale] = await out.until(2);
+    assert.equal(info(stale).stale, true);
+    assert.ok(warnings('fetcher').some((w) => /timed out after 0\.2 s/.test(w)));
+    node('fetcher').receive({ payload: 'Madrid' });
+    const [failed] = await caught.until(1);
+    assert.equal(errorOf(failed).code, 'UPSTREAM_TIMEOUT');
+    assert.match(errorOf(failed).message, /\/weather timed out after 0\.2 s/);
+  });
+
+  it('does not store 4xx answers and ends the message with the status code', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base, { url: `${upstream.base}/status/404` }));
+    const caught = collect('caught');
+    const out = collect('out');
+    node('fetcher').receive({});
+    const [first] = await caught.until(1);
+    assert.equal(first.statusCode, 404);
+    assert.equal(errorOf(first).code, 'UPSTREAM_HTTP');
+    assert.match(errorOf(first).message, /answered 404/);
+    node('fetcher').receive({});
+    await caught.until(2);
+    assert.equal(upstream.seen.length, 2); // nothing was stored: the second message asked again
+    assert.equal(out.received.length, 0);
+  });
+
+  it('bypasses a fresh entry when msg.refresh is true', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base));
+    const out = collect('out');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    clock.advance(MINUTE);
+    node('fetcher').receive({ payload: 'Berlin', refresh: true });
+    const [, refreshed] = await out.until(2);
+    assert.equal(info(refreshed).hit, false);
+    assert.deepEqual(refreshed.payload, { city: 'Berlin', version: 2 });
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, , cached] = await out.until(3);
+    assert.equal(info(cached).hit, true);
+    assert.deepEqual(cached.payload, { city: 'Berlin', version: 2 });
+    assert.equal(upstream.seen.length, 2);
+  });
+
+  it('keeps the secret header out of the flow and secrets of the URL out of the database', async () => {
+    const secret = 'Bearer top-secret-token-7731';
+    const apiKey = 'QUERY-SECRET-4412';
+    await helper.load(nodes, [{ id: 'tab1', type: 'tab', label: 'Flow 1' }, ...catchAndComplete('tab1', [])]);
+    // the editor deploys credentials inside the node; the runtime must take them out of the flow
+    const queryKey = 'QUERY-CREDENTIAL-5823';
+    const flow = fetchFlow(
+      file,
+      upstream.base,
+      {
+        url: `${upstream.base}/weather?apikey=${apiKey}&city={{payload}}`,
+        headers: [{ name: 'X-Client', value: 'flow-cache' }],
+        secretHeader: 'Authorization',
+        credentials: { secret },
+      },
+      [fetchNode(upstream.base, { url: `${upstream.base}/weather?appid={{secret}}&city={{payload}}`, credentials: { secret: queryKey } }, 'fetchKeyed')],
+    );
+    await helper.setFlows(flow, 'full');
+    const out = collect('out');
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [msg] = await out.until(1);
+    assert.deepEqual(msg.payload, { city: 'Berlin', version: 1 });
+    assert.equal(upstream.seen[0].headers.authorization, secret);
+    assert.equal(upstream.seen[0].headers['x-client'], 'flow-cache');
+    // {{secret}} in the URL: the credential goes into the query string, and no header carries it
+    node('fetchKeyed').receive({ payload: 'Berlin' });
+    const [, keyed] = await out.until(2);
+    assert.equal(upstream.seen[1].url, `/weather?appid=${queryKey}&city=Berlin`);
+    assert.equal(upstream.seen[1].headers.authorization, undefined);
+    assert.equal(info(keyed).hit, false);
+
+    const deployed = JSON.stringify((helper as unknown as { _redNodes: { getFlows(): unknown } })._redNodes.getFlows());
+    assert.ok(deployed.includes('"type":"ttl-fetch"'));
+    assert.ok(!deployed.includes('top-secret-token'), 'the secret header is in the deployed flow');
+    assert.ok(!deployed.includes(queryKey), 'the secret of the URL is in the deployed flow');
+    for (const m of [msg, keyed]) assert.ok(!info(m).key.includes(apiKey) && !info(m).key.includes(queryKey));
+
+    await helper.unload(); // closes (and flushes) the store
+    const stored = databaseText(file);
+    assert.ok(stored.includes('Berlin'), 'the response is in the database');
+    assert.ok(!stored.includes('top-secret-token'), 'the secret header is in the database');
+    assert.ok(!stored.includes(apiKey), 'the API key of the URL is in the database');
+    assert.ok(!stored.includes(queryKey), 'the secret of the URL is in the database');
+    await helper.load(nodes, [{ id: 'tab1', type: 'tab', label: 'Flow 1' }]);
+  });
+
+  it('still serves a cached answer after a restart', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base));
+    let out = collect('out');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    await helper.unload();
+    clock.advance(10 * MINUTE);
+    await helper.load(nodes, fetchFlow(file, upstream.base));
+    out = collect('out');
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [msg] = await out.until(1);
+    assert.equal(info(msg).hit, true);
+    assert.equal(info(msg).age, 10 * MINUTE);
+    assert.deepEqual(msg.payload, { city: 'Berlin', version: 1 });
+    assert.equal(upstream.seen.length, 1);
+  });
+
+  it('returns text or a buffer, and rejects a body that is not JSON when JSON is asked for', async () => {
+    const flow = fetchFlow(file, upstream.base, { url: `${upstream.base}/text`, returnType: 'text' }, [
+      fetchNode(upstream.base, { url: `${upstream.base}/bytes`, returnType: 'buffer' }, 'fetchBytes'),
+      fetchNode(upstream.base, { url: `${upstream.base}/html`, returnType: 'json' }, 'fetchHtml'),
+      fetchNode(upstream.base, { url: `${upstream.base}/text`, method: 'HEAD', returnType: 'text' }, 'fetchHead'),
+    ]);
+    await helper.load(nodes, flow);
+    const out = collect('out');
+    const caught = collect('caught');
+    node('fetcher').receive({});
+    const [text] = await out.until(1);
+    assert.equal(text.payload, 'hello 1');
+    assert.equal(info(text).contentType, 'text/plain; charset=utf-8');
+    node('fetchBytes').receive({});
+    const [, bytes] = await out.until(2);
+    assert.deepEqual(bytes.payload, Buffer.from([0, 1, 2, 255, 1]));
+    node('fetchBytes').receive({});
+    const [, , cachedBytes] = await out.until(3);
+    assert.ok(Buffer.isBuffer(cachedBytes.payload));
+    assert.equal(info(cachedBytes).hit, true);
+    node('fetchHead').receive({});
+    const [, , , head] = await out.until(4);
+    assert.equal(head.payload, '');
+    assert.equal(head.statusCode, 200);
+    assert.equal(upstream.seen.at(-1)?.method, 'HEAD');
+    node('fetchHtml').receive({});
+    const [notJson] = await caught.until(1);
+    assert.equal(errorOf(notJson).code, 'UPSTREAM_NOT_JSON');
+    assert.match(errorOf(notJson).message, /not JSON/);
+  });
+
+  it('uses a given key as it is, and msg.url instead of the configured URL', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base, { key: 'weather:{{topic}}', keyType: 'str' }));
+    const out = collect('out');
+    node('fetcher').receive({ topic: 'home', payload: 'Berlin' });
+    const [first] = await out.until(1);
+    assert.equal(info(first).key, 'weather:home');
+    node('fetcher').receive({ topic: 'home', url: `${upstream.base}/weather?city=Elsewhere` });
+    const [, second] = await out.until(2);
+    assert.equal(info(second).hit, true, 'same key, same entry');
+    assert.deepEqual(second.payload, { city: 'Berlin', version: 1 });
+    node('fetcher').receive({ topic: 'away', url: `${upstream.base}/weather?city=Elsewhere` });
+    const [, , third] = await out.until(3);
+    assert.deepEqual(third.payload, { city: 'Elsewhere', version: 2 });
+  });
+
+  it('POSTs msg.payload and keys the cache by the body too', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base, { method: 'POST', url: `${upstream.base}/echo` }));
+    const out = collect('out');
+    node('fetcher').receive({ payload: { query: 'a' } });
+    await out.until(1);
+    node('fetcher').receive({ payload: { query: 'b' } });
+    await out.until(2);
+    node('fetcher').receive({ payload: { query: 'a' } });
+    const [a, b, againA] = await out.until(3);
+    assert.notEqual(info(a).key, info(b).key);
+    assert.equal(info(againA).key, info(a).key);
+    assert.equal(info(againA).hit, true);
+    assert.equal(upstream.seen.length, 2);
+    assert.equal(upstream.seen[0].method, 'POST');
+    assert.equal(upstream.seen[0].headers['content-type'], 'application/json');
+  });
+
+  it('rejects bad URLs and bad settings with a clear error and fetches nothing', async () => {
+    const bad = (id: string, props: object) => fetchNode(upstream.base, props, id);
+    const flow = fetchFlow(file, upstream.base, {}, [
+      bad('badMethod', { method: 'DELETE' }),
+      bad('badTtl', { ttl: 0 }),
+      bad('negativeTtl', { ttl: -5 }),
+      bad('badUnits', { ttlUnits: 'fortnights' }),
+      bad('badReturn', { returnType: 'xml' }),
+      bad('badTimeout', { timeout: 0 }),
+      bad('badHeader', { headers: [{ name: 'bad header', value: 'x' }] }),
+      bad('noUrl', { url: '' }),
+      bad('noSecret', { url: `${upstream.base}/weather?appid={{secret}}` }),
+    ]);
+    await helper.load(nodes, flow);
+    const caught = collect('caught');
+    const cases: [string, NodeMessage, RegExp][] = [
+      ['fetcher', { url: 'not a url' }, /malformed URL "not a url"/],
+      ['fetcher', { url: 'ftp://example.com/file' }, /only http:\/\/ and https:\/\/ URLs/],
+      ['fetcher', { url: 'file:///etc/passwd' }, /only http:\/\/ and https:\/\/ URLs/],
+      ['fetcher', { url: `http://user:pw@127.0.0.1:1/x` }, /must not hold a user name or password/],
+      ['fetcher', { url: 42 }, /msg\.url must be a string/],
+      ['fetcher', {}, /URL placeholder \{\{payload\}\}: msg\.payload is not set/],
+      ['badMethod', { payload: 'x' }, /method must be one of GET, HEAD, POST, got "DELETE"/],
+      ['badTtl', { payload: 'x' }, /TTL must be a number > 0, got 0/],
+      ['negativeTtl', { payload: 'x' }, /TTL must be a number > 0, got -5/],
+      ['badUnits', { payload: 'x' }, /TTL units must be one of seconds, minutes, hours, days, got "fortnights"/],
+      ['badReturn', { payload: 'x' }, /return type must be one of json, text, buffer, got "xml"/],
+      ['badTimeout', { payload: 'x' }, /timeout must be a number of seconds > 0/],
+      ['badHeader', { payload: 'x' }, /header name "bad header" is not valid/],
+      ['noUrl', { payload: 'x' }, /no URL: set the URL of the node or send msg\.url/],
+      ['noSecret', { payload: 'x' }, /the URL holds \{\{secret\}\} but the node has no secret/],
+    ];
+    for (const [i, [id, msg, expected]] of cases.entries()) {
+      node(id).receive(msg);
+      const errors = await caught.until(i + 1);
+      assert.match(errorOf(errors[i]).message, expected, `${id} ${JSON.stringify(msg)}`);
+      assert.equal(lastStatus(id).fill, 'red');
+    }
+    assert.equal(upstream.seen.length, 0);
+  });
+
+  it('cancels a pending request when the flow stops', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base, { timeout: 600 }));
+    upstream.mode = 'hang';
+    node('fetcher').receive({ payload: 'Berlin' });
+    await upstream.requests(1);
+    await helper.unload(); // returns without waiting for the 600 s timeout
+    await helper.load(nodes, [{ id: 'tab1', type: 'tab', label: 'Flow 1' }]);
+  });
+
+  it('runs the weather example: one API call for many polls', async () => {
+    await helper.load([...coreNodes(), ...nodes], [{ id: 'tab1', type: 'tab', label: 'Weather' }, ...exampleFlow('weather-api-cache.json', upstream.base)]);
+    const temperature = collect('7a3e51c0d2b94f05');
+    const cacheInfo = collect('7a3e51c0d2b94f06');
+    node('7a3e51c0d2b94f02').receive({});
+    assert.equal((await temperature.until(1))[0].payload, 21.5);
+    clock.advance(MINUTE);
+    node('7a3e51c0d2b94f02').receive({});
+    const [, second] = await temperature.until(2);
+    assert.equal(second.payload, 21.5);
+    assert.equal(second.topic, 'sensor.weather_forecast');
+    const infos = await cacheInfo.until(2);
+    assert.deepEqual(
+      infos.map((m) => info(m).hit),
+      [false, true],
+    );
+    assert.equal(upstream.seen.length, 1);
+    assert.match(upstream.seen[0].url, /^\/v1\/forecast\?latitude=52\.52&longitude=13\.41&current=temperature_2m$/);
+  });
+
+  it('runs the cache-around-any-flow example: cache get, http request, cache set', async () => {
+    await helper.load([...coreNodes(), ...nodes], [{ id: 'tab1', type: 'tab', label: 'Around' }, ...exampleFlow('cache-around-any-flow.json', upstream.base)]);
+    const result = collect('3b8d20f6a4c15e07');
+    node('3b8d20f6a4c15e02').receive({});
+    const [fresh] = await result.until(1);
+    assert.deepEqual(fresh.payload, { current: { temperature_2m: 21.5 }, version: 1 });
+    assert.equal(fresh.statusCode, 200);
+    node('3b8d20f6a4c15e02').receive({});
+    const [, cached] = await result.until(2);
+    assert.deepEqual(cached.payload, fresh.payload);
+    assert.equal((cached.cache as { hit: boolean }).hit, true);
+    assert.equal(upstream.seen.length, 1);
+  });
+});
