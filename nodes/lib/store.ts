@@ -133,6 +133,7 @@ export class Store {
   private dbChain: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
   private committedBytes = 0;
+  private inflightBytes = 0;
   private epoch = 0;
   private closed = false;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -245,7 +246,8 @@ export class Store {
     const fullKey = this.fullKey(namespace, key);
     const row = this.makeRow(value, ttlSeconds);
     const commit = await this.withKey(fullKey, async () => {
-      await this.ensureRoom(row, this.memoryRow(fullKey));
+      if (!this.fits(fullKey, row)) await this.recount(fullKey);
+      this.assertRoom(fullKey, row); // no await between this check and the enqueue
       return this.enqueue(fullKey, row);
     });
     await commit;
@@ -274,7 +276,8 @@ export class Store {
         return { commit, result: { previous, entry: undefined } };
       }
       const row = this.makeRow(decision.value, decision.ttl);
-      await this.ensureRoom(row, currentRow);
+      if (!this.fits(fullKey, row)) await this.recount(fullKey);
+      this.assertRoom(fullKey, row); // no await between this check and the enqueue
       return { commit: this.enqueue(fullKey, row), result: { previous, entry: toEntry(row) } };
     });
     if (commit) await commit;
@@ -428,13 +431,29 @@ export class Store {
     return run;
   }
 
-  private async ensureRoom(row: Row, replaced: Row | null | undefined): Promise<void> {
-    if (this.evictionPolicy !== 'none') return;
-    const freed = replaced ? replaced.size : 0;
-    if (this.committedBytes + this.batch.bytes + row.size - freed <= this.sizeLimitBytes) return;
-    this.committedBytes = await this.readBytes();
-    const needed = this.committedBytes + this.batch.bytes + row.size - freed;
-    if (needed > this.sizeLimitBytes) throw new StoreFullError(this.sizeLimitBytes, needed);
+  /** Bytes the store would hold once `row` replaces what memory knows of the key (an upper bound). */
+  private bytesAfter(fullKey: string, row: Row): number {
+    const replaced = this.memoryRow(fullKey);
+    return this.committedBytes + this.inflightBytes + this.batch.bytes + row.size - (replaced ? replaced.size : 0);
+  }
+
+  /** Whether `row` fits under the size cap by the counts in memory (always true unless the policy is none). */
+  private fits(fullKey: string, row: Row): boolean {
+    return this.evictionPolicy !== 'none' || this.bytesAfter(fullKey, row) <= this.sizeLimitBytes;
+  }
+
+  /** Makes the counts exact before refusing a write: loads the row it replaces and re-reads the bytes on disk. */
+  private async recount(fullKey: string): Promise<void> {
+    if (this.memoryRow(fullKey) === undefined) await this.loadRow(fullKey);
+    await this.exclusive(async () => {
+      this.committedBytes = await this.readBytes(); // no batch is in flight while this runs
+    });
+  }
+
+  /** Throws StoreFullError if `row` does not fit; the caller enqueues right after, with no await between. */
+  private assertRoom(fullKey: string, row: Row): void {
+    if (this.fits(fullKey, row)) return;
+    throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
   }
 
   /** Puts a write into the current batch; the promise settles when that batch is committed. */
@@ -468,12 +487,16 @@ export class Store {
         return;
       }
       this.batch = newBatch();
+      this.inflightBytes = batch.bytes;
       try {
         await this.writeBatch(batch);
         this.committedBytes += batch.bytes;
+        this.inflightBytes = 0;
         for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
+        if (batch.clears.length > 0) this.forgetCleared(batch);
         batch.resolve?.();
       } catch (error) {
+        this.inflightBytes = 0;
         for (const [key, row] of batch.puts) {
           if (this.pending.get(key) === row) {
             this.pending.delete(key);
@@ -553,6 +576,15 @@ export class Store {
       await this.query(`DELETE FROM ${TABLE} WHERE key IN (${victims.map(() => '?').join(',')})`, victims);
       this.forget(victims);
       this.committedBytes = await this.readBytes();
+    }
+  }
+
+  /** After a clear is committed: drops what reads cached from disk while it waited, keeping writes made after it. */
+  private forgetCleared(batch: Batch): void {
+    this.epoch++;
+    for (const key of [...this.cache.keys()]) {
+      if (batch.puts.has(key) || this.pending.has(key)) continue;
+      if (batch.clears.some((prefix) => key.startsWith(prefix))) this.cache.delete(key);
     }
   }
 

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { CacheError, StoreIOError } from '../../nodes/lib/errors';
+import { Store } from '../../nodes/lib/store';
+import { ManualClock } from '../support/harness';
+import { freshDir, onDisk, openStore, RecordingLogger, tempFile } from './fixtures';
+
+const NS = 'errors';
+const isClosed = (error: unknown) => error instanceof CacheError && error.code === 'STORE_CLOSED' && /is closed/.test(error.message);
+const isIO = (error: unknown) => error instanceof StoreIOError && error.code === 'STORE_IO';
+
+describe('errors reach the caller, never as a miss', () => {
+  const clock = new ManualClock();
+  let file: string;
+  let store: Store;
+
+  beforeEach(async () => {
+    clock.install();
+    file = tempFile();
+    store = await openStore(file);
+  });
+  afterEach(async () => {
+    await store.close();
+    clock.uninstall();
+  });
+
+  it('a closed store rejects every operation with a clear error', async () => {
+    await store.set(NS, 'k', 1);
+    await store.close();
+    await assert.rejects(store.get(NS, 'k'), isClosed);
+    await assert.rejects(store.get(NS, 'never-read'), isClosed);
+    await assert.rejects(store.set(NS, 'k', 2), isClosed);
+    await assert.rejects(store.update(NS, 'k', () => ({ value: 3 })), isClosed);
+    await assert.rejects(store.delete(NS, 'k'), isClosed);
+    await assert.rejects(store.clear(NS), isClosed);
+    await assert.rejects(store.keys(NS), (error: unknown) => error instanceof CacheError);
+    await store.close(); // closing twice is harmless
+  });
+
+  it('a missing table (the file changed under the store) rejects reads and writes with StoreIOError', async () => {
+    await store.set(NS, 'cached', 'in memory');
+    await onDisk(file, (db) => db.run('DROP TABLE keyv'));
+    await assert.rejects(store.get(NS, 'not-cached'), (error: unknown) => isIO(error) && (error as Error).message.includes(file));
+    await assert.rejects(store.set(NS, 'new', 1), (error: unknown) => isIO(error) && /no such table/.test((error as Error).message));
+    await assert.rejects(store.update(NS, 'counter', () => ({ value: 1 })), isIO);
+    await assert.rejects(store.delete(NS, 'other'), isIO);
+    await assert.rejects(store.clear(NS), isIO);
+    await assert.rejects(store.keys(NS), isIO);
+    await assert.rejects(store.get(NS, 'new'), isIO, 'a write that failed is not served from memory');
+  });
+
+  it('a failed write leaves the previous value in place', async () => {
+    await store.set(NS, 'k', 'committed');
+    await onDisk(file, (db) => db.run(`CREATE TRIGGER refuse BEFORE UPDATE ON keyv BEGIN SELECT RAISE(ABORT, 'refused'); END`));
+    await assert.rejects(store.set(NS, 'k', 'lost'), (error: unknown) => isIO(error) && /refused/.test((error as Error).message));
+    assert.equal((await store.get(NS, 'k'))?.value, 'committed');
+    await assert.rejects(store.update(NS, 'k', () => ({ value: 'lost too' })), isIO);
+    assert.equal((await store.get(NS, 'k'))?.value, 'committed');
+  });
+
+  it('a deferred write that cannot be flushed rejects flush() and is logged', async () => {
+    await store.close();
+    const logger = new RecordingLogger();
+    store = await openStore(file, { durability: 'deferred', logger });
+    await onDisk(file, (db) => db.run('DROP TABLE keyv'));
+    await store.set(NS, 'k', 1); // resolves at once: deferred
+    await assert.rejects(store.flush(), isIO);
+    assert.equal(logger.errors.length, 1);
+    assert.match(logger.errors[0], /no such table/);
+  });
+
+  it('writes lost at close are logged', async () => {
+    await store.close();
+    const logger = new RecordingLogger();
+    store = await openStore(file, { durability: 'deferred', logger });
+    await store.set(NS, 'k', 1);
+    await onDisk(file, (db) => db.run('DROP TABLE keyv'));
+    await store.close();
+    assert.ok(logger.errors.some((message) => /writes lost at close/.test(message)), logger.errors.join('\n'));
+  });
+});
+
+describe('errors at open', () => {
+  it('a path whose parent is a file fails to open with StoreIOError naming the path', async () => {
+    const dir = freshDir();
+    fs.writeFileSync(path.join(dir, 'not-a-dir'), 'x');
+    const file = path.join(dir, 'not-a-dir', 'cache.sqlite');
+    await assert.rejects(Store.open(file), (error: unknown) => isIO(error) && (error as Error).message.includes(file));
+  });
+
+  it('a path that is a directory fails to open with StoreIOError', async () => {
+    const dir = freshDir();
+    await assert.rejects(Store.open(dir), isIO);
+  });
+
+  it('invalid options are rejected before anything is created', async () => {
+    const file = tempFile();
+    const bad = [{ sizeLimitMb: 0 }, { sizeLimitMb: Number.NaN }, { evictionPolicy: 'fifo' }, { durability: 'later' }, { flushInterval: -1 }];
+    for (const options of bad) {
+      await assert.rejects(Store.open(file, options as never), (error: unknown) => error instanceof CacheError && error.code === 'INVALID_OPTION');
+    }
+    assert.equal(fs.existsSync(file), false);
+  });
+});

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Store } from '../../nodes/lib/store';
+import { ManualClock } from '../support/harness';
+import { freshDir, openStore } from './fixtures';
+
+const mode = (p: string) => fs.statSync(p).mode & 0o777;
+const octal = (n: number) => `0${n.toString(8)}`;
+
+describe('file permissions', () => {
+  const clock = new ManualClock();
+  let store: Store | undefined;
+  let umask: number;
+
+  beforeEach(() => {
+    clock.install();
+    umask = process.umask(0); // the store must not rely on a strict umask
+  });
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+    process.umask(umask);
+    clock.uninstall();
+  });
+
+  it('creates the database file readable and writable by its owner only (0600)', async () => {
+    const file = path.join(freshDir(), 'cache.sqlite');
+    store = await openStore(file);
+    await store.set('ns', 'k', 'secret');
+    assert.equal(octal(mode(file)), '0600');
+    for (const extra of ['-wal', '-shm']) {
+      if (fs.existsSync(file + extra)) assert.equal(octal(mode(file + extra)), '0600', `${extra} file`);
+    }
+  });
+
+  it('creates missing directories for the owner only (0700)', async () => {
+    const base = freshDir();
+    const file = path.join(base, 'flow-cache', 'nested', 'cache.sqlite');
+    store = await openStore(file);
+    assert.equal(octal(mode(path.join(base, 'flow-cache'))), '0700');
+    assert.equal(octal(mode(path.join(base, 'flow-cache', 'nested'))), '0700');
+    assert.equal(octal(mode(file)), '0600');
+  });
+
+  it('leaves an existing directory as it is', async () => {
+    const dir = freshDir();
+    fs.chmodSync(dir, 0o755);
+    store = await openStore(path.join(dir, 'cache.sqlite'));
+    assert.equal(octal(mode(dir)), '0755');
+  });
+
+  it('keeps a recovered store owner-only too', async () => {
+    const file = path.join(freshDir(), 'cache.sqlite');
+    fs.writeFileSync(file, 'garbage', { mode: 0o600 });
+    store = await openStore(file);
+    assert.equal(octal(mode(file)), '0600');
+  });
+});

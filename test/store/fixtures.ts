@@ -1,0 +1,89 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import sqlite3 from 'sqlite3';
+import { encodeNamespace, Store, type StoreLogger, type StoreOptions } from '../../nodes/lib/store';
+import { tempDir } from '../support/harness';
+
+let root: string | undefined;
+
+/** A fresh directory for one test, inside one temp directory per test file (removed at exit). */
+export function freshDir(): string {
+  root ??= tempDir('flow-cache-store-');
+  return fs.mkdtempSync(path.join(root, 't-'));
+}
+
+/** A path for a new database file in a fresh directory. */
+export function tempFile(name = 'cache.sqlite'): string {
+  return path.join(freshDir(), name);
+}
+
+/** A logger that keeps what it was told, so tests can assert on it. */
+export class RecordingLogger implements StoreLogger {
+  readonly warnings: string[] = [];
+  readonly errors: string[] = [];
+  warn(message: string): void {
+    this.warnings.push(message);
+  }
+  error(message: string): void {
+    this.errors.push(message);
+  }
+}
+
+/** Opens a store with no background sweep, so only the test decides when expired rows go. */
+export function openStore(file: string, options: StoreOptions = {}): Promise<Store> {
+  return Store.open(file, { sweepInterval: 0, ...options });
+}
+
+/** A second, independent connection to a database file: sees only what was committed to disk. */
+export class RawDb {
+  private readonly db: sqlite3.Database;
+
+  private constructor(db: sqlite3.Database) {
+    this.db = db;
+  }
+
+  static open(file: string): Promise<RawDb> {
+    return new Promise((resolve, reject) => {
+      const db = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(new RawDb(db))));
+    });
+  }
+
+  all<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    return new Promise((resolve, reject) => {
+      this.db.all<T>(sql, params, (error, rows) => (error ? reject(error) : resolve(rows)));
+    });
+  }
+
+  run(sql: string, params: unknown[] = []): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.db.run(sql, params, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  /** How many rows the keyv table holds on disk (every namespace, expired or not). */
+  async rowCount(): Promise<number> {
+    const rows = await this.all<{ n: number }>('SELECT COUNT(*) AS n FROM keyv');
+    return rows[0].n;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve, reject) => this.db.close((error) => (error ? reject(error) : resolve())));
+  }
+}
+
+/** Opens a raw connection, runs `read` and closes the connection again. */
+export async function onDisk<T>(file: string, read: (db: RawDb) => Promise<T>): Promise<T> {
+  const db = await RawDb.open(file);
+  try {
+    return await read(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** Rows of one namespace on disk, by the key the caller used (namespace prefix removed). */
+export async function diskKeys(file: string, namespace: string): Promise<string[]> {
+  const prefix = `${encodeNamespace(namespace)}:`;
+  const rows = await onDisk(file, (db) => db.all<{ key: string }>('SELECT key FROM keyv ORDER BY key'));
+  return rows.filter((r) => r.key.startsWith(prefix)).map((r) => r.key.slice(prefix.length));
+}
