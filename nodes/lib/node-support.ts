@@ -35,9 +35,12 @@ export function userDir(RED: NodeAPI): string {
   return RED.settings.userDir || path.join(os.homedir(), '.node-red');
 }
 
-/** The host's IANA zone name (what an empty `timezone` means). */
+let hostZoneName: string | undefined;
+
+/** The host's IANA zone name (what an empty `timezone` means); looked up once: an Intl.DateTimeFormat costs more than a whole message. */
 export function hostZone(): string {
-  return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  hostZoneName ??= Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  return hostZoneName;
 }
 
 export function isValidZone(zone: string): boolean {

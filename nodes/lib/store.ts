@@ -71,6 +71,8 @@ const TABLE = 'keyv';
 const MAX_DEFERRED_PENDING = 10_000;
 const ROWS_PER_STATEMENT = 500;
 const TOUCH_FLUSH_MS = 1_000;
+const MAX_DATE_MS = 8.64e15; // the last instant a JavaScript Date can hold
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The part of a full key that names the namespace: hex, so SQL LIKE and case folding cannot mix namespaces. */
 export function encodeNamespace(namespace: string): string {
@@ -359,6 +361,8 @@ export class Store {
   private fullKey(namespace: string, key: string): string {
     this.assertOpen();
     if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string');
+    // the driver writes a lone surrogate as U+FFFD, so two such keys would share one row on disk
+    if (LONE_SURROGATE.test(key)) throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate');
     return `${encodeNamespace(namespace)}:${key}`;
   }
 
@@ -382,6 +386,10 @@ export class Store {
     }
     const storedAt = now();
     const expiresAt = ttlSeconds ? storedAt + Math.round(ttlSeconds * 1000) : null;
+    // a huge TTL would overflow to Infinity, which JSON cannot hold: the row would never be readable again
+    if (expiresAt !== null && !(expiresAt <= MAX_DATE_MS)) {
+      throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`);
+    }
     const text = rowText(encodeValue(value), storedAt, expiresAt);
     return { text, storedAt, expiresAt, size: Buffer.byteLength(text) };
   }
