@@ -56,6 +56,8 @@ interface Row {
   storedAt: number;
   expiresAt: number | null;
   size: number;
+  /** The parsed value column, kept after the first read: decodeJson builds a fresh copy from it each time. */
+  parsed?: { v: Json };
 }
 
 interface Batch {
@@ -100,8 +102,10 @@ function batchPromise(batch: Batch): Promise<void> {
   return batch.promise;
 }
 
-function toEntry(row: Row): Entry {
-  const parsed = JSON.parse(row.text) as { v: Json };
+/** The entry of a row; `keep` holds on to the parsed text for the next read (read paths only, so writes add no memory). */
+function toEntry(row: Row, keep = false): Entry {
+  const parsed = row.parsed ?? (JSON.parse(row.text) as { v: Json });
+  if (keep) row.parsed = parsed;
   return { value: decodeJson(parsed.v), storedAt: row.storedAt, expiresAt: row.expiresAt };
 }
 
@@ -131,6 +135,7 @@ export class Store {
   private readonly pending = new Map<string, Row | null>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly touched = new Map<string, number>();
+  private readonly prefixes = new Map<string, string>();
   private batch: Batch = newBatch();
   private dbChain: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
@@ -213,7 +218,9 @@ export class Store {
       await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_accessed_at ON ${TABLE}(accessed_at)`);
       await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_expires_at ON ${TABLE}(expires_at) WHERE expires_at IS NOT NULL`);
       await adapter.query('CREATE TABLE IF NOT EXISTS flow_cache_meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL)');
-      await adapter.query(`INSERT OR IGNORE INTO flow_cache_meta(name, value) SELECT 'bytes', COALESCE(SUM(size), 0) FROM ${TABLE}`);
+      // the sum is computed only when the row is missing: summing every row on each open made startup grow with the store
+      await adapter.query(`INSERT OR IGNORE INTO flow_cache_meta(name, value) SELECT 'bytes', (SELECT COALESCE(SUM(size), 0) FROM ${TABLE})
+        WHERE NOT EXISTS (SELECT 1 FROM flow_cache_meta WHERE name = 'bytes')`);
       await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_insert AFTER INSERT ON ${TABLE}
         BEGIN UPDATE flow_cache_meta SET value = value + NEW.size WHERE name = 'bytes'; END`);
       await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_update AFTER UPDATE OF size ON ${TABLE}
@@ -240,7 +247,7 @@ export class Store {
     const fullKey = this.fullKey(namespace, key);
     const known = this.memoryRow(fullKey);
     const row = known !== undefined ? this.live(fullKey, known) : await this.withKey(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
-    return row ? toEntry(row) : undefined;
+    return row ? toEntry(row, true) : undefined;
   }
 
   /** Writes a value with a TTL in seconds (0 or undefined: no expiry); resolves once committed (immediate mode). */
@@ -270,7 +277,7 @@ export class Store {
     const fullKey = this.fullKey(namespace, key);
     const { commit, result } = await this.withKey(fullKey, async () => {
       const currentRow = this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey)));
-      const previous = currentRow ? toEntry(currentRow) : undefined;
+      const previous = currentRow ? toEntry(currentRow, true) : undefined;
       const decision = change(previous);
       if (decision === undefined) return { commit: undefined, result: { previous, entry: previous } };
       if ('delete' in decision) {
@@ -363,7 +370,13 @@ export class Store {
     if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string');
     // the driver writes a lone surrogate as U+FFFD, so two such keys would share one row on disk
     if (LONE_SURROGATE.test(key)) throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate');
-    return `${encodeNamespace(namespace)}:${key}`;
+    let prefix = this.prefixes.get(namespace);
+    if (prefix === undefined) {
+      prefix = `${encodeNamespace(namespace)}:`;
+      if (this.prefixes.size >= 1_000) this.prefixes.clear(); // namespaces are few (one per flow); this only bounds a misuse
+      this.prefixes.set(namespace, prefix);
+    }
+    return prefix + key;
   }
 
   private assertOpen(): void {
