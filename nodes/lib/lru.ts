@@ -1,19 +1,35 @@
-/** A Map bounded to `capacity` entries that drops the least recently used one first. */
+interface Slot<V> {
+  value: V;
+  tick: number;
+}
+
+/**
+ * A Map bounded to `capacity` entries that drops the least recently used one first. Recency is
+ * approximate: a hit moves an entry to the young end only once it has aged past half the
+ * capacity, so hot keys cost a lookup, not a delete and re-insert, on every read.
+ */
 export class LruMap<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly capacity: number) {}
+  private readonly map = new Map<K, Slot<V>>();
+  private tick = 0;
+  private readonly refreshAfter: number;
+
+  constructor(private readonly capacity: number) {
+    this.refreshAfter = Math.max(1, Math.floor(capacity / 2));
+  }
 
   get size(): number {
     return this.map.size;
   }
 
   get(key: K): V | undefined {
-    const value = this.map.get(key);
-    if (value !== undefined) {
+    const slot = this.map.get(key);
+    if (slot === undefined) return undefined;
+    if (this.tick - slot.tick >= this.refreshAfter) {
       this.map.delete(key);
-      this.map.set(key, value);
+      slot.tick = ++this.tick;
+      this.map.set(key, slot);
     }
-    return value;
+    return slot.value;
   }
 
   has(key: K): boolean {
@@ -22,7 +38,7 @@ export class LruMap<K, V> {
 
   set(key: K, value: V): void {
     this.map.delete(key);
-    this.map.set(key, value);
+    this.map.set(key, { value, tick: ++this.tick });
     if (this.map.size > this.capacity) {
       const oldest = this.map.keys().next();
       if (!oldest.done) this.map.delete(oldest.value);

@@ -66,6 +66,7 @@ export function configNumber(value: unknown, fallback: number): number {
  */
 export class StoreBinding {
   private lease: Promise<StoreLease> | undefined;
+  private opened: CacheNamespace | undefined;
   readonly settings: StoreSettings;
   private readonly tabId: string;
 
@@ -97,8 +98,9 @@ export class StoreBinding {
     return this.settings.timezone || hostZone();
   }
 
-  /** The namespace this node works in, opening the store if needed. */
-  async namespace(): Promise<CacheNamespace> {
+  /** The namespace this node works in, opening the store if needed (the opened namespace is kept). */
+  namespace(): CacheNamespace | Promise<CacheNamespace> {
+    if (this.opened) return this.opened;
     if (!this.lease) {
       const logger = { warn: (m: string) => this.node.warn(m), error: (m: string) => this.node.error(m) };
       const opening = acquireStore(this.settings.file, { ...this.settings.options, logger });
@@ -107,15 +109,20 @@ export class StoreBinding {
         if (this.lease === opening) this.lease = undefined;
       });
     }
-    const { store } = await this.lease;
-    const name = this.settings.scope === 'shared' ? `shared:${this.settings.namespace}` : `flow:${this.tabId}`;
-    return new CacheNamespace(store, name, this.settings.defaultTtl);
+    const lease = this.lease;
+    return lease.then(({ store }) => {
+      const name = this.settings.scope === 'shared' ? `shared:${this.settings.namespace}` : `flow:${this.tabId}`;
+      const namespace = new CacheNamespace(store, name, this.settings.defaultTtl);
+      if (this.lease === lease) this.opened = namespace;
+      return namespace;
+    });
   }
 
   /** Lets go of the store (closing it if this was its last user). */
   async release(): Promise<void> {
     const lease = this.lease;
     this.lease = undefined;
+    this.opened = undefined;
     if (!lease) return;
     try {
       await (await lease).release();
@@ -156,12 +163,22 @@ export function fillPlaceholders(RED: NodeAPI, template: string, msg: NodeMessag
   });
 }
 
+/** A message property by path (the common key type, read without a callback); a malformed path reads as unset. */
+function messageProperty(RED: NodeAPI, msg: NodeMessage, path: string): unknown {
+  try {
+    return RED.util.getMessageProperty(msg, path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resolves a node's key for one message; an empty or non-string key is an error. */
 export async function resolveKey(RED: NodeAPI, node: Node, config: BaseNodeConfig, msg: NodeMessage): Promise<string> {
   const keyType = config.keyType || 'msg';
   const keyValue = config.key ?? (keyType === 'msg' ? 'topic' : '');
   let key: unknown;
   if (keyType === 'str') key = fillPlaceholders(RED, keyValue, msg, 'key');
+  else if (keyType === 'msg') key = messageProperty(RED, msg, keyValue);
   else key = await evaluate(RED, node, keyValue, keyType, msg);
   const where = keyType === 'str' ? 'the key' : `key ${keyType}.${keyValue}`;
   if (key === undefined || key === null) throw new InputError(`${where} is not set`);
@@ -247,10 +264,19 @@ export class StatusReporter {
   }
 }
 
-/** An instant in ms as an ISO string in a zone (null stays null). */
+const isoMemo = new Map<string, string | null>();
+
+/** An instant in ms as an ISO string in a zone (null stays null); repeated instants (hits on one entry) come from a small memo. */
 export function isoInZone(ms: number | null | undefined, zone: string): string | null {
   if (ms === null || ms === undefined) return null;
-  return DateTime.fromMillis(ms, { zone }).toISO();
+  const memoKey = `${zone}|${ms}`;
+  let iso = isoMemo.get(memoKey);
+  if (iso === undefined) {
+    iso = DateTime.fromMillis(ms, { zone }).toISO();
+    if (isoMemo.size >= 1_000) isoMemo.clear();
+    isoMemo.set(memoKey, iso);
+  }
+  return iso;
 }
 
 /** The `msg.cache` object of cache-get / cache-set. */

@@ -11,7 +11,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** Encodes a value to text, preserving Date, luxon DateTime, Buffer, Map, Set, BigInt and non-finite numbers. */
 export function encodeValue(value: unknown): string {
   if (value === undefined) throw new UnstorableValueError('value', 'undefined (there is nothing to store)');
-  return JSON.stringify(toJson(value, 'value', new Set()));
+  return JSON.stringify(toJson(value, ROOT, new Set()));
 }
 
 /** Decodes text made by encodeValue into a fresh copy of the value. */
@@ -24,11 +24,36 @@ export function decodeJson(json: Json): unknown {
   return fromJson(json);
 }
 
+// Where in the value the encoder is: a linked list turned into text ("value.a[2]") only for an error.
+// A step is an array index (number), a property name (string) or a Map/Set position (label).
+interface Path {
+  parent: Path | undefined;
+  step: string | number;
+  label?: boolean;
+}
+const ROOT: Path = { parent: undefined, step: 'value', label: true };
+
+function at(parent: Path, step: string | number, label = false): Path {
+  return { parent, step, label };
+}
+
+function pathText(path: Path): string {
+  let text = '';
+  for (let p: Path | undefined = path; p; p = p.parent) {
+    text = (p.label ? String(p.step) : typeof p.step === 'number' ? `[${p.step}]` : `.${p.step}`) + text;
+  }
+  return text;
+}
+
+function unstorable(path: Path, what: string): UnstorableValueError {
+  return new UnstorableValueError(pathText(path), what);
+}
+
 function tagged(tag: string, v: Json): Json {
   return { [TAG]: tag, v };
 }
 
-function toJson(value: unknown, path: string, seen: Set<object>): Json {
+function toJson(value: unknown, path: Path, seen: Set<object>): Json {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -39,15 +64,15 @@ function toJson(value: unknown, path: string, seen: Set<object>): Json {
     case 'bigint':
       return tagged('I', value.toString());
     case 'undefined':
-      throw new UnstorableValueError(path, 'undefined');
+      throw unstorable(path, 'undefined');
     case 'function':
-      throw new UnstorableValueError(path, 'a function');
+      throw unstorable(path, 'a function');
     case 'symbol':
-      throw new UnstorableValueError(path, 'a symbol');
+      throw unstorable(path, 'a symbol');
   }
   if (value === null) return null;
   const obj = value as object;
-  if (seen.has(obj)) throw new UnstorableValueError(path, 'a circular reference');
+  if (seen.has(obj)) throw unstorable(path, 'a circular reference');
   seen.add(obj);
   try {
     return objectToJson(obj, path, seen);
@@ -56,22 +81,29 @@ function toJson(value: unknown, path: string, seen: Set<object>): Json {
   }
 }
 
-function objectToJson(obj: object, path: string, seen: Set<object>): Json {
+/** Encodes a member; plain strings, booleans and finite numbers skip building a path. */
+function child(value: unknown, parent: Path, step: string | number, seen: Set<object>): Json {
+  const type = typeof value;
+  if (type === 'string' || type === 'boolean' || (type === 'number' && Number.isFinite(value) && !Object.is(value, -0))) return value as Json;
+  return toJson(value, at(parent, step), seen);
+}
+
+function objectToJson(obj: object, path: Path, seen: Set<object>): Json {
   if (Array.isArray(obj)) {
     const out: Json[] = new Array(obj.length);
     for (let i = 0; i < obj.length; i++) {
-      if (!(i in obj)) throw new UnstorableValueError(`${path}[${i}]`, 'an empty array slot');
-      out[i] = toJson(obj[i], `${path}[${i}]`, seen);
+      if (!(i in obj)) throw unstorable(at(path, i), 'an empty array slot');
+      out[i] = child(obj[i], path, i, seen);
     }
     return out;
   }
   if (types.isDate(obj)) {
     const t = obj.getTime();
-    if (Number.isNaN(t)) throw new UnstorableValueError(path, 'an invalid Date');
+    if (Number.isNaN(t)) throw unstorable(path, 'an invalid Date');
     return tagged('D', obj.toISOString());
   }
   if (DateTime.isDateTime(obj)) {
-    if (!obj.isValid) throw new UnstorableValueError(path, `an invalid luxon DateTime (${obj.invalidReason})`);
+    if (!obj.isValid) throw unstorable(path, `an invalid luxon DateTime (${obj.invalidReason})`);
     return tagged('L', [obj.toISO({ includeOffset: true }) as string, obj.zoneName ?? 'UTC']);
   }
   if (Buffer.isBuffer(obj)) return tagged('B', obj.toString('base64'));
@@ -79,7 +111,7 @@ function objectToJson(obj: object, path: string, seen: Set<object>): Json {
     const entries: Json[] = [];
     let i = 0;
     for (const [k, v] of obj) {
-      entries.push([toJson(k, `${path}<key ${i}>`, seen), toJson(v, `${path}<value ${i}>`, seen)]);
+      entries.push([toJson(k, at(path, `<key ${i}>`, true), seen), toJson(v, at(path, `<value ${i}>`, true), seen)]);
       i++;
     }
     return tagged('M', entries);
@@ -87,29 +119,29 @@ function objectToJson(obj: object, path: string, seen: Set<object>): Json {
   if (types.isSet(obj)) {
     const items: Json[] = [];
     let i = 0;
-    for (const v of obj) items.push(toJson(v, `${path}<item ${i++}>`, seen));
+    for (const v of obj) items.push(toJson(v, at(path, `<item ${i++}>`, true), seen));
     return tagged('S', items);
   }
   // Objects made in a Function node's sandbox have that realm's Object.prototype: plain all the same.
   const proto = Object.getPrototypeOf(obj);
   if (proto !== null && Object.getPrototypeOf(proto) !== null) {
     const name = (obj as { constructor?: { name?: string } }).constructor?.name || 'unknown';
-    throw new UnstorableValueError(path, `an instance of class ${name}`);
+    throw unstorable(path, `an instance of class ${name}`);
   }
-  if (Object.getOwnPropertySymbols(obj).length > 0) throw new UnstorableValueError(path, 'a symbol-keyed property');
+  if (Object.getOwnPropertySymbols(obj).length > 0) throw unstorable(path, 'a symbol-keyed property');
   const out: { [key: string]: Json } = {};
   for (const key of Object.keys(obj)) {
     const v = (obj as Record<string, unknown>)[key];
     if (v === undefined) continue; // as JSON does: an absent property
-    // defineProperty keeps keys such as "__proto__" as plain data
-    Object.defineProperty(out, key, {
-      value: toJson(v, `${path}.${key}`, seen),
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
+    setOwn(out, key, child(v, path, key, seen));
   }
   return TAG in out ? tagged('O', out) : out;
+}
+
+/** Sets a data property; "__proto__" needs defineProperty, or it would set the prototype instead. */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
 }
 
 function fromJson(json: Json): unknown {
@@ -122,7 +154,7 @@ function fromJson(json: Json): unknown {
 function plainObject(json: { [key: string]: Json }): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(json)) {
-    Object.defineProperty(out, key, { value: fromJson(json[key]), enumerable: true, writable: true, configurable: true });
+    setOwn(out, key, fromJson(json[key]));
   }
   return out;
 }

@@ -60,6 +60,12 @@ interface Row {
   parsed?: { v: Json };
 }
 
+interface UpdateStep {
+  result: UpdateResult;
+  commit?: Promise<void>;
+  tooBig?: Row;
+}
+
 interface Batch {
   puts: Map<string, Row | null>;
   clears: string[];
@@ -71,7 +77,8 @@ interface Batch {
 
 const TABLE = 'keyv';
 const MAX_DEFERRED_PENDING = 10_000;
-const ROWS_PER_STATEMENT = 500;
+const ROWS_PER_STATEMENT = 1000;
+const EAGER_BATCH_ROWS = 2000;
 const TOUCH_FLUSH_MS = 1_000;
 const MAX_DATE_MS = 8.64e15; // the last instant a JavaScript Date can hold
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
@@ -215,7 +222,9 @@ export class Store {
         if (!columns.has(name)) await adapter.query(`ALTER TABLE ${TABLE} ADD COLUMN ${name} ${type}`);
       }
       await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_stored_at ON ${TABLE}(stored_at)`);
-      await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_accessed_at ON ${TABLE}(accessed_at)`);
+      // the access-time index serves only least-recently-used eviction; elsewhere it would slow every write
+      if (options.evictionPolicy === 'least-recently-used') await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_accessed_at ON ${TABLE}(accessed_at)`);
+      else await adapter.query(`DROP INDEX IF EXISTS ${TABLE}_accessed_at`);
       await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_expires_at ON ${TABLE}(expires_at) WHERE expires_at IS NOT NULL`);
       await adapter.query('CREATE TABLE IF NOT EXISTS flow_cache_meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL)');
       // the sum is computed only when the row is missing: summing every row on each open made startup grow with the store
@@ -254,13 +263,13 @@ export class Store {
   async set(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<Entry> {
     const fullKey = this.fullKey(namespace, key);
     const row = this.makeRow(value, ttlSeconds);
-    const commit = await this.withKey(fullKey, async () => {
-      if (!this.fits(fullKey, row)) await this.recount(fullKey);
-      this.assertRoom(fullKey, row); // no await between this check and the enqueue
-      return this.enqueue(fullKey, row);
-    });
+    // nothing queued on this key and room to spare: enqueue now (no await, so nothing can come between)
+    const commit =
+      !this.locks.has(fullKey) && this.fits(fullKey, row)
+        ? this.enqueue(fullKey, row)
+        : (await this.withKey(fullKey, () => (this.fits(fullKey, row) ? Promise.resolve({ commit: this.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row)))).commit;
     await commit;
-    return toEntry(row);
+    return { value, storedAt: row.storedAt, expiresAt: row.expiresAt };
   }
 
   /** Removes a key; resolves to whether an unexpired entry was there. */
@@ -275,22 +284,18 @@ export class Store {
    */
   async update(namespace: string, key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     const fullKey = this.fullKey(namespace, key);
-    const { commit, result } = await this.withKey(fullKey, async () => {
-      const currentRow = this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey)));
-      const previous = currentRow ? toEntry(currentRow, true) : undefined;
-      const decision = change(previous);
-      if (decision === undefined) return { commit: undefined, result: { previous, entry: previous } };
-      if ('delete' in decision) {
-        const commit = currentRow || this.pending.has(fullKey) ? this.enqueue(fullKey, null) : undefined;
-        return { commit, result: { previous, entry: undefined } };
-      }
-      const row = this.makeRow(decision.value, decision.ttl);
-      if (!this.fits(fullKey, row)) await this.recount(fullKey);
-      this.assertRoom(fullKey, row); // no await between this check and the enqueue
-      return { commit: this.enqueue(fullKey, row), result: { previous, entry: toEntry(row) } };
-    });
-    if (commit) await commit;
-    return result;
+    // nothing queued on this key and its row in memory: the read-modify-write runs synchronously
+    const known = this.locks.has(fullKey) ? undefined : this.memoryRow(fullKey);
+    const step =
+      known !== undefined
+        ? this.decide(fullKey, this.live(fullKey, known), change)
+        : await this.withKey(fullKey, async () => this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change));
+    if (step.tooBig) {
+      const row = step.tooBig;
+      step.commit = (await this.withKey(fullKey, () => this.enqueueAfterRecount(fullKey, row))).commit;
+    }
+    if (step.commit) await step.commit;
+    return step.result;
   }
 
   /** Removes every key of a namespace and nothing else. */
@@ -477,6 +482,31 @@ export class Store {
     throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
   }
 
+  /**
+   * The synchronous part of update(): applies `change` to the current row and enqueues the result,
+   * unless the new row may not fit (policy none): then `tooBig` holds it for a recount first.
+   */
+  private decide(fullKey: string, currentRow: Row | undefined, change: (current: Entry | undefined) => UpdateDecision): UpdateStep {
+    const previous = currentRow ? toEntry(currentRow, true) : undefined;
+    const decision = change(previous);
+    if (decision === undefined) return { result: { previous, entry: previous } };
+    if ('delete' in decision) {
+      const commit = currentRow || this.pending.has(fullKey) ? this.enqueue(fullKey, null) : undefined;
+      return { commit, result: { previous, entry: undefined } };
+    }
+    const row = this.makeRow(decision.value, decision.ttl);
+    const result = { previous, entry: { value: decision.value, storedAt: row.storedAt, expiresAt: row.expiresAt } };
+    if (!this.fits(fullKey, row)) return { tooBig: row, result };
+    return { commit: this.enqueue(fullKey, row), result };
+  }
+
+  /** Enqueues a row once exact byte counts confirm it fits (else StoreFullError); call holding the key's lock. */
+  private async enqueueAfterRecount(fullKey: string, row: Row): Promise<{ commit: Promise<void> }> {
+    await this.recount(fullKey);
+    this.assertRoom(fullKey, row); // no await between this check and the enqueue
+    return { commit: this.enqueue(fullKey, row) }; // wrapped: returning the promise itself would hold the lock until the commit
+  }
+
   /** Puts a write into the current batch; the promise settles when that batch is committed. */
   private enqueue(fullKey: string, row: Row | null): Promise<void> {
     const previous = this.batch.puts.get(fullKey);
@@ -486,7 +516,9 @@ export class Store {
     this.pending.set(fullKey, row);
     this.cache.set(fullKey, row);
     const commit = batchPromise(this.batch);
-    this.scheduleFlush(false);
+    // a full batch goes to the database now, so the next one fills while this one is written
+    if (this.durability === 'immediate' && this.batch.puts.size >= EAGER_BATCH_ROWS) this.runFlush();
+    else this.scheduleFlush(false);
     return this.durability === 'deferred' ? Promise.resolve() : commit;
   }
 
@@ -500,24 +532,25 @@ export class Store {
     });
   }
 
+  /** Seals the current batch and queues its write behind the writes already queued. */
   private runFlush(): void {
+    const batch = this.batch;
+    this.batch = newBatch(); // sealed: a write after this point belongs to the next batch and its commit
+    if (batch.puts.size === 0 && batch.clears.length === 0 && this.touched.size === 0) {
+      void this.exclusive(async () => batch.resolve?.());
+      return;
+    }
+    this.inflightBytes += batch.bytes;
     void this.exclusive(async () => {
-      const batch = this.batch;
-      if (batch.puts.size === 0 && batch.clears.length === 0 && this.touched.size === 0) {
-        batch.resolve?.();
-        return;
-      }
-      this.batch = newBatch();
-      this.inflightBytes = batch.bytes;
       try {
         await this.writeBatch(batch);
         this.committedBytes += batch.bytes;
-        this.inflightBytes = 0;
+        this.inflightBytes -= batch.bytes;
         for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
         if (batch.clears.length > 0) this.forgetCleared(batch);
         batch.resolve?.();
       } catch (error) {
-        this.inflightBytes = 0;
+        this.inflightBytes -= batch.bytes;
         for (const [key, row] of batch.puts) {
           if (this.pending.get(key) === row) {
             this.pending.delete(key);
@@ -540,7 +573,19 @@ export class Store {
     return run;
   }
 
+  /** Writes a batch in one transaction: all of it is committed, or none of it. */
   private async writeBatch(batch: Batch): Promise<void> {
+    await this.query('BEGIN IMMEDIATE', []);
+    try {
+      await this.writeStatements(batch);
+      await this.query('COMMIT', []);
+    } catch (error) {
+      await this.query('ROLLBACK', []).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async writeStatements(batch: Batch): Promise<void> {
     for (const prefix of batch.clears) {
       await this.query(`DELETE FROM ${TABLE} WHERE key >= ? AND key < ?`, [prefix, rangeEnd(prefix)]);
     }
