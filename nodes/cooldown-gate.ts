@@ -53,9 +53,22 @@ const TEXT_UNITS = [
   ['seconds', 's'],
 ] as const;
 
+const textMemo = new Map<number, string>();
+
 /** A duration as its two largest units, e.g. "3 h 12 min", "2 d 4 h", "45 s" (seconds rounded up). */
 function durationText(ms: number): string {
   const seconds = Math.max(0, Math.ceil(ms / 1000));
+  // held-back messages of a burst share the same remaining seconds: build each text once
+  let text = textMemo.get(seconds);
+  if (text === undefined) {
+    text = secondsText(seconds);
+    if (textMemo.size >= 1_000) textMemo.clear();
+    textMemo.set(seconds, text);
+  }
+  return text;
+}
+
+function secondsText(seconds: number): string {
   const parts = Duration.fromObject({ seconds }).shiftTo('days', 'hours', 'minutes', 'seconds');
   const first = TEXT_UNITS.findIndex(([unit]) => parts.get(unit) > 0);
   if (first === -1) return '0 s';
