@@ -40,6 +40,7 @@ export async function acquireStore(file: string, options: StoreOptions = {}): Pr
     holder.users--;
     throw error;
   }
+  warnIfDifferent(store, options);
   let released = false;
   return {
     store,
@@ -53,6 +54,18 @@ export async function acquireStore(file: string, options: StoreOptions = {}): Pr
       }
     },
   };
+}
+
+/** A second user asking for other settings gets the file's settings, and a warning saying so. */
+function warnIfDifferent(store: Store, options: StoreOptions): void {
+  const differences: string[] = [];
+  const limit = Math.round((options.sizeLimitMb ?? 100) * 1024 * 1024);
+  if (limit !== store.sizeLimitBytes) differences.push(`size limit ${store.sizeLimitBytes / 1024 / 1024} MB`);
+  if ((options.evictionPolicy ?? 'least-recently-stored') !== store.evictionPolicy) differences.push(`eviction policy ${store.evictionPolicy}`);
+  if ((options.durability ?? 'immediate') !== store.durability) differences.push(`durability ${store.durability}`);
+  if (differences.length > 0) {
+    options.logger?.warn(`${store.file} is already open with other settings; its ${differences.join(', ')} apply (give each store its own file to keep them apart)`);
+  }
 }
 
 /** One namespace of a store, with the namespace's default TTL applied to writes that give none. */

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CacheError, StoreIOError } from '../../nodes/lib/errors';
 import { acquireStore, CacheNamespace, type StoreLease } from '../../nodes/lib/registry';
 import { ManualClock } from '../support/harness';
-import { freshDir, tempFile } from './fixtures';
+import { freshDir, RecordingLogger, tempFile } from './fixtures';
 
 const isClosed = (error: unknown) => error instanceof CacheError && error.code === 'STORE_CLOSED';
 
@@ -23,6 +23,20 @@ describe('registry: one shared store per file', () => {
   afterEach(async () => {
     for (const lease of leases.splice(0)) await lease.release();
     clock.uninstall();
+  });
+
+  it('warns a second user that asks for other settings, and keeps the first settings', async () => {
+    const file = tempFile();
+    await acquire(file, { evictionPolicy: 'least-recently-used', sizeLimitMb: 5 });
+    const logger = new RecordingLogger();
+    const second = await acquire(file, { durability: 'deferred', logger });
+    assert.equal(second.store.durability, 'immediate');
+    assert.equal(second.store.evictionPolicy, 'least-recently-used');
+    assert.equal(logger.warnings.length, 1);
+    assert.match(logger.warnings[0], /already open with other settings; its size limit 5 MB, eviction policy least-recently-used, durability immediate apply/);
+    const quiet = new RecordingLogger();
+    await acquire(file, { evictionPolicy: 'least-recently-used', sizeLimitMb: 5, logger: quiet });
+    assert.equal(quiet.warnings.length, 0);
   });
 
   it('gives two users of the same file the same Store', async () => {
