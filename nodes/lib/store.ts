@@ -135,8 +135,10 @@ export class Store {
   readonly evictionPolicy: EvictionPolicy;
   readonly durability: Durability;
 
-  private readonly adapter: KeyvSqlite;
-  private readonly keyv: Keyv<string>;
+  private adapter!: KeyvSqlite;
+  private keyv!: Keyv<string>;
+  private readonly options: StoreOptions;
+  private recovering = false;
   private readonly logger: StoreLogger;
   private readonly cache: LruMap<string, Row | null>;
   private readonly pending = new Map<string, Row | null>();
@@ -154,12 +156,21 @@ export class Store {
 
   private constructor(file: string, adapter: KeyvSqlite, options: StoreOptions, logger: StoreLogger) {
     this.file = file;
-    this.adapter = adapter;
+    this.options = options;
     this.logger = logger;
     this.sizeLimitBytes = Math.round((options.sizeLimitMb ?? 100) * 1024 * 1024);
     this.evictionPolicy = options.evictionPolicy ?? 'least-recently-stored';
     this.durability = options.durability ?? 'immediate';
     this.cache = new LruMap(options.readCacheEntries ?? 10_000);
+    this.attach(adapter);
+    const sweepSeconds = options.sweepInterval ?? 60;
+    if (sweepSeconds > 0) this.every(sweepSeconds * 1000, () => this.sweep());
+    if (this.durability === 'deferred') this.every((options.flushInterval ?? 30) * 1000, () => this.flush());
+    if (this.evictionPolicy === 'least-recently-used') this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
+  }
+
+  private attach(adapter: KeyvSqlite): void {
+    this.adapter = adapter;
     this.keyv = new Keyv<string>({
       store: adapter,
       useKeyPrefix: false,
@@ -169,10 +180,6 @@ export class Store {
       deserialize: <Value>(text: string) => ({ value: text as unknown as Value }),
     });
     this.keyv.on('error', () => undefined); // thrown to the caller by throwOnErrors
-    const sweepSeconds = options.sweepInterval ?? 60;
-    if (sweepSeconds > 0) this.every(sweepSeconds * 1000, () => this.sweep());
-    if (this.durability === 'deferred') this.every((options.flushInterval ?? 30) * 1000, () => this.flush());
-    if (this.evictionPolicy === 'least-recently-used') this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
   }
 
   /** Opens (creating if needed) the database file; a damaged file is moved aside and replaced. */
@@ -206,6 +213,19 @@ export class Store {
   }
 
   private static async connect(file: string, options: StoreOptions, logger: StoreLogger): Promise<Store> {
+    const adapter = await Store.openAdapter(file, options);
+    try {
+      const store = new Store(file, adapter, options, logger);
+      store.committedBytes = await store.readBytes();
+      return store;
+    } catch (error) {
+      await adapter.disconnect().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Connects to the file and brings its schema up to date (WAL, extra columns, indexes, byte count). */
+  private static async openAdapter(file: string, options: StoreOptions): Promise<KeyvSqlite> {
     const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, table: TABLE, busyTimeout: 5000 });
     adapter.on('error', () => undefined); // the same error rejects the first query below
     try {
@@ -236,13 +256,36 @@ export class Store {
         BEGIN UPDATE flow_cache_meta SET value = value + NEW.size - OLD.size WHERE name = 'bytes'; END`);
       await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_delete AFTER DELETE ON ${TABLE}
         BEGIN UPDATE flow_cache_meta SET value = value - OLD.size WHERE name = 'bytes'; END`);
-      const store = new Store(file, adapter, options, logger);
-      store.committedBytes = await store.readBytes();
-      return store;
+      return adapter;
     } catch (error) {
       await adapter.disconnect().catch(() => undefined);
       throw error;
     }
+  }
+
+  /**
+   * Damage found while running (pages behind a sound header): the operation that met it fails, the
+   * file is moved aside and a fresh one takes its place; writes queued after the damage go to it.
+   */
+  private recover(error: unknown): void {
+    if (this.recovering || this.closed) return;
+    this.recovering = true;
+    void this.exclusive(async () => {
+      try {
+        await this.adapter.disconnect().catch(() => undefined);
+        const aside = moveAside(this.file, now());
+        this.logger.error(`cache database ${this.file} is damaged (${(error as Error).message}); moved it to ${aside} and started an empty one`);
+        prepareFile(this.file);
+        this.attach(await Store.openAdapter(this.file, this.options));
+        this.cache.clear();
+        this.epoch++;
+        this.committedBytes = 0;
+      } catch (failure) {
+        this.logger.error(`cache database ${this.file}: recovery failed: ${(failure as Error).message}`);
+      } finally {
+        this.recovering = false;
+      }
+    });
   }
 
   /** Bytes stored on disk (values and metadata), as the size limit counts them. */
@@ -438,6 +481,7 @@ export class Store {
     try {
       text = await this.keyv.get(fullKey);
     } catch (error) {
+      if (isCorruption(error)) this.recover(error);
       throw new StoreIOError('read', this.file, error);
     }
     const row = text === undefined ? null : parseRow(text);
@@ -670,6 +714,7 @@ export class Store {
       return (await this.adapter.query(sql, params)) as unknown[];
     } catch (error) {
       if (error instanceof CacheError) throw error;
+      if (isCorruption(error)) this.recover(error);
       throw new StoreIOError('use', this.file, error);
     }
   }
