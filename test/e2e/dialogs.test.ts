@@ -1,0 +1,360 @@
+// Each node's edit dialog as a user meets it: dragged from the palette, labelled fields, bad values refused, good ones saved.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Locator, Page } from 'playwright-core';
+import {
+  type Browser,
+  canvasNode,
+  closeTrays,
+  editorNode,
+  FLOW_TYPES,
+  type NodeRed,
+  openBrowser,
+  openDialog,
+  openEditor,
+  rawI18nKeys,
+  screenshot,
+  startNodeRed,
+  trayClosed,
+  trayOpen,
+} from './support';
+
+/** What a dialog must refuse and what it must keep. */
+interface DialogCase {
+  /** Enters one invalid value; `marked` is the field that must show the error. */
+  invalid(page: Page): Promise<void>;
+  marked: string;
+  /** Enters a valid configuration. */
+  valid(page: Page): Promise<void>;
+  /** The node's properties after saving the valid configuration (numbers compared as text). */
+  saved: Record<string, unknown>;
+}
+
+/** Types text into a field the way a user does (the editor validates on keyup and change). */
+async function type(page: Page, selector: string, text: string): Promise<void> {
+  // A TypedInput hides the original input and shows its own text box beside it.
+  const typed = page.locator(`${selector}[type="hidden"] + .red-ui-typedInput-container input.red-ui-typedInput-input`);
+  const field = (await typed.count()) > 0 ? typed : page.locator(selector);
+  await field.fill(text);
+  await field.press('End');
+  await field.dispatchEvent('change');
+}
+
+/** Picks a TypedInput's type from its menu, then types its value into the TypedInput's own text box. */
+async function typedInput(page: Page, field: string, valueType: string, text?: string): Promise<void> {
+  const container = page.locator(`#node-input-${field} + .red-ui-typedInput-container`);
+  await container.locator('button.red-ui-typedInput-type-select').click();
+  await page.locator(`.red-ui-typedInput-options:visible a[value="${valueType}"]`).click();
+  if (text !== undefined) await type(page, `#node-input-${field}`, text);
+}
+
+const CASES: Record<string, DialogCase> = {
+  'cache-get': {
+    invalid: (page) => typedInput(page, 'key', 'str', ''),
+    marked: 'node-input-key',
+    async valid(page) {
+      await typedInput(page, 'key', 'str', 'door:{{topic}}');
+      await type(page, '#node-input-property', 'lastDoor');
+      await typedInput(page, 'default', 'num', '0');
+    },
+    saved: { key: 'door:{{topic}}', keyType: 'str', property: 'lastDoor', default: '0', defaultType: 'num' },
+  },
+  'cache-set': {
+    invalid: (page) => type(page, '#node-input-ttl', '-5'),
+    marked: 'node-input-ttl',
+    async valid(page) {
+      await page.locator('#node-input-operation').selectOption('set');
+      await typedInput(page, 'key', 'str', 'last leak');
+      await typedInput(page, 'value', 'msg', 'payload.state');
+      await type(page, '#node-input-ttl', '3600');
+    },
+    saved: { operation: 'set', key: 'last leak', keyType: 'str', value: 'payload.state', valueType: 'msg', ttl: '3600' },
+  },
+  'cooldown-gate': {
+    invalid: (page) => type(page, '#node-input-cooldown', '-1'),
+    marked: 'node-input-cooldown',
+    async valid(page) {
+      await type(page, '#node-input-cooldown', '4');
+      await page.locator('#node-input-cooldownUnits').selectOption('hours');
+      await page.locator('#node-input-failOpen').uncheck();
+    },
+    saved: { cooldown: '4', cooldownUnits: 'hours', failOpen: false, key: 'topic', keyType: 'msg' },
+  },
+  counter: {
+    invalid: (page) => type(page, '#node-input-step', 'two'),
+    marked: 'node-input-step',
+    async valid(page) {
+      await type(page, '#node-input-step', '2');
+      await type(page, '#node-input-initial', '10');
+      await page.locator('#node-input-resetEvery').selectOption('week');
+    },
+    saved: { step: '2', initial: '10', resetEvery: 'week' },
+  },
+  'ttl-fetch': {
+    invalid: (page) => type(page, '#node-input-ttl', 'soon'),
+    marked: 'node-input-ttl',
+    async valid(page) {
+      await type(page, '#node-input-url', 'https://api.example.com/weather?city={{payload}}');
+      await type(page, '#node-input-ttl', '15');
+      await page.locator('#node-input-ttlUnits').selectOption('minutes');
+      await page.locator('#node-input-returnType').selectOption('text');
+      await type(page, '#node-input-timeout', '10');
+      await page.locator('.node-input-headers-container-row .red-ui-editableList-addButton').click();
+      await page.locator('.node-input-header-name').last().fill('Accept');
+      await page.locator('.node-input-header-value').last().fill('application/json');
+      await page.locator('#node-input-secret').fill('Bearer e2e-secret-token');
+    },
+    saved: {
+      url: 'https://api.example.com/weather?city={{payload}}',
+      ttl: '15',
+      ttlUnits: 'minutes',
+      returnType: 'text',
+      timeout: '10',
+      headers: [{ name: 'Accept', value: 'application/json' }],
+    },
+  },
+};
+
+/** Whether a field shows the editor's error marking (on the input or on its TypedInput container). */
+function isMarked(page: Page, id: string): Promise<boolean> {
+  return page.evaluate((fieldId: string) => {
+    const field = (globalThis as any).document.getElementById(fieldId);
+    if (!field) return false;
+    const container = field.closest('.red-ui-typedInput-container') ?? field.nextElementSibling;
+    const typed = container?.classList.contains('red-ui-typedInput-container') ? container : null;
+    return field.classList.contains('input-error') || Boolean(typed?.classList.contains('input-error'));
+  }, id);
+}
+
+async function waitMarked(page: Page, id: string, marked: boolean): Promise<void> {
+  await page.waitForFunction(
+    ([fieldId, want]: [string, boolean]) => {
+      const field = (globalThis as any).document.getElementById(fieldId);
+      if (!field) return false;
+      const typed = field.closest('.red-ui-typedInput-container') ?? field.nextElementSibling;
+      const on = field.classList.contains('input-error') || Boolean(typed?.classList?.contains('input-error'));
+      return on === want;
+    },
+    [id, marked] as [string, boolean],
+  );
+}
+
+/**
+ * Problems with the form's fields: a property of the node with no field, a field row without a label,
+ * a label that wraps or is cut off. `prefix` is node-input or node-config-input.
+ */
+function formProblems(tray: Locator, prefix: string, type: string): Promise<string[]> {
+  return tray.evaluate(
+    (element: any, [fieldPrefix, nodeType]: [string, string]) => {
+      const RED = (globalThis as any).RED;
+      const doc = (globalThis as any).document;
+      const problems: string[] = [];
+      const form = element.querySelector('#dialog-form, #node-config-dialog-edit-form');
+      const defaults = RED.nodes.getType(nodeType).defaults;
+      for (const property of Object.keys(defaults)) {
+        const field = form.querySelector(`#${fieldPrefix}-${property}`) ?? form.querySelector(`#${fieldPrefix}-${property}-container`);
+        // A TypedInput's type and editableList rows are kept in hidden fields beside the visible one.
+        if (!field) problems.push(`no field for ${property}`);
+      }
+      for (const row of form.querySelectorAll('.form-row')) {
+        const fields = [...row.querySelectorAll('input, select, textarea, ol')].filter((f: any) => f.type !== 'hidden');
+        if (fields.length === 0) continue;
+        const label = row.querySelector('label');
+        const text = (label?.textContent ?? '').trim();
+        if (!label || text === '') {
+          problems.push(`row of ${fields[0].id || fields[0].className} has no label text`);
+          continue;
+        }
+        if (row.offsetParent === null) continue; // a hidden row (e.g. namespace while the scope is "flow")
+        // Lines the label's text occupies (text only: an icon glyph sits on its own box).
+        const tops: number[] = [];
+        const walker = doc.createTreeWalker(label, 4); // NodeFilter.SHOW_TEXT
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          if (node.textContent.trim() === '') continue;
+          const range = doc.createRange();
+          range.selectNodeContents(node);
+          for (const rect of range.getClientRects()) if (rect.width > 0 && !tops.some((t) => Math.abs(t - rect.top) < 3)) tops.push(rect.top);
+        }
+        const lines = { size: tops.length };
+        if (lines.size > 1) problems.push(`label "${text}" wraps onto ${lines.size} lines`);
+        if (label.scrollWidth > label.clientWidth + 1) problems.push(`label "${text}" is cut off`);
+      }
+      return problems;
+    },
+    [prefix, type] as [string, string],
+  );
+}
+
+/**
+ * The text of the tooltip the editor shows when the pointer rests on an invalid field; undefined for a
+ * TypedInput (Node-RED attaches the tooltip to its hidden input, so none appears).
+ */
+async function errorTooltip(page: Page, id: string): Promise<string | undefined> {
+  if ((await page.locator(`#${id}[type="hidden"]`).count()) > 0) return undefined;
+  await page.locator(`#${id}`).hover();
+  const tooltip = page.locator('.red-ui-popover-tooltip:visible, .red-ui-popover:visible').last();
+  await tooltip.waitFor();
+  const text = ((await tooltip.textContent()) ?? '').trim();
+  await page.mouse.move(5, 500);
+  return text;
+}
+
+function sameValues(actual: Record<string, any>, expected: Record<string, unknown>, what: string): void {
+  for (const [key, want] of Object.entries(expected)) {
+    const got = actual[key];
+    if (typeof want === 'object' || typeof want === 'boolean') assert.deepEqual(got, want, `${what}: ${key}`);
+    else assert.equal(String(got), String(want), `${what}: ${key}`);
+  }
+}
+
+describe('edit dialogs', () => {
+  let nodeRed: NodeRed;
+  let browser: Browser;
+  const ids: Record<string, string> = {};
+
+  before(async () => {
+    nodeRed = await startNodeRed();
+    browser = await openBrowser();
+    await openEditor(browser.page, nodeRed);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await nodeRed?.stop();
+  });
+
+  test('each flow node can be dragged from the palette onto the canvas', async () => {
+    const { page } = browser;
+    const chart = page.locator('#red-ui-workspace-chart');
+    for (const [i, nodeType] of FLOW_TYPES.entries()) {
+      const before = await page.evaluate((t: string) => (globalThis as any).RED.nodes.filterNodes({ type: t }).length, nodeType);
+      await page.locator(`[data-palette-type="${nodeType}"]`).dragTo(chart, { targetPosition: { x: 260, y: 80 + i * 70 } });
+      const added = await page.evaluate((t: string) => (globalThis as any).RED.nodes.filterNodes({ type: t }).map((n: any) => n.id), nodeType);
+      assert.equal(added.length, before + 1, `${nodeType} dropped on the canvas`);
+      ids[nodeType] = added[added.length - 1];
+      await canvasNode(page, ids[nodeType]).waitFor();
+    }
+    // Fresh from the palette, every node is valid with its defaults.
+    for (const nodeType of FLOW_TYPES) assert.equal((await editorNode(page, ids[nodeType])).valid, true, `${nodeType} is valid as dropped`);
+  });
+
+  for (const nodeType of FLOW_TYPES) {
+    test(`${nodeType}: labelled fields, an invalid value refused, a valid one saved`, async () => {
+      const { page } = browser;
+      await closeTrays(page);
+      const spec = CASES[nodeType];
+      const id = ids[nodeType];
+      assert.ok(id, `${nodeType} is on the canvas`);
+
+      let tray = await openDialog(page, id);
+      await screenshot(tray, `dialog-${nodeType}`);
+      assert.deepEqual(await rawI18nKeys(tray), [], `${nodeType} dialog shows no raw i18n keys`);
+      assert.deepEqual(await formProblems(tray, 'node-input', nodeType), [], `${nodeType} dialog fields`);
+
+      await spec.invalid(page);
+      await waitMarked(page, spec.marked, true);
+      const tooltip = await errorTooltip(page, spec.marked);
+      if (tooltip !== undefined) {
+        assert.notEqual(tooltip, '', `${nodeType}: the invalid field explains itself`);
+        assert.doesNotMatch(tooltip, /^[a-z-]+\.[a-zA-Z.]+$/, `${nodeType}: the error is not a raw key`);
+      }
+      await screenshot(tray, `dialog-${nodeType}-invalid`);
+      await page.locator('#node-dialog-ok').click();
+      await trayClosed(page);
+      const refused = await editorNode(page, id);
+      assert.equal(refused.valid, false, `${nodeType} saved with an invalid value is marked invalid`);
+      assert.equal(await page.locator(`g[id="${id}"] .red-ui-flow-node-error`).isVisible(), true, `${nodeType} shows the error badge`);
+
+      tray = await openDialog(page, id);
+      assert.equal(await isMarked(page, spec.marked), true, `${nodeType}: the invalid field is still marked when reopened`);
+      await spec.valid(page);
+      await waitMarked(page, spec.marked, false);
+      await screenshot(tray, `dialog-${nodeType}-valid`);
+      await page.locator('#node-dialog-ok').click();
+      await trayClosed(page);
+      const saved = await editorNode(page, id);
+      assert.equal(saved.valid, true, `${nodeType} is valid after the fix (${JSON.stringify(saved.validationErrors)})`);
+      sameValues(saved, spec.saved, nodeType);
+      assert.equal(await page.locator(`g[id="${id}"] .red-ui-flow-node-error`).isVisible(), false, `${nodeType} error badge gone`);
+    });
+  }
+
+  test('ttl-fetch keeps its secret header out of the exported flow', async () => {
+    // What Export > selected nodes would give for this node.
+    const exported = await browser.page.evaluate((id: string) => {
+      const RED = (globalThis as any).RED;
+      return JSON.stringify(RED.nodes.createExportableNodeSet([RED.nodes.node(id)]));
+    }, ids['ttl-fetch']);
+    assert.match(exported, /api\.example\.com/, 'the exported node is the configured one');
+    assert.ok(!exported.includes('e2e-secret-token'), 'the secret is not in the flow');
+    const credentials = await browser.page.evaluate((id: string) => (globalThis as any).RED.nodes.node(id).credentials, ids['ttl-fetch']);
+    assert.equal(credentials?.secret, 'Bearer e2e-secret-token');
+  });
+
+  test('a cache-store is created from a node dialog, refuses bad settings and is then offered in the Store list', async () => {
+    const { page } = browser;
+    await closeTrays(page);
+    const id = ids['cache-get'];
+    await openDialog(page, id);
+    const store = page.locator('#node-input-store');
+    assert.match((await store.locator('option:checked').textContent()) ?? '', /add new cache store/i, 'no store yet: the list offers to add one');
+
+    await page.locator('#node-input-btn-store-add').click();
+    const config = await trayOpen(page, '#node-config-dialog-ok');
+    await config.locator('#node-config-dialog-ok').waitFor();
+    await screenshot(config, 'dialog-cache-store');
+    assert.deepEqual(await rawI18nKeys(config), [], 'cache-store dialog shows no raw i18n keys');
+    assert.deepEqual(await formProblems(config, 'node-config-input', 'cache-store'), [], 'cache-store dialog fields');
+
+    // A shared scope with no namespace, and a size limit of 0, are refused.
+    await page.locator('#node-config-input-scope').selectOption('shared');
+    await page.locator('#node-config-input-namespace').waitFor({ state: 'visible' });
+    await type(page, '#node-config-input-namespace', '');
+    await type(page, '#node-config-input-sizeLimitMb', '0');
+    await waitMarked(page, 'node-config-input-namespace', true);
+    await waitMarked(page, 'node-config-input-sizeLimitMb', true);
+    await page.locator('#node-config-input-durability').selectOption('deferred');
+    await page.locator('#node-config-input-flushInterval').waitFor({ state: 'visible' });
+    await screenshot(config, 'dialog-cache-store-invalid');
+    assert.deepEqual(await formProblems(config, 'node-config-input', 'cache-store'), [], 'cache-store dialog fields with every row shown');
+
+    await type(page, '#node-config-input-name', 'house store');
+    await type(page, '#node-config-input-namespace', 'house');
+    await type(page, '#node-config-input-sizeLimitMb', '50');
+    await type(page, '#node-config-input-flushInterval', '10');
+    await type(page, '#node-config-input-timezone', 'Europe/Berlin');
+    await waitMarked(page, 'node-config-input-namespace', false);
+    await waitMarked(page, 'node-config-input-sizeLimitMb', false);
+    await screenshot(config, 'dialog-cache-store-valid');
+    await page.locator('#node-config-dialog-ok').click();
+    await trayOpen(page, '#node-dialog-ok');
+
+    await page.waitForFunction(() => {
+      const option = (globalThis as any).document.querySelector('#node-input-store option:checked');
+      return option && option.textContent === 'house store';
+    });
+    await page.locator('#node-dialog-ok').click();
+    await trayClosed(page);
+
+    const stores = await page.evaluate(() => {
+      const found: any[] = [];
+      (globalThis as any).RED.nodes.eachConfig((n: any) => {
+        if (n.type === 'cache-store') found.push({ id: n.id, valid: n.valid, name: n.name, scope: n.scope, namespace: n.namespace, sizeLimitMb: n.sizeLimitMb, durability: n.durability, flushInterval: n.flushInterval, timezone: n.timezone });
+      });
+      return found;
+    });
+    assert.equal(stores.length, 1);
+    sameValues(stores[0], { valid: true, name: 'house store', scope: 'shared', namespace: 'house', sizeLimitMb: '50', durability: 'deferred', flushInterval: '10', timezone: 'Europe/Berlin' }, 'cache-store');
+    assert.equal((await editorNode(page, id)).store, stores[0].id, 'cache-get now uses the new store');
+
+    // The config-node sidebar lists it, with its name.
+    await page.locator('#red-ui-tab-config-link-button').click();
+    await page.locator('#red-ui-sidebar .red-ui-palette-node-config', { hasText: 'house store' }).waitFor();
+    await screenshot(page.locator('#red-ui-sidebar'), 'config-sidebar');
+  });
+
+  test('the editor asked nothing of the outside world and threw no errors', () => {
+    assert.deepEqual(browser.outsideRequests, []);
+    assert.deepEqual(browser.pageErrors, []);
+  });
+});

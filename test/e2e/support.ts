@@ -1,0 +1,264 @@
+// Browser tests of the editor: Node-RED 4.1 as a child process with this package, driven by Debian's Chromium.
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+
+export const root = path.join(__dirname, '..', '..', '..');
+/** Screenshots and logs of a run (git-ignored). */
+export const artifacts = path.join(root, 'test-artifacts');
+/** The six node types of the package; cache-store is the config node. */
+export const FLOW_TYPES = ['cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'];
+export const ALL_TYPES = ['cache-store', ...FLOW_TYPES];
+
+// scripts/userdir.js is plain CommonJS shared with `npm start`; it is not compiled into dist/
+const userdir = require(path.join(root, 'scripts', 'userdir.js')) as {
+  prepareUserDir(dir: string, options?: { port?: number; host?: string }): string;
+  nodeRedCli(): string;
+};
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A running Node-RED with this package installed in a temporary userDir. */
+export interface NodeRed {
+  port: number;
+  url: string;
+  userDir: string;
+  /** Everything it printed so far. */
+  log(): string;
+  /** POST to the admin API (e.g. `/inject/<id>`); resolves with the HTTP status. */
+  post(urlPath: string, body?: unknown): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** Starts Node-RED 4.1 on 127.0.0.1 (free port) and resolves once it serves the editor. */
+export async function startNodeRed(): Promise<NodeRed> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flow-cache-e2e-'));
+  const port = await freePort();
+  const settings = userdir.prepareUserDir(dir, { port });
+  const child: ChildProcess = spawn(process.execPath, [userdir.nodeRedCli(), '--userDir', dir, '--settings', settings], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      if (output.includes('Server now running at')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`Node-RED exited (${code}) before it served the editor:\n${output}`)));
+  });
+  return {
+    port,
+    url: `http://127.0.0.1:${port}/`,
+    userDir: dir,
+    log: () => output,
+    post: (urlPath, body = {}) => postJson(port, urlPath, body),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        await exited;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function postJson(port: number, urlPath: string, body: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const data = Buffer.from(JSON.stringify(body));
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: urlPath,
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': data.length, connection: 'close' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** A Chromium with a fresh profile and one page. */
+export interface Browser {
+  page: Page;
+  context: BrowserContext;
+  /** Requests the page made to anything but the Node-RED under test. */
+  outsideRequests: string[];
+  /** Errors thrown in the page. */
+  pageErrors: string[];
+  close(): Promise<void>;
+}
+
+export async function openBrowser(viewport = { width: 1600, height: 1000 }): Promise<Browser> {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flow-cache-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(15_000);
+  const outsideRequests: string[] = [];
+  const pageErrors: string[] = [];
+  page.on('request', (request) => {
+    const url = request.url();
+    if (!url.startsWith('http://127.0.0.1:') && !url.startsWith('data:')) outsideRequests.push(url);
+  });
+  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  return {
+    page,
+    context,
+    outsideRequests,
+    pageErrors,
+    async close() {
+      await context.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Loads the editor and waits until it is ready for input (toolbar shown, loader gone, our palette in place). */
+export async function openEditor(page: Page, nodeRed: NodeRed): Promise<void> {
+  await page.goto(nodeRed.url);
+  await page.locator('.red-ui-header-toolbar').waitFor({ state: 'visible' });
+  await page.locator('#red-ui-loading-progress').waitFor({ state: 'hidden' });
+  await page.locator('[data-palette-type="cache-get"]').waitFor({ state: 'visible' });
+  await page.locator('#red-ui-workspace-chart svg').first().waitFor();
+}
+
+/** Closes the editor's notifications (a click closes each one) and waits until they are gone. */
+export async function dismissNotifications(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const $ = (globalThis as any).$;
+    $('.red-ui-notification').trigger('click');
+  });
+  await page.waitForFunction(() => (globalThis as any).document.querySelectorAll('.red-ui-notification').length === 0);
+}
+
+/** Saves a screenshot of the page (or of one element) into test-artifacts/. */
+export async function screenshot(target: Page | Locator, name: string): Promise<string> {
+  fs.mkdirSync(artifacts, { recursive: true });
+  const file = path.join(artifacts, `${name}.png`);
+  await target.screenshot({ path: file });
+  return file;
+}
+
+/** Adds nodes to the active flow tab where their x/y say, as a paste would (no drag mode). */
+export async function importNodes(page: Page, nodes: object[]): Promise<void> {
+  await page.evaluate((flow) => {
+    const RED = (globalThis as any).RED;
+    RED.view.importNodes(flow, { touchImport: true, generateIds: false, notify: false });
+    RED.view.select({ nodes: [] });
+    RED.view.redraw(true);
+  }, nodes);
+}
+
+/** The id of the active flow tab. */
+export function activeTab(page: Page): Promise<string> {
+  return page.evaluate(() => (globalThis as any).RED.workspaces.active() as string);
+}
+
+/** A node on the canvas (its body, which a double-click opens). */
+export function canvasNode(page: Page, id: string): Locator {
+  return page.locator(`g[id="${id}"] rect.red-ui-flow-node`);
+}
+
+/**
+ * Waits until the edit tray holding `button` (#node-dialog-ok for a node, #node-config-dialog-ok for a
+ * config node) is on top and has slid fully into place. The editor keeps one tray in the page at a time.
+ */
+export async function trayOpen(page: Page, button = '#node-dialog-ok'): Promise<Locator> {
+  await page.waitForFunction((selector: string) => {
+    const trays = (globalThis as any).document.querySelectorAll('.red-ui-tray');
+    const top = trays[trays.length - 1];
+    return top?.querySelector(selector) && (globalThis as any).getComputedStyle(top).right === '0px';
+  }, button);
+  return page.locator('.red-ui-tray').last();
+}
+
+/** Opens a node's edit dialog from the canvas (double-click) and waits for its form. */
+export async function openDialog(page: Page, id: string): Promise<Locator> {
+  await canvasNode(page, id).dblclick();
+  const tray = await trayOpen(page);
+  await tray.locator('#dialog-form').waitFor({ state: 'visible' });
+  return tray;
+}
+
+/** Cancels every open edit tray (a failed test may leave one open). */
+export async function closeTrays(page: Page): Promise<void> {
+  for (let i = 0; i < 5 && (await page.locator('.red-ui-tray').count()) > 0; i++) {
+    const cancel = page.locator('.red-ui-tray').last().locator('#node-config-dialog-cancel, #node-dialog-cancel').first();
+    await cancel.click();
+    await cancel.waitFor({ state: 'detached' });
+  }
+}
+
+/** Waits until no edit tray is open. */
+export async function trayClosed(page: Page): Promise<void> {
+  await page.waitForFunction(() => (globalThis as any).document.querySelectorAll('.red-ui-tray').length === 0);
+}
+
+/** What the editor holds for a node (its saved properties and validity). */
+export function editorNode(page: Page, id: string): Promise<Record<string, any>> {
+  return page.evaluate((nodeId) => {
+    const node = (globalThis as any).RED.nodes.node(nodeId);
+    if (!node) return { missing: true };
+    const copy: Record<string, any> = { valid: node.valid, validationErrors: node.validationErrors };
+    for (const key of Object.keys(node._def.defaults)) copy[key] = node[key];
+    return copy;
+  }, id);
+}
+
+/** Texts inside `scope` (text, option texts, placeholders, labels, titles) that are i18n keys of this package left untranslated. */
+export function rawI18nKeys(scope: Locator): Promise<string[]> {
+  return scope.evaluate((element: any) => {
+    const pattern = /\b(cache-store|cache-get|cache-set|cooldown-gate|counter|ttl-fetch)\.[a-zA-Z-]+(\.[a-zA-Z-]+)+/g;
+    const texts: string[] = [element.textContent as string];
+    for (const e of element.querySelectorAll('[placeholder], [aria-label], [title]')) {
+      for (const attribute of ['placeholder', 'aria-label', 'title']) {
+        const value = e.getAttribute(attribute);
+        if (value) texts.push(value);
+      }
+    }
+    const found: string[] = [];
+    for (const text of texts) for (const match of text.match(pattern) ?? []) found.push(match);
+    return found;
+  });
+}
