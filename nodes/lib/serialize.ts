@@ -11,7 +11,44 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 /** Encodes a value to text, preserving Date, luxon DateTime, Buffer, Map, Set, BigInt and non-finite numbers. */
 export function encodeValue(value: unknown): string {
   if (value === undefined) throw new UnstorableValueError('value', 'undefined (there is nothing to store)');
-  return JSON.stringify(toJson(value, ROOT, new Set()));
+  return JSON.stringify(isPlainJson(value, 0) ? value : toJson(value, ROOT, new Set()));
+}
+
+const MAX_PLAIN_DEPTH = 64;
+
+/**
+ * True when JSON.stringify alone encodes the value exactly: only plain objects and arrays of
+ * strings, booleans, null and finite numbers, no "$t" or "__proto__" key. Anything else (and any
+ * cycle, found by the depth limit) takes the tagging encoder, which also names what it rejects.
+ */
+function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_PLAIN_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!(i in value) || !isPlainJson(value[i], depth + 1)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  if (Object.getOwnPropertySymbols(value).length > 0) return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) return false; // an inherited enumerable key: let the full encoder decide
+    if (key === TAG || key === '__proto__') return false;
+    const v = (value as Record<string, unknown>)[key];
+    if (v === undefined || !isPlainJson(v, depth + 1)) return false;
+  }
+  return true;
 }
 
 /** Decodes text made by encodeValue into a fresh copy of the value. */

@@ -76,6 +76,11 @@ interface Batch {
 }
 
 const TABLE = 'keyv';
+// rows arrive as one JSON array of [key, value text, size, storedAt, expiresAt]; "WHERE true" lets SQLite parse the upsert
+const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at)
+  SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4 FROM json_each(?) AS r WHERE true
+  ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
+  accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`;
 const MAX_DEFERRED_PENDING = 10_000;
 const ROWS_PER_STATEMENT = 1000;
 const EAGER_BATCH_ROWS = 2000;
@@ -644,15 +649,9 @@ export class Store {
       await this.query(`DELETE FROM ${TABLE} WHERE key IN (${chunk.map(() => '?').join(',')})`, chunk);
     }
     for (let i = 0; i < puts.length; i += ROWS_PER_STATEMENT) {
-      const chunk = puts.slice(i, i + ROWS_PER_STATEMENT);
-      const params: unknown[] = [];
-      for (const [key, row] of chunk) params.push(key, row.text, row.size, row.storedAt, row.storedAt, row.expiresAt);
-      await this.query(
-        `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at) VALUES ${chunk.map(() => '(?,?,?,?,?,?)').join(',')}
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
-         accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`,
-        params,
-      );
+      // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
+      const rows = puts.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [key, row.text, row.size, row.storedAt, row.expiresAt]);
+      await this.query(UPSERT_ROWS, [JSON.stringify(rows)]);
     }
     if (this.touched.size > 0) {
       const touches = [...this.touched];
