@@ -71,7 +71,7 @@ export class StoreBinding {
   private readonly tabId: string;
 
   constructor(
-    private readonly RED: NodeAPI,
+    RED: NodeAPI,
     private readonly node: Node,
     storeId: string | undefined,
   ) {
