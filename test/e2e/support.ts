@@ -2,10 +2,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import { freePort, userdir } from '../support/node-red-process';
+
+export { freePort };
 
 export const root = path.join(__dirname, '..', '..', '..');
 /** Screenshots and logs of a run (git-ignored). */
@@ -13,12 +15,6 @@ export const artifacts = path.join(root, 'test-artifacts');
 /** The six node types of the package; cache-store is the config node. */
 export const FLOW_TYPES = ['cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'];
 export const ALL_TYPES = ['cache-store', ...FLOW_TYPES];
-
-// scripts/userdir.js is plain CommonJS shared with `npm start`; it is not compiled into dist/
-const userdir = require(path.join(root, 'scripts', 'userdir.js')) as {
-  prepareUserDir(dir: string, options?: { port?: number; host?: string }): string;
-  nodeRedCli(): string;
-};
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -31,19 +27,6 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A running Node-RED with this package installed in a temporary userDir. */
 export interface NodeRed {

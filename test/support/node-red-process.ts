@@ -7,7 +7,7 @@ import sqlite3 from 'sqlite3';
 
 const root = path.join(__dirname, '..', '..', '..');
 // scripts/userdir.js is plain CommonJS shared with `npm start`; it is not compiled into dist/
-const userdir = require(path.join(root, 'scripts', 'userdir.js')) as {
+export const userdir = require(path.join(root, 'scripts', 'userdir.js')) as {
   prepareUserDir(dir: string, options?: { port?: number; host?: string }): string;
   nodeRedCli(): string;
 };
