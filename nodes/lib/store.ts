@@ -624,6 +624,12 @@ export class Store {
 
   /** Writes a batch in one transaction: all of it is committed, or none of it. */
   private async writeBatch(batch: Batch): Promise<void> {
+    // a batch that is one statement is atomic by itself: no BEGIN/COMMIT round trips for it
+    const onlyPuts = batch.clears.length === 0 && this.touched.size === 0 && batch.puts.size <= ROWS_PER_STATEMENT;
+    if (onlyPuts && [...batch.puts.values()].every((row) => row !== null)) {
+      await this.writeStatements(batch);
+      return;
+    }
     await this.query('BEGIN IMMEDIATE', []);
     try {
       await this.writeStatements(batch);
