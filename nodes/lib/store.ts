@@ -76,9 +76,10 @@ interface Batch {
 }
 
 const TABLE = 'keyv';
-// rows arrive as one JSON array of [key, value text, size, storedAt, expiresAt]; "WHERE true" lets SQLite parse the upsert
+// rows arrive as one JSON array of [key as UTF-8 hex, value text, size, storedAt, expiresAt]; the key goes
+// as hex because SQLite's JSON functions cut text at U+0000; "WHERE true" lets SQLite parse the upsert
 const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at)
-  SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4 FROM json_each(?) AS r WHERE true
+  SELECT CAST(unhex(r.value ->> 0) AS TEXT), r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4 FROM json_each(?) AS r WHERE true
   ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
   accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`;
 const MAX_DEFERRED_PENDING = 10_000;
@@ -656,7 +657,7 @@ export class Store {
     }
     for (let i = 0; i < puts.length; i += ROWS_PER_STATEMENT) {
       // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
-      const rows = puts.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [key, row.text, row.size, row.storedAt, row.expiresAt]);
+      const rows = puts.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [Buffer.from(key, 'utf8').toString('hex'), row.text, row.size, row.storedAt, row.expiresAt]);
       await this.query(UPSERT_ROWS, [JSON.stringify(rows)]);
     }
     if (this.touched.size > 0) {

@@ -32,6 +32,15 @@ describe('namespaces', () => {
     clock.uninstall();
   });
 
+  it('keeps keys that differ after a U+0000 apart, on disk too', async () => {
+    const keys = ['a\u0000b', 'a\u0000c', '\u0000', 'a'];
+    for (const [i, key] of keys.entries()) await store.set('ns', key, i);
+    await store.close();
+    store = await openStore(file);
+    assert.deepEqual((await store.keys('ns')).sort(), [...keys].sort());
+    for (const [i, key] of keys.entries()) assert.equal((await store.get('ns', key))?.value, i);
+  });
+
   for (const [one, other] of lookalikes) {
     it(`keeps "${one}" and "${other}" apart: get, keys and clear`, async () => {
       await store.set(one, 'k', `from ${one}`);
