@@ -76,8 +76,7 @@ interface Batch {
 }
 
 const TABLE = 'keyv';
-// rows arrive as one JSON array of [key as UTF-8 hex, value text, size, storedAt, expiresAt]; the key goes
-// as hex because SQLite's JSON functions cut text at U+0000; "WHERE true" lets SQLite parse the upsert
+// rows arrive as one JSON array of [hexKey(key), value text, size, storedAt, expiresAt]; "WHERE true" lets SQLite parse the upsert
 const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at)
   SELECT CAST(unhex(r.value ->> 0) AS TEXT), r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4 FROM json_each(?) AS r WHERE true
   ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
@@ -93,6 +92,11 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 export function encodeNamespace(namespace: string): string {
   if (typeof namespace !== 'string' || namespace.length === 0) throw new CacheError('INVALID_NAMESPACE', 'namespace must be a non-empty string');
   return Buffer.from(namespace, 'utf8').toString('hex');
+}
+
+/** A key as UTF-8 hex, for passing keys inside a JSON parameter (SQLite's JSON functions cut text at U+0000). */
+function hexKey(key: string): string {
+  return Buffer.from(key, 'utf8').toString('hex');
 }
 
 function rangeEnd(prefix: string): string {
@@ -657,7 +661,7 @@ export class Store {
     }
     for (let i = 0; i < puts.length; i += ROWS_PER_STATEMENT) {
       // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
-      const rows = puts.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [Buffer.from(key, 'utf8').toString('hex'), row.text, row.size, row.storedAt, row.expiresAt]);
+      const rows = puts.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt]);
       await this.query(UPSERT_ROWS, [JSON.stringify(rows)]);
     }
     if (this.touched.size > 0) {
@@ -665,8 +669,8 @@ export class Store {
       this.touched.clear();
       for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
         await this.query(
-          `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = t.value ->> 0`,
-          [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT))],
+          `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = CAST(unhex(t.value ->> 0) AS TEXT)`,
+          [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT).map(([key, at]) => [hexKey(key), at]))],
         );
       }
     }
