@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { allNodes, catchAndComplete, collect, helper, initRuntime, lastStatus, ManualClock, node, tempDir } from '../support/harness';
+import { describe, it } from 'node:test';
+import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 
@@ -27,29 +27,11 @@ function getSetFlow(file: string, tab = 'tab1', extraStore: object = {}) {
 }
 
 describe('cache-get and cache-set', () => {
-  let dir: string;
-  let file: string;
   const clock = new ManualClock();
-
-  before(async () => {
-    initRuntime();
-    await helper.startServer();
-  });
-  after(async () => {
-    await helper.stopServer();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-    file = path.join(dir, 'cache.sqlite');
-    clock.install();
-  });
-  afterEach(async () => {
-    await helper.unload();
-    clock.uninstall();
-  });
+  const files = useRuntime(clock);
 
   it('stores a value and reads it back with msg.cache', async () => {
-    await helper.load(nodes, getSetFlow(file));
+    await helper.load(nodes, getSetFlow(files.file));
     const stored = collect('setOut');
     const found = collect('found');
     node('cacheSet').receive({ topic: 'sensor.kitchen', payload: { temp: 21.5, at: new Date('2026-06-01T09:00:00Z') } });
@@ -69,7 +51,7 @@ describe('cache-get and cache-set', () => {
   });
 
   it('sends a missing key to the second output, or the default on the first', async () => {
-    const flow = getSetFlow(file);
+    const flow = getSetFlow(files.file);
     flow.push({ id: 'cacheGetDefault', type: 'cache-get', z: 'tab1', store: 'store', key: 'topic', keyType: 'msg', property: 'value', default: '7', defaultType: 'num', wires: [['found'], ['missing']] } as never);
     await helper.load(nodes, flow);
     const missing = collect('missing');
@@ -85,7 +67,7 @@ describe('cache-get and cache-set', () => {
   });
 
   it('expires an entry after its TTL (msg.ttl overrides the node)', async () => {
-    await helper.load(nodes, getSetFlow(file));
+    await helper.load(nodes, getSetFlow(files.file));
     const stored = collect('setOut');
     const found = collect('found');
     const missing = collect('missing');
@@ -101,7 +83,7 @@ describe('cache-get and cache-set', () => {
   });
 
   it('deletes one key and clears only its own flow', async () => {
-    await helper.load(nodes, getSetFlow(file));
+    await helper.load(nodes, getSetFlow(files.file));
     const stored = collect('setOut');
     const deleted = collect('delOut');
     const cleared = collect('clrOut');
@@ -123,19 +105,19 @@ describe('cache-get and cache-set', () => {
   });
 
   it('keeps values across a restart (unload + load) and a redeploy (setFlows)', async () => {
-    await helper.load(nodes, getSetFlow(file));
+    await helper.load(nodes, getSetFlow(files.file));
     let stored = collect('setOut');
     node('cacheSet').receive({ topic: 'motion_count', payload: 41 });
     await stored.until(1);
     await helper.unload();
-    await helper.load(nodes, getSetFlow(file));
+    await helper.load(nodes, getSetFlow(files.file));
     let found = collect('found');
     node('cacheGet').receive({ topic: 'motion_count' });
     assert.equal((await found.until(1))[0].payload, 41);
     stored = collect('setOut');
     node('cacheSet').receive({ topic: 'motion_count', payload: 42 });
     await stored.until(1);
-    const redeployed = getSetFlow(file);
+    const redeployed = getSetFlow(files.file);
     (redeployed[4] as { name?: string }).name = 'renamed get';
     await helper.setFlows(redeployed, 'full');
     found = collect('found');
@@ -144,8 +126,8 @@ describe('cache-get and cache-set', () => {
   });
 
   it('keeps two flows apart unless they share a store with scope "shared"', async () => {
-    const flowA = getSetFlow(file, 'tabA');
-    const flowB = getSetFlow(file, 'tabB').map((n) => renameIds(n, 'B'));
+    const flowA = getSetFlow(files.file, 'tabA');
+    const flowB = getSetFlow(files.file, 'tabB').map((n) => renameIds(n, 'B'));
     await helper.load(nodes, [...flowA, ...flowB.filter((n) => !['cache-store', 'catch', 'complete'].includes((n as { type: string }).type))]);
     const stored = collect('setOut');
     const missingB = collect('missingB');
@@ -156,8 +138,8 @@ describe('cache-get and cache-set', () => {
     await helper.unload();
 
     const shared = { scope: 'shared', namespace: 'house' };
-    const sharedA = getSetFlow(file, 'tabA', shared);
-    const sharedB = getSetFlow(file, 'tabB', shared).map((n) => renameIds(n, 'B'));
+    const sharedA = getSetFlow(files.file, 'tabA', shared);
+    const sharedB = getSetFlow(files.file, 'tabB', shared).map((n) => renameIds(n, 'B'));
     await helper.load(nodes, [...sharedA, ...sharedB.filter((n) => !['cache-store', 'catch', 'complete'].includes((n as { type: string }).type))]);
     const storedShared = collect('setOut');
     const foundB = collect('foundB');
@@ -168,7 +150,7 @@ describe('cache-get and cache-set', () => {
   });
 
   it('uses {{...}} placeholders in a string key', async () => {
-    const flow = getSetFlow(file);
+    const flow = getSetFlow(files.file);
     Object.assign(flow[2], { key: 'last_notification:{{topic}}', keyType: 'str' });
     Object.assign(flow[4], { key: 'last_notification:{{topic}}', keyType: 'str' });
     await helper.load(nodes, flow);
@@ -189,7 +171,7 @@ describe('cache-get and cache-set', () => {
     ['a non-numeric TTL', { topic: 'k', payload: 1, ttl: 'soon' }, /msg\.ttl must be a number/],
   ] as const) {
     it(`rejects ${what} with a catchable error and writes nothing`, async () => {
-      await helper.load(nodes, getSetFlow(file));
+      await helper.load(nodes, getSetFlow(files.file));
       const caught = collect('caught');
       const missing = collect('missing');
       node('cacheSet').receive({ ...msg } as never);
@@ -203,7 +185,7 @@ describe('cache-get and cache-set', () => {
   }
 
   it('rejects a circular value, naming where the cycle is', async () => {
-    await helper.load(nodes, getSetFlow(file));
+    await helper.load(nodes, getSetFlow(files.file));
     const caught = collect('caught');
     const payload: Record<string, unknown> = { a: { b: 1 } };
     (payload.a as Record<string, unknown>).self = payload;
@@ -213,7 +195,7 @@ describe('cache-get and cache-set', () => {
   });
 
   it('reports an unusable database path as an error on each message', async () => {
-    const blocker = path.join(dir, 'not-a-dir');
+    const blocker = path.join(files.dir, 'not-a-dir');
     require('node:fs').writeFileSync(blocker, 'a file where a directory should be');
     await helper.load(nodes, getSetFlow(path.join(blocker, 'cache.sqlite')));
     const caught = collect('caught');

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/lib/node-red';
-import { allNodes, catchAndComplete, collect, helper, initRuntime, lastStatus, ManualClock, node, nodeRedLine, tempDir } from '../support/harness';
+import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 
@@ -63,30 +63,11 @@ function warnings(id: string): string[] {
 }
 
 describe('cooldown-gate', () => {
-  let dir: string;
-  let file: string;
   const clock = new ManualClock();
-
-  before(async () => {
-    initRuntime();
-    await helper.startServer();
-  });
-  after(async () => {
-    await helper.stopServer();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-    file = path.join(dir, 'cache.sqlite');
-    clock.set('2026-06-01T10:00:00Z');
-    clock.install();
-  });
-  afterEach(async () => {
-    await helper.unload();
-    clock.uninstall();
-  });
+  const files = useRuntime(clock);
 
   it('passes the first alarm at once, suppresses repeats and passes again after the cooldown', async () => {
-    await helper.load(nodes, gateFlow(file, {}, { timezone: 'Europe/Berlin' }));
+    await helper.load(nodes, gateFlow(files.file, {}, { timezone: 'Europe/Berlin' }));
     const passed = collect('passed');
     const suppressed = collect('suppressed');
     const leak = { topic: 'binary_sensor.kitchen_leak', payload: 'on' };
@@ -132,7 +113,7 @@ describe('cooldown-gate', () => {
   });
 
   it('cools down each key on its own', async () => {
-    await helper.load(nodes, gateFlow(file, { cooldown: 30, cooldownUnits: 'minutes' }));
+    await helper.load(nodes, gateFlow(files.file, { cooldown: 30, cooldownUnits: 'minutes' }));
     const passed = collect('passed');
     const suppressed = collect('suppressed');
     node('gate1').receive({ topic: 'binary_sensor.kitchen_leak' });
@@ -158,7 +139,7 @@ describe('cooldown-gate', () => {
   });
 
   it('builds the key from a {{...}} template', async () => {
-    await helper.load(nodes, gateFlow(file, { key: 'last_notification:{{topic}}', keyType: 'str' }));
+    await helper.load(nodes, gateFlow(files.file, { key: 'last_notification:{{topic}}', keyType: 'str' }));
     const passed = collect('passed');
     const suppressed = collect('suppressed');
     node('gate1').receive({ topic: 'binary_sensor.water_leak' });
@@ -171,7 +152,7 @@ describe('cooldown-gate', () => {
   });
 
   it('lets exactly one of 100 simultaneous messages for a key through', async () => {
-    await helper.load(nodes, gateFlow(file));
+    await helper.load(nodes, gateFlow(files.file));
     const passed = collect('passed');
     const suppressed = collect('suppressed');
     const completed = collect('completed');
@@ -183,7 +164,7 @@ describe('cooldown-gate', () => {
   });
 
   it('clears a cooldown on msg.reset = true and sends nothing for the reset', async () => {
-    await helper.load(nodes, gateFlow(file));
+    await helper.load(nodes, gateFlow(files.file));
     const passed = collect('passed');
     const suppressed = collect('suppressed');
     const completed = collect('completed');
@@ -204,21 +185,21 @@ describe('cooldown-gate', () => {
   });
 
   it('keeps the cooldown across a restart (unload + load) and a redeploy (setFlows)', async () => {
-    await helper.load(nodes, gateFlow(file));
+    await helper.load(nodes, gateFlow(files.file));
     let passed = collect('passed');
     node('gate1').receive({ topic: 'binary_sensor.kitchen_leak' });
     await passed.until(1);
     await helper.unload();
 
     clock.advance(HOUR);
-    await helper.load(nodes, gateFlow(file));
+    await helper.load(nodes, gateFlow(files.file));
     let suppressed = collect('suppressed');
     node('gate1').receive({ topic: 'binary_sensor.kitchen_leak' });
     const [afterRestart] = await suppressed.until(1);
     assert.equal(cooldownOf(afterRestart).remaining, 3 * HOUR);
 
     clock.advance(HOUR);
-    const redeployed = gateFlow(file, { name: 'renamed gate' });
+    const redeployed = gateFlow(files.file, { name: 'renamed gate' });
     await helper.setFlows(redeployed, 'full');
     suppressed = collect('suppressed');
     passed = collect('passed');
@@ -233,7 +214,7 @@ describe('cooldown-gate', () => {
 
   it('stores the last pass with the cooldown as its TTL', async () => {
     const flow = [
-      ...gateFlow(file, { cooldown: 90, cooldownUnits: 'seconds' }),
+      ...gateFlow(files.file, { cooldown: 90, cooldownUnits: 'seconds' }),
       { id: 'reader', type: 'cache-get', z: 'tab1', store: 'store1', key: 'cooldown:{{topic}}', keyType: 'str', property: 'payload', defaultType: 'none', wires: [['found'], ['missing']] },
       { id: 'found', type: 'helper', z: 'tab1' },
       { id: 'missing', type: 'helper', z: 'tab1' },
@@ -254,7 +235,7 @@ describe('cooldown-gate', () => {
 
   it('does not touch a value cache-set stored under the same key', async () => {
     const flow = [
-      ...gateFlow(file),
+      ...gateFlow(files.file),
       { id: 'writer', type: 'cache-set', z: 'tab1', store: 'store1', key: 'topic', keyType: 'msg', operation: 'set', value: 'payload', valueType: 'msg', wires: [['written']] },
       { id: 'written', type: 'helper', z: 'tab1' },
       { id: 'reader', type: 'cache-get', z: 'tab1', store: 'store1', key: 'topic', keyType: 'msg', property: 'payload', defaultType: 'none', wires: [['found'], []] },
@@ -284,7 +265,7 @@ describe('cooldown-gate', () => {
 
   describe('when the store fails', () => {
     function brokenStoreFile(): string {
-      const blocker = path.join(dir, 'not-a-dir');
+      const blocker = path.join(files.dir, 'not-a-dir');
       fs.writeFileSync(blocker, 'a file where a directory should be');
       return path.join(blocker, 'cache.sqlite');
     }
@@ -342,7 +323,7 @@ describe('cooldown-gate', () => {
     ['a missing key', { payload: 'on' }, /key msg\.topic is not set/],
   ] as const) {
     it(`rejects ${what} with a catchable error, even with failOpen on`, async () => {
-      await helper.load(nodes, gateFlow(file));
+      await helper.load(nodes, gateFlow(files.file));
       const caught = collect('caught');
       const passed = collect('passed');
       const suppressed = collect('suppressed');
@@ -366,7 +347,7 @@ describe('cooldown-gate', () => {
     ['an unknown key type', { keyType: 'bogus' }, /unknown key type/],
   ] as const) {
     it(`rejects ${what} in the configuration on every message`, async () => {
-      await helper.load(nodes, gateFlow(file, gate));
+      await helper.load(nodes, gateFlow(files.file, gate));
       const caught = collect('caught');
       const passed = collect('passed');
       assert.equal(lastStatus('gate1').fill, 'red');
@@ -379,7 +360,7 @@ describe('cooldown-gate', () => {
   }
 
   it('accepts a cooldown given as text and in days', async () => {
-    await helper.load(nodes, gateFlow(file, { cooldown: '1.5', cooldownUnits: 'days' }));
+    await helper.load(nodes, gateFlow(files.file, { cooldown: '1.5', cooldownUnits: 'days' }));
     const passed = collect('passed');
     const suppressed = collect('suppressed');
     node('gate1').receive({ topic: 'binary_sensor.kitchen_leak' });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { DateTime } from 'luxon';
 import type { NodeMessage } from '../../nodes/lib/node-red';
 import { hostZone } from '../../nodes/lib/node-support';
-import { allNodes, catchAndComplete, collect, helper, initRuntime, lastStatus, ManualClock, node, nodeRedLine, tempDir } from '../support/harness';
+import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 
@@ -78,30 +78,11 @@ async function sendAll(msgs: NodeMessage[], out = collect('out')): Promise<NodeM
 }
 
 describe('counter', () => {
-  let dir: string;
-  let file: string;
   const clock = new ManualClock();
-
-  before(async () => {
-    initRuntime();
-    await helper.startServer();
-  });
-  after(async () => {
-    await helper.stopServer();
-  });
-  beforeEach(() => {
-    dir = tempDir();
-    file = path.join(dir, 'cache.sqlite');
-    clock.install();
-    clock.set('2026-06-01T10:00:00Z');
-  });
-  afterEach(async () => {
-    await helper.unload();
-    clock.uninstall();
-  });
+  const files = useRuntime(clock);
 
   it('adds the step to the count and sends the message on with msg.counter', async () => {
-    await helper.load(nodes, counterFlow(file));
+    await helper.load(nodes, counterFlow(files.file));
     const completed = collect('completed');
     const msgs = await sendAll([
       { topic: 'binary_sensor.motion', payload: 'on', extra: 'kept' },
@@ -120,7 +101,7 @@ describe('counter', () => {
   });
 
   it('keeps one count per key', async () => {
-    await helper.load(nodes, counterFlow(file));
+    await helper.load(nodes, counterFlow(files.file));
     const msgs = await sendAll([{ topic: 'hall' }, { topic: 'kitchen' }, { topic: 'hall' }, { topic: 'hall' }, { topic: 'kitchen' }]);
     assert.deepEqual(
       msgs.map((m) => `${info(m).key}=${m.payload}`),
@@ -129,7 +110,7 @@ describe('counter', () => {
   });
 
   it('uses the configured step and initial value, msg.increment overrides, negative counts down', async () => {
-    await helper.load(nodes, counterFlow(file, { step: -1, initial: 10 }));
+    await helper.load(nodes, counterFlow(files.file, { step: -1, initial: 10 }));
     const msgs = await sendAll([
       { topic: 'laps' },
       { topic: 'laps' },
@@ -144,7 +125,7 @@ describe('counter', () => {
   });
 
   it('adds exactly 1,000 steps for 1,000 messages arriving together', async () => {
-    await helper.load(nodes, counterFlow(file, { step: 2 }));
+    await helper.load(nodes, counterFlow(files.file, { step: 2 }));
     const out = collect('out');
     for (let i = 0; i < 1000; i++) node('counter1').receive({ topic: 'burst' });
     const msgs = await out.until(1000, 60_000);
@@ -158,7 +139,7 @@ describe('counter', () => {
   });
 
   it('resets to the initial value with msg.reset and sets the count with msg.count, without adding the step', async () => {
-    await helper.load(nodes, counterFlow(file, { initial: 100 }));
+    await helper.load(nodes, counterFlow(files.file, { initial: 100 }));
     const msgs = await sendAll([
       { topic: 'door' },
       { topic: 'door' },
@@ -180,23 +161,23 @@ describe('counter', () => {
   });
 
   it('keeps the count across a restart (unload + load) and a redeploy (setFlows)', async () => {
-    await helper.load(nodes, counterFlow(file));
+    await helper.load(nodes, counterFlow(files.file));
     await sendAll([{ topic: 'motion_count' }, { topic: 'motion_count' }, { topic: 'motion_count' }]);
     await helper.unload();
 
-    await helper.load(nodes, counterFlow(file));
+    await helper.load(nodes, counterFlow(files.file));
     let [msg] = await sendAll([{ topic: 'motion_count' }]);
     assert.equal(msg.payload, 4);
     assert.equal(info(msg).previous, 3);
 
-    const redeployed = counterFlow(file, { name: 'renamed counter', step: 10 });
+    const redeployed = counterFlow(files.file, { name: 'renamed counter', step: 10 });
     await helper.setFlows(redeployed, 'full');
     [msg] = await sendAll([{ topic: 'motion_count' }]);
     assert.equal(msg.payload, 14);
   });
 
   it('keeps counts apart from cache-set values under the same key, readable as counter:<key>', async () => {
-    await helper.load(nodes, counterFlow(file));
+    await helper.load(nodes, counterFlow(files.file));
     const written = collect('written');
     node('writer').receive({ topic: 'binary_sensor.motion', payload: 'on' });
     await written.until(1);
@@ -215,7 +196,7 @@ describe('counter', () => {
   });
 
   it('starts a new count after local midnight in the store zone', async () => {
-    await helper.load(nodes, counterFlow(file, { resetEvery: 'day' }, { timezone: 'Europe/Berlin' }));
+    await helper.load(nodes, counterFlow(files.file, { resetEvery: 'day' }, { timezone: 'Europe/Berlin' }));
     clock.set('2026-06-01T21:58:00Z'); // 23:58 in Berlin
     let msgs = await sendAll([{ topic: 'doorbell' }, { topic: 'doorbell' }, { topic: 'doorbell' }]);
     assert.deepEqual(info(msgs[2]), { key: 'doorbell', count: 3, previous: 2, periodStart: '2026-06-01T00:00:00.000+02:00' });
@@ -230,7 +211,7 @@ describe('counter', () => {
   });
 
   it('starts a new period from the initial value, then adds the step', async () => {
-    await helper.load(nodes, counterFlow(file, { resetEvery: 'day', initial: 10, step: 5 }, { timezone: 'UTC' }));
+    await helper.load(nodes, counterFlow(files.file, { resetEvery: 'day', initial: 10, step: 5 }, { timezone: 'UTC' }));
     let [msg] = await sendAll([{ topic: 'k' }]);
     assert.equal(msg.payload, 15);
     clock.set('2026-06-02T00:00:01Z');
@@ -274,7 +255,7 @@ describe('counter', () => {
     },
   ]) {
     it(`resets at local midnight across ${zone} ${day}`, async () => {
-      await helper.load(nodes, counterFlow(file, { resetEvery: 'day' }, { timezone: zone }));
+      await helper.load(nodes, counterFlow(files.file, { resetEvery: 'day' }, { timezone: zone }));
       const out = collect('out');
       for (const [i, at] of times.entries()) {
         clock.set(at);
@@ -288,7 +269,7 @@ describe('counter', () => {
   }
 
   it('resets weekly at midnight between Sunday and Monday', async () => {
-    await helper.load(nodes, counterFlow(file, { resetEvery: 'week' }, { timezone: 'America/New_York' }));
+    await helper.load(nodes, counterFlow(files.file, { resetEvery: 'week' }, { timezone: 'America/New_York' }));
     const out = collect('out');
     clock.set('2026-06-03T16:00:00Z'); // Wednesday
     let [msg] = await sendAll([{ topic: 'k' }], out);
@@ -302,7 +283,7 @@ describe('counter', () => {
   });
 
   it('resets monthly at midnight on the 1st', async () => {
-    await helper.load(nodes, counterFlow(file, { resetEvery: 'month' }, { timezone: 'Europe/Berlin' }));
+    await helper.load(nodes, counterFlow(files.file, { resetEvery: 'month' }, { timezone: 'Europe/Berlin' }));
     const out = collect('out');
     clock.set('2026-02-10T12:00:00Z');
     let [msg] = await sendAll([{ topic: 'k' }], out);
@@ -322,7 +303,7 @@ describe('counter', () => {
   });
 
   it('honours a midnight that passed while Node-RED was stopped', async () => {
-    const flow = () => counterFlow(file, { resetEvery: 'day' }, { timezone: 'Europe/Berlin' });
+    const flow = () => counterFlow(files.file, { resetEvery: 'day' }, { timezone: 'Europe/Berlin' });
     await helper.load(nodes, flow());
     clock.set('2026-06-01T20:00:00Z'); // 22:00 local
     await sendAll([{ topic: 'k' }, { topic: 'k' }, { topic: 'k' }, { topic: 'k' }, { topic: 'k' }]);
@@ -334,7 +315,7 @@ describe('counter', () => {
   });
 
   it('starts over at the next message after several days without messages', async () => {
-    await helper.load(nodes, counterFlow(file, { resetEvery: 'day', step: 3 }, { timezone: 'UTC' }));
+    await helper.load(nodes, counterFlow(files.file, { resetEvery: 'day', step: 3 }, { timezone: 'UTC' }));
     await sendAll([{ topic: 'k' }, { topic: 'k' }]);
     clock.set('2026-06-05T08:00:00Z');
     const [msg] = await sendAll([{ topic: 'k' }]);
@@ -353,7 +334,7 @@ describe('counter', () => {
     ['a non-string key', { topic: 7 }, /must be a string/],
   ] as const) {
     it(`rejects ${what} with a catchable error and changes nothing`, async () => {
-      await helper.load(nodes, counterFlow(file));
+      await helper.load(nodes, counterFlow(files.file));
       const out = collect('out');
       const caught = collect('caught');
       await sendAll([{ topic: 'k' }, { topic: 'k' }], out);
@@ -369,7 +350,7 @@ describe('counter', () => {
   }
 
   it('rejects a count that would leave the range of numbers and keeps the old one', async () => {
-    await helper.load(nodes, counterFlow(file));
+    await helper.load(nodes, counterFlow(files.file));
     const out = collect('out');
     const caught = collect('caught');
     await sendAll([{ topic: 'k', count: Number.MAX_VALUE }], out);
@@ -381,7 +362,7 @@ describe('counter', () => {
   });
 
   it('refuses to add to a stored value that is not a count, and leaves it as it was until msg.count sets it', async () => {
-    await helper.load(nodes, counterFlow(file));
+    await helper.load(nodes, counterFlow(files.file));
     const written = collect('written');
     node('writer').receive({ topic: 'counter:note', payload: 'do not overwrite me' });
     await written.until(1);
@@ -403,7 +384,7 @@ describe('counter', () => {
     ['an empty key', { key: '', keyType: 'str' }, /the key is empty/],
   ] as const) {
     it(`rejects every message when configured with ${what}`, async () => {
-      await helper.load(nodes, counterFlow(file, extra));
+      await helper.load(nodes, counterFlow(files.file, extra));
       const caught = collect('caught');
       node('counter1').receive({ topic: 'k' });
       const [err] = await caught.until(1);
@@ -417,7 +398,7 @@ describe('counter', () => {
   }
 
   it('reports an unusable database path as a catchable error on each message', async () => {
-    const blocker = path.join(dir, 'not-a-dir');
+    const blocker = path.join(files.dir, 'not-a-dir');
     fs.writeFileSync(blocker, 'a file where a directory should be');
     await helper.load(nodes, counterFlow(path.join(blocker, 'cache.sqlite')));
     const caught = collect('caught');

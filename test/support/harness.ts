@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after, afterEach, before, beforeEach } from 'node:test';
 import helper from 'node-red-node-test-helper';
 import { setClock } from '../../nodes/lib/clock';
 import type { NodeMessage } from '../../nodes/lib/node-red';
@@ -18,6 +19,38 @@ export function initRuntime(): string {
   helper.init(runtime, { userDir: dir });
   StatusReporter.intervalMs = 0; // every status shows at once, so tests can read it synchronously
   return dir;
+}
+
+/** A runtime suite's test directory and database file, fresh for every test. */
+export interface RuntimeFiles {
+  dir: string;
+  file: string;
+}
+
+/**
+ * Registers the hooks of a runtime suite: the test helper's server for the whole suite; for each
+ * test a fresh directory, the clock set to `start` and installed; after it, the flow unloaded.
+ */
+export function useRuntime(clock: ManualClock, start = '2026-06-01T10:00:00Z'): RuntimeFiles {
+  const files: RuntimeFiles = { dir: '', file: '' };
+  before(async () => {
+    initRuntime();
+    await helper.startServer();
+  });
+  after(async () => {
+    await helper.stopServer();
+  });
+  beforeEach(() => {
+    files.dir = tempDir();
+    files.file = path.join(files.dir, 'cache.sqlite');
+    clock.set(start);
+    clock.install();
+  });
+  afterEach(async () => {
+    await helper.unload();
+    clock.uninstall();
+  });
+  return files;
 }
 
 /** Every node type of the package, ready for helper.load. */
