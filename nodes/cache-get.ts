@@ -1,5 +1,5 @@
 import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
-import { cacheInfo, evaluate, keyConfigError, onInput, rejectAll, resolveKey, StatusReporter, StoreBinding } from './lib/node-support';
+import { cacheInfo, evaluate, keyConfigError, onInput, rejectAll, resolveKey, StatusReporter, StoreBinding, setMessageProperty } from './lib/node-support';
 
 interface CacheGetConfig extends BaseNodeConfig {
   property?: string;
@@ -31,7 +31,7 @@ export = (RED: NodeAPI) => {
       const cache = await binding.namespace();
       const entry = await cache.get(key);
       if (entry) {
-        RED.util.setMessageProperty(msg, property, entry.value, true);
+        setMessageProperty(RED, msg, property, entry.value);
         msg.cache = cacheInfo(key, true, entry, binding.zone);
         hits++;
         status.set({ fill: 'green', shape: 'dot', text: `hit ${key} (${hits} hit / ${misses} miss)` });
@@ -42,7 +42,7 @@ export = (RED: NodeAPI) => {
       misses++;
       if (defaultType !== 'none') {
         const fallback = await evaluate(RED, node, config.default ?? '', defaultType, msg);
-        RED.util.setMessageProperty(msg, property, fallback, true);
+        setMessageProperty(RED, msg, property, fallback);
         status.set({ fill: 'yellow', shape: 'dot', text: `default for ${key} (${hits} hit / ${misses} miss)` });
         send([msg, null]);
         return;

@@ -163,8 +163,22 @@ export function fillPlaceholders(RED: NodeAPI, template: string, msg: NodeMessag
   });
 }
 
+const PLAIN_NAME = /^[A-Za-z_$][\w$]*$/;
+
+/** A property path that is one plain name (`topic`, `payload`), read and written without parsing it as an expression. */
+export function isPlainName(path: string): boolean {
+  return PLAIN_NAME.test(path) && path !== '__proto__' && path !== 'constructor' && path !== 'prototype';
+}
+
+/** Sets a message property by path; a plain name is a direct assignment. */
+export function setMessageProperty(RED: NodeAPI, msg: NodeMessage, path: string, value: unknown): void {
+  if (isPlainName(path)) msg[path] = value;
+  else RED.util.setMessageProperty(msg, path, value, true);
+}
+
 /** A message property by path (the common key type, read without a callback); a malformed path reads as unset. */
 function messageProperty(RED: NodeAPI, msg: NodeMessage, path: string): unknown {
+  if (isPlainName(path)) return Object.hasOwn(msg, path) ? msg[path] : undefined;
   try {
     return RED.util.getMessageProperty(msg, path);
   } catch {
