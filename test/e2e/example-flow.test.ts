@@ -93,22 +93,22 @@ describe('an example flow, imported, deployed and run', () => {
     const { page } = browser;
     await deploy(page);
 
-    assert.equal(await nodeRed.post(`/inject/${kitchenOn.id}`), 200);
+    assert.equal(await nodeRed.inject(kitchenOn.id), 200);
     await statusOf(page, gate.id, /^passed binary_sensor\.kitchen_leak \(1 passed \/ 0 suppressed\)$/);
 
-    assert.equal(await nodeRed.post(`/inject/${kitchenAgain.id}`), 200);
+    assert.equal(await nodeRed.inject(kitchenAgain.id), 200);
     const cooling = await statusOf(page, gate.id, /^binary_sensor\.kitchen_leak: .+ left \(1 passed \/ 1 suppressed\)$/);
     const remaining = /: (.+) left/.exec(cooling)![1];
     assert.equal(await statusOf(page, heldBack.id, /\S/), remaining, 'the held-back debug shows msg.cooldown.remainingText');
 
-    assert.equal(await nodeRed.post(`/inject/${bathroomOn.id}`), 200);
+    assert.equal(await nodeRed.inject(bathroomOn.id), 200);
     await statusOf(page, gate.id, /^passed binary_sensor\.bath_leak \(2 passed \/ 1 suppressed\)$/);
 
-    assert.equal(await nodeRed.post(`/inject/${resetKitchen.id}`), 200);
+    assert.equal(await nodeRed.inject(resetKitchen.id), 200);
     await statusOf(page, gate.id, /^reset binary_sensor\.kitchen_leak \(2 passed \/ 1 suppressed\)$/);
 
     // After the reset the kitchen passes again.
-    assert.equal(await nodeRed.post(`/inject/${kitchenAgain.id}`), 200);
+    assert.equal(await nodeRed.inject(kitchenAgain.id), 200);
     await statusOf(page, gate.id, /^passed binary_sensor\.kitchen_leak \(3 passed \/ 1 suppressed\)$/);
 
     // The notifications reached the debug sidebar: three sent, one held back.
@@ -131,18 +131,18 @@ describe('an example flow, imported, deployed and run', () => {
     await deploy(page);
 
     // One message at a time: each one's statuses are on the canvas before the next is sent.
-    assert.equal(await nodeRed.post('/inject/rKitchenOn'), 200);
+    assert.equal(await nodeRed.inject('rKitchenOn'), 200);
     await statusOf(page, 'rGate', /^passed binary_sensor\.kitchen_leak \(1 passed \/ 0 suppressed\)$/);
     await statusOf(page, 'rRemember', /^stored last alert \(1\)$/);
-    assert.equal(await nodeRed.post('/inject/rKitchenAgain'), 200);
+    assert.equal(await nodeRed.inject('rKitchenAgain'), 200);
     await statusOf(page, 'rGate', /^binary_sensor\.kitchen_leak: .+ left \(1 passed \/ 1 suppressed\)$/);
-    assert.equal(await nodeRed.post('/inject/rBathOn'), 200);
+    assert.equal(await nodeRed.inject('rBathOn'), 200);
     await statusOf(page, 'rGate', /^passed binary_sensor\.bath_leak \(2 passed \/ 1 suppressed\)$/);
     await statusOf(page, 'rCounter', /^alerts: 2$/);
     await statusOf(page, 'rRemember', /^stored last alert \(2\)$/);
     await statusOf(page, 'rHeld', /\d/);
     await statusOf(page, 'rNotify', /^Leak: bath_leak$/);
-    assert.equal(await nodeRed.post('/inject/rAsk'), 200);
+    assert.equal(await nodeRed.inject('rAsk'), 200);
     await statusOf(page, 'rRecall', /^hit last alert \(1 hit \/ 0 miss\)$/);
     await statusOf(page, 'rLast', /^binary_sensor\.bath_leak$/);
 

@@ -37,6 +37,11 @@ export interface NodeRed {
   log(): string;
   /** POST to the admin API (e.g. `/inject/<id>`); resolves with the HTTP status. */
   post(urlPath: string, body?: unknown): Promise<number>;
+  /**
+   * Presses an inject node through the admin API; resolves with the HTTP status. Right after a deploy
+   * the new flow may still be starting (404 for an unknown node), so a 404 is retried for up to 10 s.
+   */
+  inject(id: string): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -65,6 +70,14 @@ export async function startNodeRed(): Promise<NodeRed> {
     userDir: dir,
     log: () => output,
     post: (urlPath, body = {}) => postJson(port, urlPath, body),
+    async inject(id) {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const status = await postJson(port, `/inject/${id}`, {});
+        if (status !== 404 || Date.now() > deadline) return status;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGINT');
