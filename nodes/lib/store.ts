@@ -342,8 +342,14 @@ export class Store {
     const step =
       known !== undefined
         ? this.decide(fullKey, this.live(fullKey, known), change)
-        : await this.withKey(fullKey, async () => this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change));
+        : await this.withKey(fullKey, async () => {
+            const locked = this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change);
+            // recount while still holding the key, so no other update reads the row before this one is queued
+            if (locked.tooBig) locked.commit = (await this.enqueueAfterRecount(fullKey, locked.tooBig)).commit;
+            return { ...locked, tooBig: undefined };
+          });
     if (step.tooBig) {
+      // decided synchronously with the key free: taking the key now comes before any other update of it
       const row = step.tooBig;
       step.commit = (await this.withKey(fullKey, () => this.enqueueAfterRecount(fullKey, row))).commit;
     }
