@@ -1,5 +1,16 @@
 import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
-import { cacheInfo, evaluate, keyConfigError, onInput, rejectAll, resolveKey, StatusReporter, StoreBinding, setMessageProperty } from './lib/node-support';
+import {
+  cacheInfo,
+  checkKeyConfig,
+  evaluate,
+  onInput,
+  rejectAll,
+  releaseOnClose,
+  resolveKey,
+  setMessageProperty,
+  StatusReporter,
+  StoreBinding,
+} from './lib/node-support';
 
 interface CacheGetConfig extends BaseNodeConfig {
   property?: string;
@@ -16,8 +27,7 @@ export = (RED: NodeAPI) => {
     const defaultType = config.defaultType || 'none';
     let binding: StoreBinding;
     try {
-      const problem = keyConfigError(config);
-      if (problem) throw new Error(problem);
+      checkKeyConfig(config);
       binding = new StoreBinding(RED, node, config.store);
     } catch (error) {
       rejectAll(node, status, (error as Error).message);
@@ -51,10 +61,7 @@ export = (RED: NodeAPI) => {
       send([null, msg]);
     });
 
-    node.on('close', (_removed, done) => {
-      status.clear();
-      binding.release().then(done, done);
-    });
+    releaseOnClose(node, status, binding);
   }
   RED.nodes.registerType('cache-get', CacheGet);
 };

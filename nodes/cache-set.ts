@@ -2,13 +2,14 @@ import { InputError } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
 import {
   cacheInfo,
+  checkKeyConfig,
   configNumber,
   describe,
   evaluate,
-  keyConfigError,
   onInput,
   parseTtl,
   rejectAll,
+  releaseOnClose,
   resolveKey,
   StatusReporter,
   StoreBinding,
@@ -36,8 +37,7 @@ export = (RED: NodeAPI) => {
     try {
       if (!OPERATIONS.includes(operation)) throw new Error(`operation must be set, delete or clear, got "${operation}"`);
       if (operation !== 'clear') {
-        const problem = keyConfigError(config);
-        if (problem) throw new Error(problem);
+        checkKeyConfig(config);
       }
       configTtl = parseTtl(configNumber(config.ttl, 0), 'TTL');
       binding = new StoreBinding(RED, node, config.store);
@@ -78,10 +78,7 @@ export = (RED: NodeAPI) => {
       send(msg);
     });
 
-    node.on('close', (_removed, done) => {
-      status.clear();
-      binding.release().then(done, done);
-    });
+    releaseOnClose(node, status, binding);
   }
   RED.nodes.registerType('cache-set', CacheSet);
 };

@@ -2,7 +2,18 @@ import { Duration } from 'luxon';
 import { now } from './lib/clock';
 import { InputError } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage } from './lib/node-red';
-import { describe, isoInZone, keyConfigError, onInput, rejectAll, resolveKey, StatusReporter, StoreBinding } from './lib/node-support';
+import {
+  checkKeyConfig,
+  describe,
+  isoInZone,
+  numberFrom,
+  onInput,
+  rejectAll,
+  releaseOnClose,
+  resolveKey,
+  StatusReporter,
+  StoreBinding,
+} from './lib/node-support';
 
 interface CooldownGateConfig extends BaseNodeConfig {
   cooldown?: number | string;
@@ -37,8 +48,8 @@ function cooldownMs(cooldown: unknown, units: unknown): number {
   if (typeof unit !== 'string' || !Object.hasOwn(COOLDOWN_UNITS, unit)) {
     throw new InputError(`cooldown units must be seconds, minutes, hours or days, got ${describe(unit)}`);
   }
-  const n = typeof cooldown === 'string' && cooldown.trim() !== '' ? Number(cooldown) : cooldown;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) {
+  const n = numberFrom(cooldown);
+  if (n === undefined || n <= 0) {
     throw new InputError(`cooldown must be a positive number of ${unit}, got ${describe(cooldown)}`);
   }
   const ms = Math.round(n * COOLDOWN_UNITS[unit]);
@@ -87,8 +98,7 @@ export = (RED: NodeAPI) => {
     let binding: StoreBinding;
     let cooldown: number;
     try {
-      const problem = keyConfigError(config);
-      if (problem) throw new Error(problem);
+      checkKeyConfig(config);
       cooldown = cooldownMs(config.cooldown ?? 5, config.cooldownUnits);
       binding = new StoreBinding(RED, node, config.store);
     } catch (error) {
@@ -164,10 +174,7 @@ export = (RED: NodeAPI) => {
       }
     });
 
-    node.on('close', (_removed, done) => {
-      status.clear();
-      binding.release().then(done, done);
-    });
+    releaseOnClose(node, status, binding);
   }
   RED.nodes.registerType('cooldown-gate', CooldownGate);
 };

@@ -3,11 +3,14 @@ import { now } from './lib/clock';
 import { CacheError, InputError } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
 import {
+  checkKeyConfig,
   describe,
+  finiteNumber,
+  isBlank,
   isoInZone,
-  keyConfigError,
   onInput,
   rejectAll,
+  releaseOnClose,
   resolveKey,
   StatusReporter,
   StoreBinding,
@@ -42,17 +45,6 @@ function periodStartOf(at: number, resetEvery: ResetEvery, zone: string): number
   return DateTime.fromMillis(at, { zone }).startOf(resetEvery).toMillis();
 }
 
-/** A number from a message or the dialog: a finite number or numeric text, else an error naming `where`. */
-function finiteNumber(value: unknown, where: string): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n)) throw new InputError(`${where} must be a finite number, got ${describe(value)}`);
-  return n;
-}
-
-function blank(value: unknown): boolean {
-  return value === undefined || value === null || value === '';
-}
-
 /**
  * Reads what is stored under a key as a count; a plain number (e.g. written by cache-set) counts as one.
  * Anything else is an error, unless `replacing` (a reset or set may overwrite it): then it reads as no count.
@@ -80,10 +72,9 @@ export = (RED: NodeAPI) => {
     let step: number;
     let initial: number;
     try {
-      const problem = keyConfigError(config);
-      if (problem) throw new Error(problem);
-      step = finiteNumber(blank(config.step) ? 1 : config.step, 'step');
-      initial = finiteNumber(blank(config.initial) ? 0 : config.initial, 'initial value');
+      checkKeyConfig(config);
+      step = finiteNumber(isBlank(config.step) ? 1 : config.step, 'step');
+      initial = finiteNumber(isBlank(config.initial) ? 0 : config.initial, 'initial value');
       if (!RESET_PERIODS.includes(resetEvery)) throw new Error(`reset every must be never, day, week or month, got "${resetEvery}"`);
       binding = new StoreBinding(RED, this, config.store);
     } catch (error) {
@@ -130,10 +121,7 @@ export = (RED: NodeAPI) => {
       send(msg);
     });
 
-    this.on('close', (_removed, done) => {
-      status.clear();
-      binding.release().then(done, done);
-    });
+    releaseOnClose(this, status, binding);
   }
   RED.nodes.registerType('counter', Counter);
 };

@@ -3,14 +3,15 @@ import { now } from './lib/clock';
 import { CacheError, InputError } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './lib/node-red';
 import {
+  checkKeyConfig,
   configNumber,
   describe,
   fillPlaceholders,
   isoInZone,
   KEY_TYPES,
-  keyConfigError,
   onInput,
   rejectAll,
+  releaseOnClose,
   resolveKey,
   StatusReporter,
   StoreBinding,
@@ -181,8 +182,7 @@ export = (RED: NodeAPI) => {
       if (derived) {
         if (!(KEY_TYPES as readonly string[]).includes(config.keyType || 'msg')) throw new Error(`unknown key type "${config.keyType}"`);
       } else {
-        const problem = keyConfigError(config);
-        if (problem) throw new Error(problem);
+        checkKeyConfig(config);
       }
       if (secretInUrl && !secret) throw new Error('the URL holds {{secret}} but the node has no secret');
       headers = headerSet(config, secretInUrl ? undefined : secret);
@@ -329,12 +329,9 @@ export = (RED: NodeAPI) => {
       return work;
     });
 
-    node.on('close', (_removed, done) => {
-      status.clear();
+    releaseOnClose(node, status, binding, () => {
       closing.abort();
-      Promise.allSettled([...active])
-        .then(() => binding.release())
-        .then(done, done);
+      return Promise.allSettled([...active]);
     });
   }
 

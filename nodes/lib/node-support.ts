@@ -54,9 +54,27 @@ export function flowTabId(node: Node): string {
   return flow?.TYPE === 'flow' && flow.id && flow.id !== 'global' ? flow.id : (node.z ?? 'global');
 }
 
+/** An unset dialog field or message property: undefined, null or ''. */
+export function isBlank(value: unknown): boolean {
+  return value === undefined || value === null || value === '';
+}
+
+/** A finite number from a number or numeric text (as dialogs and messages carry them); undefined otherwise. */
+export function numberFrom(value: unknown): number | undefined {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
+}
+
+/** A finite number from a message or the dialog, else an InputError naming `where`. */
+export function finiteNumber(value: unknown, where: string): number {
+  const n = numberFrom(value);
+  if (n === undefined) throw new InputError(`${where} must be a finite number, got ${describe(value)}`);
+  return n;
+}
+
 /** Reads a number property of a node's configuration; '' or undefined gives the default. */
 export function configNumber(value: unknown, fallback: number): number {
-  if (value === undefined || value === null || value === '') return fallback;
+  if (isBlank(value)) return fallback;
   return typeof value === 'number' ? value : Number(value);
 }
 
@@ -202,14 +220,13 @@ export async function resolveKey(RED: NodeAPI, node: Node, config: BaseNodeConfi
   return key;
 }
 
-/** Validates a key property in a node's configuration; returns an error text or undefined. */
-export function keyConfigError(config: BaseNodeConfig): string | undefined {
+/** Checks the key property of a node's configuration; throws a readable error. */
+export function checkKeyConfig(config: BaseNodeConfig): void {
   const keyType = config.keyType || 'msg';
-  if (!(KEY_TYPES as readonly string[]).includes(keyType)) return `unknown key type "${keyType}"`;
-  if (keyType !== 'msg' && keyType !== 'str') return undefined;
+  if (!(KEY_TYPES as readonly string[]).includes(keyType)) throw new Error(`unknown key type "${keyType}"`);
+  if (keyType !== 'msg' && keyType !== 'str') return;
   const key = config.key ?? (keyType === 'msg' ? 'topic' : '');
-  if (typeof key !== 'string' || key.trim() === '') return 'the key is empty';
-  return undefined;
+  if (typeof key !== 'string' || key.trim() === '') throw new Error('the key is empty');
 }
 
 /**
@@ -234,6 +251,19 @@ export function rejectAll(node: Node, status: StatusReporter, message: string): 
   status.set({ fill: 'red', shape: 'ring', text: shorten(message) }, true);
   node.error(message);
   node.on('input', (_msg, _send, done) => done(new InputError(message)));
+}
+
+/**
+ * Ends a node cleanly on redeploy or stop: clears its status timer, lets `settle` finish (in-flight
+ * work), then releases the store, which closes once its last user has gone.
+ */
+export function releaseOnClose(node: Node, status: StatusReporter, binding: StoreBinding, settle?: () => Promise<unknown>): void {
+  node.on('close', (_removed, done) => {
+    status.clear();
+    Promise.resolve(settle?.())
+      .then(() => binding.release())
+      .then(done, done);
+  });
 }
 
 function shorten(text: string): string {
@@ -306,8 +336,8 @@ export function cacheInfo(key: string, hit: boolean, entry: Entry | undefined, z
 
 /** Parses a TTL given in seconds (from the dialog or msg.ttl): a finite number >= 0, else an error. */
 export function parseTtl(value: unknown, where: string): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+  const n = numberFrom(value);
+  if (n === undefined || n < 0) {
     throw new InputError(`${where} must be a number of seconds >= 0, got ${describe(value)}`);
   }
   return n;
