@@ -119,10 +119,10 @@ function batchPromise(batch: Batch): Promise<void> {
   return batch.promise;
 }
 
-/** The entry of a row; `keep` holds on to the parsed text for the next read (read paths only, so writes add no memory). */
-function toEntry(row: Row, keep = false): Entry {
-  const parsed = row.parsed ?? (JSON.parse(row.text) as { v: Json });
-  if (keep) row.parsed = parsed;
+/** The entry of a row, a fresh copy of its value; the parsed text is kept for the next read (only read rows are parsed). */
+function toEntry(row: Row): Entry {
+  row.parsed ??= JSON.parse(row.text) as { v: Json };
+  const parsed = row.parsed;
   return { value: decodeJson(parsed.v), storedAt: row.storedAt, expiresAt: row.expiresAt };
 }
 
@@ -309,7 +309,7 @@ export class Store {
     const fullKey = this.fullKey(namespace, key);
     const known = this.memoryRow(fullKey);
     const row = known !== undefined ? this.live(fullKey, known) : await this.withKey(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
-    return row ? toEntry(row, true) : undefined;
+    return row ? toEntry(row) : undefined;
   }
 
   /** Writes a value with a TTL in seconds (0 or undefined: no expiry); resolves once committed (immediate mode). */
@@ -547,7 +547,7 @@ export class Store {
    * unless the new row may not fit (policy none): then `tooBig` holds it for a recount first.
    */
   private decide(fullKey: string, currentRow: Row | undefined, change: (current: Entry | undefined) => UpdateDecision): UpdateStep {
-    const previous = currentRow ? toEntry(currentRow, true) : undefined;
+    const previous = currentRow ? toEntry(currentRow) : undefined;
     const decision = change(previous);
     if (decision === undefined) return { result: { previous, entry: previous } };
     if ('delete' in decision) {
