@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, pbkdf2Sync } from 'node:crypto';
 import { now } from './lib/clock';
-import { CacheError, InputError } from './lib/errors';
+import { CacheError, formatBytes, InputError } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './lib/node-red';
 import {
   checkKeyConfig,
@@ -34,24 +34,34 @@ interface TtlFetchConfig extends BaseNodeConfig {
   returnType?: string;
   staleIfError?: boolean | string;
   timeout?: number | string;
+  maxResponseMb?: number | string;
 }
 
 type ReturnType = 'json' | 'text' | 'buffer';
 
-/** What one cached response holds in the store (never the URL or a header: they may carry secrets). */
+/**
+ * What one cached response holds in the store (never the URL or a header: they may carry secrets).
+ * `credential` is a one-way digest of the credential the request was made with (absent: none), so
+ * an answer fetched with one secret is never given to a request made with another or with none.
+ */
 interface StoredResponse {
   kind: ReturnType;
   body: unknown;
   statusCode: number;
   contentType: string | null;
+  credential?: string;
 }
 
 /** One resolved request: what is fetched and under which key it is cached. */
 interface FetchRequest {
-  url: string;
-  /** The URL without user info and query, safe for status texts, warnings and errors. */
+  url: URL;
+  /** The URL as errors, warnings and statuses show it: origin and path, secret-looking parts replaced (see shownUrl). */
   shown: string;
   key: string;
+  /** Digest of the credential this request carries ('' for none): part of a derived key, checked against a stored answer. */
+  credential: string;
+  /** Whether the first request goes with the secret header. */
+  sendSecret: boolean;
   body: string | Buffer | undefined;
   contentType: string | undefined;
 }
@@ -62,14 +72,99 @@ const TTL_UNITS: Record<string, number> = { seconds: 1, minutes: 60, hours: 3600
 const DEFAULT_TTL = 5;
 const DEFAULT_TIMEOUT_S = 30;
 const MAX_TIMEOUT_S = 3600;
+const DEFAULT_MAX_RESPONSE_MB = 5;
+const MAX_MAX_RESPONSE_MB = 1024;
+const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+// Headers that never follow a redirect to another origin, even when listed as not secret (as browsers drop Authorization).
+const ORIGIN_BOUND_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
 // A stale copy is kept this long beyond its TTL (at least a day, at least 9 TTLs), for staleIfError.
 const MIN_STALE_KEEP_S = 86400;
 const STALE_KEEP_FACTOR = 9;
 const SECRET_PLACEHOLDER = /\{\{\s*secret\s*\}\}/g;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const BAD_HEADER_VALUE = /[\r\n\0]/;
+// The digest of a credential is salted and stretched: a row of the database never lets a short secret be looked up in a table.
+const CREDENTIAL_SALT = 'node-red-contrib-flow-cache/ttl-fetch credential';
+const CREDENTIAL_ROUNDS = 10_000;
 
-/** A failed upstream request; `retryable` failures (network, timeout, 5xx, 408, 429, unreadable body) may be answered from a stale copy. */
+const REDACTED = '…';
+const MAX_SHOWN_SEGMENT = 32;
+const MAX_SHOWN_DIGITS = 4;
+// A path segment shown as it is: words (lower case, Capitalized or camelCase) and numbers of up to
+// 4 digits joined by - _ . , or a version (v1, v2.1). Anything else (a token, an id, a hash, a
+// percent-encoded value) is shown as "…".
+const PIECE = '(?:[a-z]+(?:[A-Z][a-z]+)*|[A-Z][a-z]+(?:[A-Z][a-z]+)*|\\d{1,4})';
+const PLAIN_SEGMENT = new RegExp(`^(?:${PIECE}(?:[-_.]${PIECE})*|v\\d{1,3}(?:\\.\\d{1,3})*)$`);
+const HOST_LIKE = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
+
+/** Whether a path segment can be shown: short, plain words, few digits. */
+function plainSegment(segment: string): boolean {
+  if (segment === '') return true;
+  if (segment.length > MAX_SHOWN_SEGMENT) return false;
+  if ((segment.match(/\d/g)?.length ?? 0) > MAX_SHOWN_DIGITS) return false;
+  return PLAIN_SEGMENT.test(segment);
+}
+
+/**
+ * A URL as errors, warnings and statuses show it: the origin (never a user name or password) and
+ * the path with every segment that could be a secret replaced by "…"; no query string, no fragment.
+ */
+function shownUrl(url: URL): string {
+  const path = url.pathname
+    .split('/')
+    .map((segment) => (plainSegment(segment) ? segment : REDACTED))
+    .join('/');
+  return `${url.origin}${path}`;
+}
+
+/** Text that failed to parse as a URL, as an error shows it: scheme, a host-like authority and plain segments; the rest "…". */
+function shownText(raw: string): string {
+  const head = raw.split(/[?#]/)[0];
+  const start = /^([A-Za-z][A-Za-z0-9+.-]*:)?(\/\/)?/.exec(head) as RegExpExecArray;
+  let rest = head.slice(start[0].length);
+  let authority = '';
+  if (start[2]) {
+    const end = rest.search(/[/\s]/);
+    authority = end === -1 ? rest : rest.slice(0, end);
+    rest = rest.slice(authority.length);
+    if (authority !== '' && !HOST_LIKE.test(authority)) authority = REDACTED;
+  }
+  const path = rest
+    .split(/([/\s]+)/)
+    .map((part, i) => (i % 2 === 1 || plainSegment(part) ? part : REDACTED))
+    .join('');
+  return `${start[1] ?? ''}${start[2] ?? ''}${authority}${path}`;
+}
+
+/** The parts of a URL that shownUrl hides (secret-looking path segments, query values), in the forms they may take in a text. */
+function hiddenParts(url: URL): string[] {
+  const parts: string[] = [];
+  for (const segment of url.pathname.split('/')) if (!plainSegment(segment)) parts.push(segment, safeDecode(segment));
+  // query values, and names that stand alone (?TOKEN); the names of name=value pairs stay readable
+  for (const [name, value] of url.searchParams) parts.push(...(value === '' ? [name, encodeURIComponent(name)] : [value, encodeURIComponent(value)]));
+  if (url.search) parts.push(url.search.slice(1));
+  return parts;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Replaces every occurrence of the given secrets (4 characters or more) in a text by "…", longest first. */
+function scrub(text: string, secrets: readonly string[]): string {
+  let result = text;
+  for (const secret of [...new Set(secrets)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length)) {
+    result = result.split(secret).join(REDACTED);
+  }
+  return result;
+}
+
+/** A failed upstream request; `retryable` failures (network, timeout, 5xx, 408, 429, unreadable or too large body) may be answered from a stale copy. */
 class UpstreamError extends CacheError {
   readonly statusCode: number | undefined;
   readonly retryable: boolean;
@@ -81,11 +176,21 @@ class UpstreamError extends CacheError {
   }
 }
 
-/** The cache key of a request: a sha256 of method and URL (and a POST body), so no secret in the URL is stored in clear. */
-function derivedKey(method: string, url: string, body?: string | Buffer): string {
+/**
+ * The cache key of a request: a sha256 of method and URL (and a POST body, and the digest of the
+ * credential it is made with), so no secret in the URL is stored in clear and answers fetched with
+ * different credentials never share a key. Without a credential the key is as it always was.
+ */
+function derivedKey(method: string, url: string, body: string | Buffer | undefined, credential: string): string {
   const hash = createHash('sha256').update(`${method} ${url}`);
   if (body !== undefined) hash.update('\n').update(createHash('sha256').update(body).digest('hex'));
+  if (credential !== '') hash.update(`\ncredential ${credential}`);
   return `fetch:${hash.digest('hex')}`;
+}
+
+/** A one-way digest of a credential: where it goes (a header name, or the URL) and its value. */
+function credentialDigest(where: string, secret: string): string {
+  return pbkdf2Sync(`${where.toLowerCase()}\n${secret}`, CREDENTIAL_SALT, CREDENTIAL_ROUNDS, 16, 'sha256').toString('hex');
 }
 
 function isStoredResponse(value: unknown): value is StoredResponse {
@@ -125,13 +230,21 @@ function bodyAs(stored: StoredResponse, wanted: ReturnType): unknown {
   }
 }
 
-/** Turns what fetch threw into an UpstreamError that says what happened, without the query string. */
-function requestFailure(error: unknown, shown: string, timeoutS: number): UpstreamError {
-  const err = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (err?.name === 'TimeoutError') return new UpstreamError('UPSTREAM_TIMEOUT', `request to ${shown} timed out after ${timeoutS} s`, true);
-  if (err?.name === 'AbortError') return new UpstreamError('UPSTREAM_ABORTED', `request to ${shown} was cancelled: the node is closing`, false);
-  const reason = err?.cause?.message || err?.cause?.code || err?.message || String(error);
-  return new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${shown} failed: ${reason}`, true);
+function timeoutError(shown: string, timeoutS: number): UpstreamError {
+  return new UpstreamError('UPSTREAM_TIMEOUT', `request to ${shown} timed out after ${timeoutS} s`, true);
+}
+
+function closingError(shown: string): UpstreamError {
+  return new UpstreamError('UPSTREAM_ABORTED', `request to ${shown} was cancelled: the node is closing`, false);
+}
+
+function tooLargeError(shown: string, limitBytes: number, declared?: number): UpstreamError {
+  const size = declared === undefined ? `more than ${formatBytes(limitBytes)}` : formatBytes(declared);
+  return new UpstreamError(
+    'UPSTREAM_TOO_LARGE',
+    `the response of ${shown} is ${size}, over the limit of ${formatBytes(limitBytes)} (raise "Largest response" if it is expected)`,
+    true,
+  );
 }
 
 function requestBody(payload: unknown): { body: string | Buffer | undefined; contentType: string | undefined } {
@@ -147,6 +260,20 @@ function requestBody(payload: unknown): { body: string | Buffer | undefined; con
   return { body: text, contentType: 'application/json' };
 }
 
+/** The origin of a configured URL when it is fixed (no placeholder before the path), else undefined. */
+function fixedOrigin(configUrl: string): string | undefined {
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(configUrl)?.[0];
+  if (!authority || authority.includes('{{')) return undefined;
+  try {
+    const url = new URL(authority);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const ignore = () => undefined;
+
 export = (RED: NodeAPI) => {
   function TtlFetch(this: Node, config: TtlFetchConfig) {
     RED.nodes.createNode(this, config);
@@ -161,10 +288,18 @@ export = (RED: NodeAPI) => {
     const secret = node.credentials?.secret || undefined;
     // {{secret}} in the URL puts the credential there (an API key in the query) instead of in a header
     const secretInUrl = new RegExp(SECRET_PLACEHOLDER.source).test(configUrl);
+    const secretHeaderName = (config.secretHeader || 'Authorization').trim();
+    // the secret goes only to the origin of the configured URL: never to a msg.url elsewhere, never after a redirect elsewhere
+    const secretOrigin = fixedOrigin(configUrl);
+    // what a text shown to the flow or the log must never hold
+    const secretForms = secret ? [secret, encodeURIComponent(secret), secret.replace(/^\s*\S+\s+/, '')] : [];
     let ttlMs: number;
     let keepSeconds: number;
     let timeoutS: number;
+    let maxResponseBytes: number;
     let headers: Record<string, string>;
+    let headerCredential = '';
+    let urlCredential = '';
     let binding: StoreBinding;
     try {
       if (!METHODS.includes(method)) throw new Error(`method must be one of ${METHODS.join(', ')}, got ${describe(config.method)}`);
@@ -179,13 +314,32 @@ export = (RED: NodeAPI) => {
       if (typeof timeoutS !== 'number' || !Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > MAX_TIMEOUT_S) {
         throw new Error(`timeout must be a number of seconds > 0 and <= ${MAX_TIMEOUT_S}, got ${describe(config.timeout)}`);
       }
+      const maxResponseMb = configNumber(config.maxResponseMb, DEFAULT_MAX_RESPONSE_MB);
+      if (!Number.isFinite(maxResponseMb) || maxResponseMb <= 0 || maxResponseMb > MAX_MAX_RESPONSE_MB) {
+        throw new Error(`largest response must be a number of MB > 0 and <= ${MAX_MAX_RESPONSE_MB}, got ${describe(config.maxResponseMb)}`);
+      }
+      maxResponseBytes = Math.max(1, Math.floor(maxResponseMb * 1024 * 1024));
       if (derived) {
         if (!(KEY_TYPES as readonly string[]).includes(config.keyType || 'msg')) throw new Error(`unknown key type "${config.keyType}"`);
       } else {
         checkKeyConfig(config);
       }
       if (secretInUrl && !secret) throw new Error('the URL holds {{secret}} but the node has no secret');
-      headers = headerSet(config, secretInUrl ? undefined : secret);
+      if (secret && !secretInUrl && !secretOrigin) {
+        throw new Error(
+          configUrl === ''
+            ? 'the node has a secret but no URL: the secret is sent only to the origin of the node URL, so set it (msg.url can still replace it)'
+            : 'the node has a secret but the scheme, host or port of its URL is a placeholder: the secret is sent only to a fixed origin',
+        );
+      }
+      headers = headerSet(config);
+      if (secret && !secretInUrl) {
+        if (!HEADER_NAME.test(secretHeaderName)) throw new Error(`secret header name ${describe(secretHeaderName)} is not valid`);
+        if (BAD_HEADER_VALUE.test(secret)) throw new Error(`the secret header ${secretHeaderName} has a line break in its value`);
+        for (const name of Object.keys(headers)) if (name.toLowerCase() === secretHeaderName.toLowerCase()) delete headers[name];
+        headerCredential = credentialDigest(secretHeaderName, secret);
+      }
+      if (secret && secretInUrl) urlCredential = credentialDigest('{{secret}}', secret);
       binding = new StoreBinding(RED, node, config.store);
     } catch (error) {
       rejectAll(node, status, (error as Error).message);
@@ -202,6 +356,7 @@ export = (RED: NodeAPI) => {
     /** The URL, cache key and body for one message; bad input is an InputError and nothing is fetched. */
     async function resolveRequest(msg: NodeMessage): Promise<FetchRequest> {
       let raw: string;
+      let fromConfig = false;
       if (msg.url !== undefined && msg.url !== null && msg.url !== '') {
         if (typeof msg.url !== 'string') throw new InputError(`msg.url must be a string, got ${describe(msg.url)}`);
         raw = msg.url.trim();
@@ -209,12 +364,13 @@ export = (RED: NodeAPI) => {
         if (!configUrl) throw new InputError('no URL: set the URL of the node or send msg.url');
         const template = secretInUrl ? configUrl.replace(SECRET_PLACEHOLDER, encodeURIComponent(secret as string)) : configUrl;
         raw = fillPlaceholders(RED, template, msg, 'URL');
+        fromConfig = true;
       }
       let parsed: URL;
       try {
         parsed = new URL(raw);
       } catch {
-        throw new InputError(`malformed URL ${describe(raw.split('?')[0])}: give an absolute http:// or https:// URL`);
+        throw new InputError(`malformed URL ${describe(scrub(shownText(raw), secretForms))}: give an absolute http:// or https:// URL`);
       }
       if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
         throw new InputError(`only http:// and https:// URLs can be fetched, got ${describe(`${parsed.protocol}//`)}`);
@@ -223,50 +379,178 @@ export = (RED: NodeAPI) => {
         throw new InputError('the URL must not hold a user name or password: put an Authorization header in the secret header field');
       }
       parsed.hash = '';
-      const shown = `${parsed.origin}${parsed.pathname}`;
+      const sendSecret = headerCredential !== '' && parsed.origin === secretOrigin;
+      const credential = sendSecret ? headerCredential : fromConfig ? urlCredential : '';
+      const shown = scrub(shownUrl(parsed), secretForms);
       const { body, contentType } = method === 'POST' ? requestBody(msg.payload) : { body: undefined, contentType: undefined };
-      const key = derived ? derivedKey(method, parsed.href, body) : await resolveKey(RED, node, config, msg);
-      return { url: parsed.href, shown, key, body, contentType };
+      const key = derived ? derivedKey(method, parsed.href, body, credential) : await resolveKey(RED, node, config, msg);
+      return { url: parsed, shown, key, credential, sendSecret, body, contentType };
+    }
+
+    /** The headers of one request of an exchange: the secret one only to its origin, origin-bound ones only to the first origin. */
+    function headersFor(url: URL, first: URL, sendSecret: boolean, contentType: string | undefined): Record<string, string> {
+      const result: Record<string, string> = {};
+      for (const [name, value] of Object.entries(headers)) {
+        if (url.origin !== first.origin && ORIGIN_BOUND_HEADERS.has(name.toLowerCase())) continue;
+        result[name] = value;
+      }
+      if (contentType && !Object.keys(result).some((h) => h.toLowerCase() === 'content-type')) result['content-type'] = contentType;
+      if (sendSecret && secret && url.origin === secretOrigin) result[secretHeaderName] = secret;
+      return result;
+    }
+
+    /**
+     * The whole exchange: the request, every redirect (followed here, so the secret never leaves its
+     * origin) and the body, all within the timeout and the size limit. Returns the final 2xx
+     * response's status, content type and body; throws an UpstreamError for every other outcome.
+     */
+    async function exchange(request: FetchRequest): Promise<{ statusCode: number; contentType: string | null; raw: Buffer; shown: string }> {
+      const controller = new AbortController();
+      let failure: UpstreamError | undefined;
+      let rejectStopped: (error: UpstreamError) => void = ignore;
+      const stopped = new Promise<never>((_resolve, reject) => {
+        rejectStopped = reject;
+      });
+      stopped.catch(ignore);
+      const stop = (error: UpstreamError) => {
+        if (failure) return;
+        failure = error;
+        controller.abort(error);
+        rejectStopped(error);
+      };
+      // a timer of its own: a combined AbortSignal.any(AbortSignal.timeout(...)) can be collected and never fire (Node 20)
+      const timer = setTimeout(() => stop(timeoutError(request.shown, timeoutS)), Math.round(timeoutS * 1000));
+      const onClosing = () => stop(closingError(request.shown));
+      if (closing.signal.aborted) onClosing();
+      else closing.signal.addEventListener('abort', onClosing, { once: true });
+      const hidden = [...secretForms, ...hiddenParts(request.url)];
+      try {
+        let url = request.url;
+        let hopMethod = method;
+        let body = request.body;
+        let contentType = request.contentType;
+        for (let redirects = 0; ; redirects++) {
+          const shown = url === request.url ? request.shown : scrub(shownUrl(url), hidden);
+          let response: Response;
+          try {
+            response = await Promise.race([
+              fetch(url.href, {
+                method: hopMethod,
+                headers: headersFor(url, request.url, request.sendSecret, body === undefined ? undefined : contentType),
+                body,
+                signal: controller.signal,
+                redirect: 'manual',
+              }),
+              stopped,
+            ]);
+          } catch (error) {
+            if (failure) throw failure;
+            const err = error as { message?: string; cause?: { code?: string; message?: string } };
+            const reason = err?.cause?.message || err?.cause?.code || err?.message || String(error);
+            throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${shown} failed: ${scrub(reason, hidden)}`, true);
+          }
+          const location = response.headers.get('location');
+          if (REDIRECT_STATUSES.has(response.status) && location !== null) {
+            await response.body?.cancel().catch(ignore);
+            if (redirects >= MAX_REDIRECTS) throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${request.shown} failed: more than ${MAX_REDIRECTS} redirects`, true);
+            let next: URL;
+            try {
+              next = new URL(location, url);
+            } catch {
+              throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${shown} failed: it redirects to a malformed URL`, true);
+            }
+            if ((next.protocol !== 'http:' && next.protocol !== 'https:') || next.username || next.password) {
+              throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${shown} failed: it redirects to a URL that is not plain http:// or https://`, true);
+            }
+            next.hash = '';
+            hidden.push(...hiddenParts(next));
+            // as browsers do: 303 turns every method but HEAD into GET, 301 and 302 turn a POST into GET; 307 and 308 keep both
+            if ((response.status === 303 && hopMethod !== 'HEAD') || ((response.status === 301 || response.status === 302) && hopMethod === 'POST')) {
+              hopMethod = 'GET';
+              body = undefined;
+              contentType = undefined;
+            }
+            url = next;
+            continue;
+          }
+          if (response.status < 200 || response.status > 299) {
+            await response.body?.cancel().catch(ignore);
+            const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
+            const reason = response.statusText ? ` ${scrub(response.statusText, hidden)}` : '';
+            throw new UpstreamError('UPSTREAM_HTTP', `${shown} answered ${response.status}${reason}`, retryable, response.status);
+          }
+          const raw = hopMethod === 'HEAD' ? await emptyBody(response) : await readBody(response, shown, stopped);
+          return { statusCode: response.status, contentType: response.headers.get('content-type'), raw, shown };
+        }
+      } catch (error) {
+        if (failure) throw failure;
+        throw error;
+      } finally {
+        clearTimeout(timer);
+        closing.signal.removeEventListener('abort', onClosing);
+        // whatever is left of the exchange (an unread body, a socket) goes
+        if (!failure) controller.abort();
+      }
+    }
+
+    async function emptyBody(response: Response): Promise<Buffer> {
+      await response.body?.cancel().catch(ignore);
+      return Buffer.alloc(0);
+    }
+
+    /** Reads a body up to the size limit; `stopped` rejects once the exchange times out or the node closes. */
+    async function readBody(response: Response, shown: string, stopped: Promise<never>): Promise<Buffer> {
+      if (!response.body) return Buffer.alloc(0);
+      const declared = Number(response.headers.get('content-length') ?? Number.NaN);
+      // the declared length counts encoded bytes: compared only when the body is not compressed
+      if (!response.headers.get('content-encoding') && Number.isFinite(declared) && declared > maxResponseBytes) {
+        await response.body.cancel().catch(ignore);
+        throw tooLargeError(shown, maxResponseBytes, declared);
+      }
+      const reader = response.body.getReader();
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      let finished = false;
+      try {
+        for (;;) {
+          const { done, value } = await Promise.race([reader.read(), stopped]);
+          if (done) break;
+          size += value.byteLength;
+          if (size > maxResponseBytes) throw tooLargeError(shown, maxResponseBytes);
+          chunks.push(value);
+        }
+        finished = true;
+      } finally {
+        if (!finished) reader.cancel().catch(ignore);
+      }
+      return Buffer.concat(chunks, size);
     }
 
     /** Fetches a response and stores it (2xx only); throws an UpstreamError for every other outcome. */
     async function fetchAndStore(request: FetchRequest, cache: CacheNamespace): Promise<Entry> {
-      const signal = AbortSignal.any([AbortSignal.timeout(Math.round(timeoutS * 1000)), closing.signal]);
-      const requestHeaders = { ...headers };
-      if (request.contentType && !Object.keys(requestHeaders).some((h) => h.toLowerCase() === 'content-type')) {
-        requestHeaders['content-type'] = request.contentType;
-      }
-      let response: Response;
-      let raw: Buffer;
-      try {
-        response = await fetch(request.url, { method, headers: requestHeaders, body: request.body, signal });
-        if (response.status < 200 || response.status > 299) {
-          await response.body?.cancel().catch(() => undefined);
-          const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
-          const reason = response.statusText ? ` ${response.statusText}` : '';
-          throw new UpstreamError('UPSTREAM_HTTP', `${request.shown} answered ${response.status}${reason}`, retryable, response.status);
-        }
-        raw = Buffer.from(await response.arrayBuffer());
-      } catch (error) {
-        throw error instanceof UpstreamError ? error : requestFailure(error, request.shown, timeoutS);
-      }
-      const stored: StoredResponse = {
-        kind: returnType,
-        body: storedBody(raw, returnType, request.shown),
-        statusCode: response.status,
-        contentType: response.headers.get('content-type'),
-      };
+      const { statusCode, contentType, raw, shown } = await exchange(request);
+      const stored: StoredResponse = { kind: returnType, body: storedBody(raw, returnType, shown), statusCode, contentType };
+      if (request.credential !== '') stored.credential = request.credential;
       return cache.set(request.key, stored, keepSeconds);
     }
 
-    /** One upstream request per key at a time: concurrent misses wait for the same answer. */
+    /**
+     * One upstream request per key and credential at a time: concurrent misses wait for the same
+     * answer, but none longer than the timeout from when it began to wait.
+     */
     function fetchOnce(request: FetchRequest, cache: CacheNamespace): Promise<Entry> {
-      let flight = flights.get(request.key);
+      const flightKey = `${request.credential}\n${request.key}`;
+      const flight = flights.get(flightKey);
       if (!flight) {
-        flight = fetchAndStore(request, cache).finally(() => flights.delete(request.key));
-        flights.set(request.key, flight);
+        const started = fetchAndStore(request, cache).finally(() => flights.delete(flightKey));
+        flights.set(flightKey, started);
+        return started;
       }
-      return flight;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(timeoutError(request.shown, timeoutS)), Math.round(timeoutS * 1000));
+      });
+      return Promise.race([flight, deadline]).finally(() => clearTimeout(timer));
     }
 
     function deliver(msg: NodeMessage, send: SendFunction, key: string, entry: Entry, hit: boolean, stale: boolean): void {
@@ -288,8 +572,11 @@ export = (RED: NodeAPI) => {
       const request = await resolveRequest(msg);
       const cache = await binding.namespace();
       const found = await cache.get(request.key);
-      const entry = found && isStoredResponse(found.value) ? found : undefined;
-      const fresh = entry !== undefined && now() - entry.storedAt < ttlMs;
+      // an answer fetched with another credential (or none) is not this request's answer, not even as a stale copy
+      const entry = found && isStoredResponse(found.value) && (found.value.credential ?? '') === request.credential ? found : undefined;
+      // fresh only while its age is in [0, TTL): an answer stamped in the future (the clock went back) is stale
+      const age = entry ? now() - entry.storedAt : Number.NaN;
+      const fresh = entry !== undefined && age >= 0 && age < ttlMs;
       if (entry && fresh && msg.refresh !== true) {
         deliver(msg, send, request.key, entry, true, false);
         hits++;
@@ -308,7 +595,7 @@ export = (RED: NodeAPI) => {
         if (!(staleIfError && entry && error instanceof UpstreamError && error.retryable)) throw error;
         if (!warned.has(error)) {
           warned.add(error);
-          node.warn(`${error.message}; sending the cached response stored ${Math.round((now() - entry.storedAt) / 1000)} s ago`);
+          node.warn(`${error.message}; sending the cached response stored ${Math.round(Math.max(0, now() - entry.storedAt) / 1000)} s ago`);
         }
         deliver(msg, send, request.key, entry, true, !fresh);
         hits++;
@@ -323,7 +610,7 @@ export = (RED: NodeAPI) => {
 
     onInput(node, status, (msg, send) => {
       const work = handle(msg, send);
-      const tracked = work.catch(() => undefined);
+      const tracked = work.catch(ignore);
       active.add(tracked);
       tracked.then(() => active.delete(tracked));
       return work;
@@ -335,8 +622,8 @@ export = (RED: NodeAPI) => {
     });
   }
 
-  /** The request headers from the configuration: the listed ones, then the secret one from the credentials. */
-  function headerSet(config: TtlFetchConfig, secret: string | undefined): Record<string, string> {
+  /** The request headers listed in the configuration (not secret). */
+  function headerSet(config: TtlFetchConfig): Record<string, string> {
     const result: Record<string, string> = {};
     const list = config.headers ?? [];
     if (!Array.isArray(list)) throw new Error('headers must be a list of name/value pairs');
@@ -347,13 +634,6 @@ export = (RED: NodeAPI) => {
       if (!HEADER_NAME.test(name)) throw new Error(`header name ${describe(name)} is not valid`);
       if (BAD_HEADER_VALUE.test(value)) throw new Error(`header ${name} has a line break in its value`);
       result[name] = value;
-    }
-    if (secret) {
-      const name = (config.secretHeader || 'Authorization').trim();
-      if (!HEADER_NAME.test(name)) throw new Error(`secret header name ${describe(name)} is not valid`);
-      if (BAD_HEADER_VALUE.test(secret)) throw new Error(`the secret header ${name} has a line break in its value`);
-      for (const existing of Object.keys(result)) if (existing.toLowerCase() === name.toLowerCase()) delete result[existing];
-      result[name] = secret;
     }
     return result;
   }
