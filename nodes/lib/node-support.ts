@@ -81,10 +81,15 @@ export function configNumber(value: unknown, fallback: number): number {
 /**
  * One node's access to its store: resolves the config node, opens (shares) the store on first
  * use and retries a failed open on the next message, so fixing a permission problem is enough.
+ *
+ * A binding holds at most one lease and releases it exactly once. Once its node starts closing
+ * it opens nothing: a message that still arrives (Node-RED delivers until every close handler has
+ * finished) works on the store already held, or fails with NODE_CLOSING when none is held.
  */
 export class StoreBinding {
   private lease: Promise<StoreLease> | undefined;
   private opened: CacheNamespace | undefined;
+  private state: 'open' | 'closing' | 'closed' = 'open';
   readonly settings: StoreSettings;
   private readonly tabId: string;
 
@@ -116,10 +121,17 @@ export class StoreBinding {
     return this.settings.timezone || hostZone();
   }
 
+  /** True once the node has started closing (redeploy or stop). */
+  get closing(): boolean {
+    return this.state !== 'open';
+  }
+
   /** The namespace this node works in, opening the store if needed (the opened namespace is kept). */
   namespace(): CacheNamespace | Promise<CacheNamespace> {
+    if (this.state === 'closed') return Promise.reject(this.closedError());
     if (this.opened) return this.opened;
     if (!this.lease) {
+      if (this.state === 'closing') return Promise.reject(this.closedError());
       const logger = { warn: (m: string) => this.node.warn(m), error: (m: string) => this.node.error(m) };
       const opening = acquireStore(this.settings.file, { ...this.settings.options, logger });
       this.lease = opening;
@@ -136,17 +148,32 @@ export class StoreBinding {
     });
   }
 
-  /** Lets go of the store (closing it if this was its last user). */
+  /** From now on nothing new is opened; what is held stays usable until `release()`. */
+  beginClose(): void {
+    if (this.state === 'open') this.state = 'closing';
+  }
+
+  /** Lets go of the store (closing it if this was its last user); the binding cannot open again. */
   async release(): Promise<void> {
+    this.state = 'closed';
     const lease = this.lease;
     this.lease = undefined;
     this.opened = undefined;
     if (!lease) return;
+    let held: StoreLease;
     try {
-      await (await lease).release();
+      held = await lease;
     } catch {
-      // the open failed: nothing to release
+      return; // the open failed: nothing to release
     }
+    await held.release();
+  }
+
+  private closedError(): CacheError {
+    return new CacheError(
+      'NODE_CLOSING',
+      `${this.node.type} is ${this.state === 'closed' ? 'stopped' : 'stopping'} (redeploy or shutdown): message not processed, nothing written`,
+    );
   }
 }
 
@@ -229,13 +256,28 @@ export function checkKeyConfig(config: BaseNodeConfig): void {
   if (typeof key !== 'string' || key.trim() === '') throw new Error('the key is empty');
 }
 
+/** The messages each node is working on, so closing can wait for them. */
+const inProgress = new WeakMap<Node, Set<Promise<void>>>();
+
 /**
  * Registers an input handler that ends every message: the handler's errors turn the status red
  * and reach Catch nodes through done(err); Node-RED never sees a rejected promise.
  */
 export function onInput(node: Node, status: StatusReporter, handler: (msg: NodeMessage, send: SendFunction) => Promise<void>): void {
+  let active = inProgress.get(node);
+  if (!active) {
+    active = new Set();
+    inProgress.set(node, active);
+  }
+  const working = active;
   node.on('input', (msg, send, done: DoneFunction) => {
-    handler(msg, send).then(
+    let work: Promise<void>;
+    try {
+      work = handler(msg, send);
+    } catch (error) {
+      work = Promise.reject(error);
+    }
+    const settled = work.then(
       () => done(),
       (error: unknown) => {
         const err = error instanceof Error ? error : new Error(String(error));
@@ -243,6 +285,9 @@ export function onInput(node: Node, status: StatusReporter, handler: (msg: NodeM
         done(err);
       },
     );
+    working.add(settled);
+    const forget = () => working.delete(settled);
+    settled.then(forget, forget);
   });
 }
 
@@ -253,17 +298,49 @@ export function rejectAll(node: Node, status: StatusReporter, message: string): 
   node.on('input', (_msg, _send, done) => done(new InputError(message)));
 }
 
+/** How long closing waits for the messages a node is still working on before it lets go of the store anyway. */
+export const CLOSE_DRAIN_MS = 10_000;
+
 /**
- * Ends a node cleanly on redeploy or stop: clears its status timer, lets `settle` finish (in-flight
- * work), then releases the store, which closes once its last user has gone.
+ * Ends a node cleanly on redeploy or stop: clears its status timer, stops the binding from opening
+ * anything, lets `settle` finish (node-specific in-flight work) and the messages still in
+ * progress (including those that arrive while closing) end, then releases the store, which
+ * closes (flushing deferred writes) once its last user has gone.
  */
 export function releaseOnClose(node: Node, status: StatusReporter, binding: StoreBinding, settle?: () => Promise<unknown>): void {
   node.on('close', (_removed, done) => {
     status.clear();
-    Promise.resolve(settle?.())
+    binding.beginClose();
+    Promise.resolve()
+      .then(() => settle?.())
+      .catch(() => undefined)
+      .then(() => drain(node, CLOSE_DRAIN_MS))
       .then(() => binding.release())
-      .then(done, done);
+      .catch((error: unknown) => node.error(`closing the cache store failed: ${(error as Error).message}`))
+      .then(() => done());
   });
+}
+
+/** Waits until `node` has no message in progress, at most `limitMs`; warns about what is still running then. */
+async function drain(node: Node, limitMs: number): Promise<void> {
+  const active = inProgress.get(node);
+  if (!active) return;
+  const deadline = Date.now() + limitMs;
+  while (active.size > 0) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
+      node.warn(`${active.size} message(s) still in progress ${limitMs / 1000} s after close began; releasing the store without them (their writes may fail)`);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...active]),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, left);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
 }
 
 function shorten(text: string): string {

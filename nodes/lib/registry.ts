@@ -7,6 +7,8 @@ interface Shared {
 }
 
 const open = new Map<string, Shared>();
+/** Stores whose last user has gone and that are still flushing and closing, by file. */
+const closing = new Map<string, Promise<void>>();
 
 /** A user's hold on a shared store; `release()` closes the store when its last user lets go. */
 export interface StoreLease {
@@ -17,14 +19,21 @@ export interface StoreLease {
 /**
  * Opens the store for a database file, or shares the one already open: one Store per file, so
  * every node writing the same file goes through one group-commit queue and one read cache.
- * The options of the first user of a file apply; a failed open is not remembered, so the next
- * user tries again (after a permissions fix, say).
+ *
+ * The options of the first user of a file apply while it is open; once its last user has let go
+ * the store is flushed and closed, and the next user opens it again with that user's options
+ * (a redeploy that changes a cache-store's settings stops every node using it, then starts them).
+ * An open waits for a close of the same file still in progress, so two Store objects never hold
+ * one file at once. A failed open is not remembered, so the next user tries again (after a
+ * permissions fix, say). Each lease is released at most once; releasing again does nothing.
  */
 export async function acquireStore(file: string, options: StoreOptions = {}): Promise<StoreLease> {
   const key = path.resolve(file);
   let shared = open.get(key);
   if (!shared) {
-    shared = { opening: Store.open(key, options), users: 0 };
+    const previous = closing.get(key);
+    const opening = previous ? previous.then(() => Store.open(key, options)) : Store.open(key, options);
+    shared = { opening, users: 0 };
     open.set(key, shared);
     const current = shared;
     shared.opening.catch(() => {
@@ -48,12 +57,23 @@ export async function acquireStore(file: string, options: StoreOptions = {}): Pr
       if (released) return;
       released = true;
       holder.users--;
-      if (holder.users === 0) {
-        if (open.get(key) === holder) open.delete(key);
-        await store.close();
-      }
+      if (holder.users > 0) return;
+      if (open.get(key) === holder) open.delete(key);
+      const closed = closeQuietly(store, options);
+      closing.set(key, closed);
+      await closed;
+      if (closing.get(key) === closed) closing.delete(key);
     },
   };
+}
+
+/** Closes a store whose last user has gone; a failure is logged, never left for the next open to trip over. */
+async function closeQuietly(store: Store, options: StoreOptions): Promise<void> {
+  try {
+    await store.close();
+  } catch (error) {
+    options.logger?.error(`cache database ${store.file}: closing failed: ${(error as Error).message}`);
+  }
 }
 
 /** A second user asking for other settings gets the file's settings, and a warning saying so. */
@@ -64,7 +84,10 @@ function warnIfDifferent(store: Store, options: StoreOptions): void {
   if ((options.evictionPolicy ?? 'least-recently-stored') !== store.evictionPolicy) differences.push(`eviction policy ${store.evictionPolicy}`);
   if ((options.durability ?? 'immediate') !== store.durability) differences.push(`durability ${store.durability}`);
   if (differences.length > 0) {
-    options.logger?.warn(`${store.file} is already open with other settings; its ${differences.join(', ')} apply (give each store its own file to keep them apart)`);
+    options.logger?.warn(
+      `${store.file} is already open with other settings; its ${differences.join(', ')} apply until every node using the file has been ` +
+        'stopped or redeployed (give each store its own file to keep them apart)',
+    );
   }
 }
 
