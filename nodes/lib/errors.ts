@@ -18,13 +18,10 @@ export class UnstorableValueError extends CacheError {
   }
 }
 
-/** A write that would take the store over its size limit while eviction is off. */
+/** A write that cannot fit under the store's size limit: eviction is off, or what it may free is not enough. */
 export class StoreFullError extends CacheError {
-  constructor(limitBytes: number, neededBytes: number) {
-    super(
-      'STORE_FULL',
-      `store is full: ${formatBytes(neededBytes)} needed, limit ${formatBytes(limitBytes)} reached and eviction policy is "none"`,
-    );
+  constructor(limitBytes: number, neededBytes: number, reason = 'eviction policy is "none"') {
+    super('STORE_FULL', `store is full: ${formatBytes(neededBytes)} needed, limit ${formatBytes(limitBytes)} reached and ${reason}`);
     this.name = 'StoreFullError';
   }
 }

@@ -1,13 +1,31 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { type DriverChoice, openPlain, sqliteCode } from './driver';
+import { CacheError } from './errors';
+import { APPLICATION_ID, looksLikeOurs } from './schema';
 
 const HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
-/**
- * Why a database file cannot be a healthy SQLite file, or undefined if it looks sound.
- * Reads only the 100-byte header, so it costs the same for an empty and a large store.
- */
-export function damageOf(file: string): string | undefined {
+/** A path that holds something other than a database of ours: refused, and the file is left as it is. */
+export class ForeignFileError extends CacheError {
+  constructor(file: string, why: string) {
+    super(
+      'STORE_FOREIGN_FILE',
+      `${file} is not a flow-cache database (${why}); it was left untouched: choose another file for the cache store`,
+    );
+    this.name = 'ForeignFileError';
+  }
+}
+
+/** What the 100-byte header of a database file says; undefined for an absent or empty file. */
+interface Header {
+  size: number;
+  applicationId: number;
+  /** Why the file is damaged, if the header shows it. */
+  damage?: string;
+}
+
+function readHeader(file: string): Header | 'not-sqlite' | 'not-a-file' | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -15,29 +33,63 @@ export function damageOf(file: string): string | undefined {
     return undefined; // absent or unreadable: opening reports that itself
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) return 'not-a-file';
+    const size = stat.size;
     if (size === 0) return undefined; // a fresh file SQLite will initialise
     const header = Buffer.alloc(100);
     const read = fs.readSync(fd, header, 0, 100, 0);
-    if (read < 100 || !header.subarray(0, 16).equals(HEADER)) return 'not an SQLite database (bad header)';
+    if (read < 100 || !header.subarray(0, 16).equals(HEADER)) return 'not-sqlite';
     const rawPageSize = header.readUInt16BE(16);
     const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
-    if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) return 'not an SQLite database (bad page size)';
+    if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) return 'not-sqlite';
+    const applicationId = header.readUInt32BE(68);
     const pages = header.readUInt32BE(28);
     const changeCounter = header.readUInt32BE(24);
     const validFor = header.readUInt32BE(92);
-    if (pages > 0 && changeCounter === validFor && size < pages * pageSize) {
-      return `truncated: ${size} bytes on disk, header says ${pages * pageSize}`;
-    }
-    return undefined;
+    const damage =
+      pages > 0 && changeCounter === validFor && size < pages * pageSize ? `truncated: ${size} bytes on disk, header says ${pages * pageSize}` : undefined;
+    return { size, applicationId, damage };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Error codes from the sqlite3 driver that mean the file itself is damaged. */
+/**
+ * Decides whether the store may use `file`. Absent, empty or a sound database of ours: resolves to
+ * undefined. A database of ours that is damaged: resolves to why (the caller moves it aside). Anything
+ * else (not SQLite at all, another program's database, damage in a file that carries no mark of ours)
+ * throws ForeignFileError and changes nothing. The mark is `PRAGMA application_id` in the header, so it
+ * is read even when later pages are damaged; files written before the mark existed are recognised by
+ * holding nothing but keyv's table and ours.
+ */
+export async function checkFile(file: string, driver: DriverChoice): Promise<string | undefined> {
+  const header = readHeader(file);
+  if (header === undefined) return undefined;
+  if (header === 'not-a-file') throw new ForeignFileError(file, 'it is a directory or a special file');
+  if (header === 'not-sqlite') throw new ForeignFileError(file, 'it is not an SQLite database');
+  if (header.applicationId === APPLICATION_ID) return header.damage;
+  if (header.applicationId !== 0) throw new ForeignFileError(file, `it belongs to another program (application id ${header.applicationId})`);
+  if (header.damage) throw new ForeignFileError(file, `it is damaged (${header.damage}) and carries no mark of this package`);
+  let reason: string | undefined;
+  try {
+    const db = await openPlain(file, driver, { busyTimeoutMs: 1000, readOnly: true });
+    try {
+      reason = await looksLikeOurs(db);
+    } finally {
+      await db.close();
+    }
+  } catch (error) {
+    if (isCorruption(error)) throw new ForeignFileError(file, `it cannot be read (${(error as Error).message}) and carries no mark of this package`);
+    throw error;
+  }
+  if (reason) throw new ForeignFileError(file, reason);
+  return undefined;
+}
+
+/** Driver errors that mean the file itself is damaged. */
 export function isCorruption(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
+  const code = sqliteCode(error);
   return code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB';
 }
 
@@ -51,10 +103,15 @@ export function moveAside(file: string, stamp: number): string {
   return file + suffix;
 }
 
-/** Creates the directory (owner-only if new) and the database file (owner-only) if missing. */
-export function prepareFile(file: string): void {
+/** Creates the directory of a database file (owner-only if new). */
+export function prepareDirectory(file: string): void {
   const dir = path.dirname(file);
   if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+}
+
+/** Creates the directory (owner-only if new) and the database file (owner-only) if missing. */
+export function prepareFile(file: string): void {
+  prepareDirectory(file);
   const fd = fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_RDWR, 0o600);
   fs.closeSync(fd);
 }

@@ -1,10 +1,12 @@
-import KeyvSqlite from '@keyv/sqlite';
-import Keyv from 'keyv';
+import { EventEmitter } from 'node:events';
 import { now } from './clock';
-import { CacheError, StoreFullError, StoreIOError } from './errors';
+import { DRIVER_CHOICES, type DriverChoice, type DriverName, openDriver, resolveDriver, type SqlDriver } from './driver';
+import { CacheError, formatBytes, StoreFullError, StoreIOError } from './errors';
+import { describeHolder, type FileLock, type Holder, takeLock } from './file-lock';
 import { LruMap } from './lru';
+import { ensureSchema, META_TABLE, TABLE } from './schema';
 import { decodeJson, encodeValue, type Json } from './serialize';
-import { damageOf, isCorruption, moveAside, prepareFile } from './sqlite-file';
+import { checkFile, isCorruption, moveAside, prepareDirectory, prepareFile } from './sqlite-file';
 
 export type EvictionPolicy = 'least-recently-stored' | 'least-recently-used' | 'none';
 export type Durability = 'immediate' | 'deferred';
@@ -29,7 +31,22 @@ export interface StoreOptions {
   sweepInterval?: number;
   /** Entries held in the in-memory read cache (default 10,000). */
   readCacheEntries?: number;
+  /** SQLite driver: 'auto' (default: node:sqlite where Node.js has it, else sqlite3), or one by name. */
+  driver?: DriverChoice;
   logger?: StoreLogger;
+}
+
+/** What the store tells its users about itself ('health' and 'evicted' events). */
+export interface StoreHealth {
+  ok: boolean;
+  /** The failure, while writes cannot be committed. */
+  error?: Error;
+}
+
+export interface EvictionRound {
+  entries: number;
+  bytes: number;
+  at: number;
 }
 
 /** A stored value with its timestamps (ms since the epoch). */
@@ -47,8 +64,17 @@ export interface UpdateResult {
   entry: Entry | undefined;
 }
 
-/** What an update function returns: a value to store (with an optional TTL in seconds), `{delete: true}` or undefined to change nothing. */
-export type UpdateDecision = { value: unknown; ttl?: number } | { delete: true } | undefined;
+/**
+ * What an update function returns: a value to store (with an optional TTL in seconds), `{delete: true}`
+ * or undefined to change nothing. `evictable: false` marks state (counts, cooldowns) that the size
+ * limit may never remove; by default an entry is a cache and may be evicted.
+ */
+export type UpdateDecision = { value: unknown; ttl?: number; evictable?: boolean } | { delete: true } | undefined;
+
+export interface SetOptions {
+  /** false: never removed to make room (default true). */
+  evictable?: boolean;
+}
 
 // One row as held in memory: `text` is exactly what the value column holds.
 interface Row {
@@ -56,6 +82,8 @@ interface Row {
   storedAt: number;
   expiresAt: number | null;
   size: number;
+  /** Whether the size limit may remove the row. */
+  evictable: boolean;
   /** The parsed value column, kept after the first read: decodeJson builds a fresh copy from it each time. */
   parsed?: { v: Json };
 }
@@ -70,22 +98,36 @@ interface Batch {
   puts: Map<string, Row | null>;
   clears: string[];
   bytes: number;
+  /** Bytes of rows that may not be evicted. */
+  pinned: number;
   promise?: Promise<void>;
   resolve?: () => void;
   reject?: (error: unknown) => void;
 }
 
-const TABLE = 'keyv';
-// rows arrive as one JSON array of [hexKey(key), value text, size, storedAt, expiresAt]; "WHERE true" lets SQLite parse the upsert
-const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at)
-  SELECT CAST(unhex(r.value ->> 0) AS TEXT), r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4 FROM json_each(?) AS r WHERE true
+// rows arrive as one JSON array of [hexKey(key), value text, size, storedAt, expiresAt, evictable]; "WHERE true" lets SQLite parse the upsert
+const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at, evictable)
+  SELECT CAST(unhex(r.value ->> 0) AS TEXT), r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4, r.value ->> 5
+  FROM json_each(?) AS r WHERE true
   ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
-  accessed_at = excluded.accessed_at, expires_at = excluded.expires_at`;
+  accessed_at = excluded.accessed_at, expires_at = excluded.expires_at, evictable = excluded.evictable`;
+// rows stamped after `now` (the clock went back): stamped anew at `now`, keeping their TTL from there
+const RESTAMP_FUTURE = `UPDATE ${TABLE} SET stored_at = ?1,
+  expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?1 + (expires_at - stored_at) END,
+  value = '{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')),
+  size = length(CAST('{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')) AS BLOB))
+  WHERE key IN (SELECT key FROM ${TABLE} WHERE stored_at > ?2 LIMIT ${1000}) RETURNING key`;
 const MAX_DEFERRED_PENDING = 10_000;
 const ROWS_PER_STATEMENT = 1000;
 const EAGER_BATCH_ROWS = 2000;
 const TOUCH_FLUSH_MS = 1_000;
 const MAX_DATE_MS = 8.64e15; // the last instant a JavaScript Date can hold
+const BUSY_TIMEOUT_MS = 5000;
+/** A row stamped further than this ahead of the clock means the clock went back. */
+const CLOCK_SLACK_MS = 1000;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+const EVICTION_LOG_MS = 60_000;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** The part of a full key that names the namespace: hex, so SQL LIKE and case folding cannot mix namespaces. */
@@ -105,7 +147,12 @@ function rangeEnd(prefix: string): string {
 }
 
 function newBatch(): Batch {
-  return { puts: new Map(), clears: [], bytes: 0 };
+  return { puts: new Map(), clears: [], bytes: 0, pinned: 0 };
+}
+
+/** Lets other work run between two statements of a synchronous driver, so no single tick is long. */
+function nextTick(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function batchPromise(batch: Batch): Promise<void> {
@@ -130,23 +177,32 @@ function rowText(valueText: string, storedAt: number, expiresAt: number | null):
   return `{"s":${storedAt},"e":${expiresAt === null ? 'null' : expiresAt},"v":${valueText}}`;
 }
 
-function parseRow(text: string): Row {
+function parseRow(text: string, evictable: boolean): Row {
   const parsed = JSON.parse(text) as { s: number; e: number | null };
-  return { text, storedAt: parsed.s, expiresAt: parsed.e, size: Buffer.byteLength(text) };
+  return { text, storedAt: parsed.s, expiresAt: parsed.e, size: Buffer.byteLength(text), evictable };
+}
+
+/** The error a second process gets for a database another process holds. */
+function lockedError(file: string, holder: Holder | undefined): CacheError {
+  return new CacheError(
+    'STORE_LOCKED',
+    `cache database ${file} is in use by ${describeHolder(holder)}; a database file serves one Node-RED process at a time (give each its own file, or use a shared backend)`,
+  );
 }
 
 /**
- * A persistent key-value store in one SQLite file (through keyv's SQLite adapter), with namespaces,
+ * A persistent key-value store in one SQLite file (node:sqlite, or sqlite3 through keyv's SQLite adapter), with namespaces,
  * expiry, a size cap, group commit, a write-through read cache and per-key atomic updates.
  */
-export class Store {
+export class Store extends EventEmitter {
   readonly file: string;
   readonly sizeLimitBytes: number;
   readonly evictionPolicy: EvictionPolicy;
   readonly durability: Durability;
+  readonly driver: DriverName;
 
-  private adapter!: KeyvSqlite;
-  private keyv!: Keyv<string>;
+  private db: SqlDriver;
+  private readonly lock: FileLock;
   private readonly options: StoreOptions;
   private recovering = false;
   private readonly logger: StoreLogger;
@@ -160,115 +216,115 @@ export class Store {
   private flushScheduled = false;
   private committedBytes = 0;
   private inflightBytes = 0;
+  private committedPinned = 0;
+  private inflightPinned = 0;
+  /** Clears of the batch being written, for a write at exit. */
+  private inflightClears: string[] = [];
+  private inTransaction = false;
   private epoch = 0;
   private closed = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay = 0;
+  private failure: Error | undefined;
+  private evictedSinceLog = { entries: 0, bytes: 0 };
+  private lastEvictionLog = Number.NEGATIVE_INFINITY;
+  /** The last eviction round, for statuses and inspection. */
+  lastEviction: EvictionRound | undefined;
+  private readonly onExit = (): void => this.writeAtExit();
 
-  private constructor(file: string, adapter: KeyvSqlite, options: StoreOptions, logger: StoreLogger) {
+  private constructor(file: string, db: SqlDriver, lock: FileLock, options: StoreOptions, logger: StoreLogger) {
+    super();
     this.file = file;
+    this.db = db;
+    this.lock = lock;
+    this.driver = db.name;
     this.options = options;
     this.logger = logger;
     this.sizeLimitBytes = Math.round((options.sizeLimitMb ?? 100) * 1024 * 1024);
     this.evictionPolicy = options.evictionPolicy ?? 'least-recently-stored';
     this.durability = options.durability ?? 'immediate';
     this.cache = new LruMap(options.readCacheEntries ?? 10_000);
-    this.attach(adapter);
     const sweepSeconds = options.sweepInterval ?? 60;
     if (sweepSeconds > 0) this.every(sweepSeconds * 1000, () => this.sweep());
     if (this.durability === 'deferred') this.every((options.flushInterval ?? 30) * 1000, () => this.flush());
     if (this.evictionPolicy === 'least-recently-used') this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
+    process.on('exit', this.onExit);
   }
 
-  private attach(adapter: KeyvSqlite): void {
-    this.adapter = adapter;
-    this.keyv = new Keyv<string>({
-      store: adapter,
-      useKeyPrefix: false,
-      throwOnErrors: true,
-      // rows carry their own expiry; keyv sees plain text and never expires or rewrites it
-      serialize: (data) => String((data as { value: unknown }).value),
-      deserialize: <Value>(text: string) => ({ value: text as unknown as Value }),
-    });
-    this.keyv.on('error', () => undefined); // thrown to the caller by throwOnErrors
-  }
-
-  /** Opens (creating if needed) the database file; a damaged file is moved aside and replaced. */
+  /**
+   * Opens (creating if needed) the database file. A file of ours that is damaged is moved aside and
+   * replaced; any other file (not SQLite, or another program's database) is refused and left
+   * untouched; a file another process has open is refused with an error naming that process.
+   */
   static async open(file: string, options: StoreOptions = {}): Promise<Store> {
     const logger = options.logger ?? { warn: () => undefined, error: () => undefined };
     validateOptions(options);
+    const driver = options.driver ?? defaultDriver();
     try {
-      prepareFile(file);
+      resolveDriver(driver);
+      prepareDirectory(file);
     } catch (error) {
       throw new StoreIOError('create', file, error);
     }
-    const damage = damageOf(file);
-    if (damage) {
-      const aside = moveAside(file, now());
-      logger.error(`cache database ${file} is damaged (${damage}); moved it to ${aside} and started an empty one`);
-      prepareFile(file);
-    }
+    let taken: Awaited<ReturnType<typeof takeLock>>;
     try {
-      return await Store.connect(file, options, logger);
+      taken = await takeLock(file, driver);
     } catch (error) {
-      if (!isCorruption(error)) throw new StoreIOError('open', file, error);
-      const aside = moveAside(file, now());
-      logger.error(`cache database ${file} is damaged (${(error as Error).message}); moved it to ${aside} and started an empty one`);
-      prepareFile(file);
-      try {
-        return await Store.connect(file, options, logger);
-      } catch (again) {
-        throw new StoreIOError('open', file, again);
+      throw new StoreIOError('lock', file, error);
+    }
+    if ('holder' in taken) throw lockedError(file, taken.holder);
+    const lock = taken;
+    try {
+      const damage = await checkFile(file, driver);
+      if (damage) {
+        const aside = moveAside(file, now());
+        logger.error(`cache database ${file} is damaged (${damage}); moved it to ${aside} and started an empty one`);
       }
-    }
-  }
-
-  private static async connect(file: string, options: StoreOptions, logger: StoreLogger): Promise<Store> {
-    const adapter = await Store.openAdapter(file, options);
-    try {
-      const store = new Store(file, adapter, options, logger);
-      store.committedBytes = await store.readBytes();
-      return store;
+      try {
+        prepareFile(file);
+      } catch (error) {
+        throw new StoreIOError('create', file, error);
+      }
+      try {
+        return await Store.connect(file, lock, options, logger, driver);
+      } catch (error) {
+        if (!isCorruption(error)) throw error instanceof CacheError ? error : new StoreIOError('open', file, error);
+        const aside = moveAside(file, now());
+        logger.error(`cache database ${file} is damaged (${(error as Error).message}); moved it to ${aside} and started an empty one`);
+        prepareFile(file);
+        try {
+          return await Store.connect(file, lock, options, logger, driver);
+        } catch (again) {
+          throw new StoreIOError('open', file, again);
+        }
+      }
     } catch (error) {
-      await adapter.disconnect().catch(() => undefined);
+      await lock.release().catch(() => undefined);
       throw error;
     }
   }
 
-  /** Connects to the file and brings its schema up to date (WAL, extra columns, indexes, byte count). */
-  private static async openAdapter(file: string, options: StoreOptions): Promise<KeyvSqlite> {
-    const adapter = new KeyvSqlite({ uri: `sqlite://${file}`, table: TABLE, busyTimeout: 5000 });
-    adapter.on('error', () => undefined); // the same error rejects the first query below
+  private static async connect(file: string, lock: FileLock, options: StoreOptions, logger: StoreLogger, driver: DriverChoice): Promise<Store> {
+    const db = await Store.openDatabase(file, options, driver);
     try {
-      await adapter.query('PRAGMA journal_mode=WAL');
-      await adapter.query('PRAGMA synchronous=NORMAL');
-      const columns = new Set(((await adapter.query(`PRAGMA table_info(${TABLE})`)) as { name: string }[]).map((c) => c.name));
-      const added: [string, string][] = [
-        ['size', 'INTEGER NOT NULL DEFAULT 0'],
-        ['stored_at', 'INTEGER NOT NULL DEFAULT 0'],
-        ['accessed_at', 'INTEGER NOT NULL DEFAULT 0'],
-        ['expires_at', 'INTEGER'],
-      ];
-      for (const [name, type] of added) {
-        if (!columns.has(name)) await adapter.query(`ALTER TABLE ${TABLE} ADD COLUMN ${name} ${type}`);
-      }
-      await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_stored_at ON ${TABLE}(stored_at)`);
-      // the access-time index serves only least-recently-used eviction; elsewhere it would slow every write
-      if (options.evictionPolicy === 'least-recently-used') await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_accessed_at ON ${TABLE}(accessed_at)`);
-      else await adapter.query(`DROP INDEX IF EXISTS ${TABLE}_accessed_at`);
-      await adapter.query(`CREATE INDEX IF NOT EXISTS ${TABLE}_expires_at ON ${TABLE}(expires_at) WHERE expires_at IS NOT NULL`);
-      await adapter.query('CREATE TABLE IF NOT EXISTS flow_cache_meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL)');
-      // the sum is computed only when the row is missing: summing every row on each open made startup grow with the store
-      await adapter.query(`INSERT OR IGNORE INTO flow_cache_meta(name, value) SELECT 'bytes', (SELECT COALESCE(SUM(size), 0) FROM ${TABLE})
-        WHERE NOT EXISTS (SELECT 1 FROM flow_cache_meta WHERE name = 'bytes')`);
-      await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_insert AFTER INSERT ON ${TABLE}
-        BEGIN UPDATE flow_cache_meta SET value = value + NEW.size WHERE name = 'bytes'; END`);
-      await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_update AFTER UPDATE OF size ON ${TABLE}
-        BEGIN UPDATE flow_cache_meta SET value = value + NEW.size - OLD.size WHERE name = 'bytes'; END`);
-      await adapter.query(`CREATE TRIGGER IF NOT EXISTS ${TABLE}_bytes_delete AFTER DELETE ON ${TABLE}
-        BEGIN UPDATE flow_cache_meta SET value = value - OLD.size WHERE name = 'bytes'; END`);
-      return adapter;
+      const store = new Store(file, db, lock, options, logger);
+      await store.readCounts();
+      return store;
     } catch (error) {
-      await adapter.disconnect().catch(() => undefined);
+      await db.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Connects to a file of ours, brings its schema up to date and records this process as its holder. */
+  private static async openDatabase(file: string, options: StoreOptions, driver: DriverChoice): Promise<SqlDriver> {
+    const db = await openDriver(file, driver, { busyTimeoutMs: BUSY_TIMEOUT_MS });
+    try {
+      await ensureSchema(db, options.evictionPolicy === 'least-recently-used');
+      return db;
+    } catch (error) {
+      await db.close().catch(() => undefined);
       throw error;
     }
   }
@@ -282,14 +338,15 @@ export class Store {
     this.recovering = true;
     void this.exclusive(async () => {
       try {
-        await this.adapter.disconnect().catch(() => undefined);
+        await this.db.close().catch(() => undefined);
         const aside = moveAside(this.file, now());
         this.logger.error(`cache database ${this.file} is damaged (${(error as Error).message}); moved it to ${aside} and started an empty one`);
         prepareFile(this.file);
-        this.attach(await Store.openAdapter(this.file, this.options));
+        this.db = await Store.openDatabase(this.file, this.options, this.db.name);
         this.cache.clear();
         this.epoch++;
         this.committedBytes = 0;
+        this.committedPinned = 0;
       } catch (failure) {
         this.logger.error(`cache database ${this.file}: recovery failed: ${(failure as Error).message}`);
       } finally {
@@ -301,7 +358,17 @@ export class Store {
   /** Bytes stored on disk (values and metadata), as the size limit counts them. */
   async bytesUsed(): Promise<number> {
     await this.flush();
-    return this.readBytes();
+    return (await this.readCounts()).bytes;
+  }
+
+  /** Whether writes are being committed; false while a flush fails and is retried. */
+  get healthy(): boolean {
+    return this.failure === undefined;
+  }
+
+  /** Writes not yet committed to disk (deferred mode, or a failing disk). */
+  get pendingWrites(): number {
+    return this.pending.size;
   }
 
   /** Reads a key; expired entries read as absent (and are removed). */
@@ -313,9 +380,9 @@ export class Store {
   }
 
   /** Writes a value with a TTL in seconds (0 or undefined: no expiry); resolves once committed (immediate mode). */
-  async set(namespace: string, key: string, value: unknown, ttlSeconds?: number): Promise<Entry> {
+  async set(namespace: string, key: string, value: unknown, ttlSeconds?: number, options: SetOptions = {}): Promise<Entry> {
     const fullKey = this.fullKey(namespace, key);
-    const row = this.makeRow(value, ttlSeconds);
+    const row = this.makeRow(value, ttlSeconds, options.evictable !== false);
     // nothing queued on this key and room to spare: enqueue now (no await, so nothing can come between)
     const commit =
       !this.locks.has(fullKey) && this.fits(fullKey, row)
@@ -365,7 +432,7 @@ export class Store {
       if (key.startsWith(prefix)) {
         this.pending.delete(key);
         const queued = this.batch.puts.get(key);
-        if (queued) this.batch.bytes -= queued.size;
+        if (queued) this.uncount(this.batch, queued);
         this.batch.puts.delete(key);
       }
     }
@@ -387,18 +454,34 @@ export class Store {
       rangeEnd(prefix),
       now(),
     ])) as { key: string }[];
-    return rows.map((r) => r.key.slice(prefix.length));
+    return rows.map((r) => String(r.key).slice(prefix.length));
   }
 
   /** Deletes every expired entry from disk; resolves to how many were removed. */
   async sweep(): Promise<number> {
     if (this.closed) return 0;
     return this.exclusive(async () => {
-      const rows = (await this.query(`DELETE FROM ${TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING key`, [now()])) as {
-        key: string;
-      }[];
-      this.forget(rows.map((r) => r.key));
-      return rows.length;
+      // a thousand rows a statement, so a sweep of many rows never holds the event loop for long
+      let removed = 0;
+      for (;;) {
+        const at = now();
+        const rows = (await this.query(
+          `DELETE FROM ${TABLE} WHERE key IN (SELECT key FROM ${TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ${ROWS_PER_STATEMENT}) RETURNING key`,
+          [at],
+        )) as { key: string }[];
+        this.forget(rows.map((r) => String(r.key)));
+        removed += rows.length;
+        if (rows.length < ROWS_PER_STATEMENT) break;
+        await this.pause();
+      }
+      for (;;) {
+        const at = now();
+        const rows = (await this.query(RESTAMP_FUTURE, [at, at + CLOCK_SLACK_MS])) as { key: string }[];
+        this.forget(rows.map((r) => String(r.key)));
+        if (rows.length < ROWS_PER_STATEMENT) break;
+        await this.pause();
+      }
+      return removed;
     });
   }
 
@@ -406,10 +489,11 @@ export class Store {
   async flush(): Promise<void> {
     if (this.batch.puts.size === 0 && this.batch.clears.length === 0 && this.touched.size === 0) {
       await this.dbChain.catch(() => undefined);
+      if (this.failure) throw new StoreIOError('write', this.file, this.failure);
       return;
     }
     const commit = batchPromise(this.batch);
-    this.runFlush();
+    this.runFlush(true);
     await commit;
   }
 
@@ -417,14 +501,21 @@ export class Store {
   async close(): Promise<void> {
     if (this.closed) return;
     for (const timer of this.timers) clearInterval(timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     try {
       await this.flush();
     } catch (error) {
-      this.logger.error(`cache database ${this.file}: writes lost at close: ${(error as Error).message}`);
+      this.logger.error(`cache database ${this.file}: ${this.pending.size} writes lost at close: ${(error as Error).message}`);
     }
     this.closed = true;
+    process.removeListener('exit', this.onExit);
     await this.dbChain.catch(() => undefined);
-    await this.adapter.disconnect();
+    try {
+      await this.db.close();
+    } finally {
+      await this.lock.release();
+    }
   }
 
   // ---- internals ----
@@ -457,7 +548,7 @@ export class Store {
     this.timers.push(timer);
   }
 
-  private makeRow(value: unknown, ttlSeconds: number | undefined): Row {
+  private makeRow(value: unknown, ttlSeconds: number | undefined, evictable: boolean): Row {
     if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
       throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`);
     }
@@ -468,7 +559,7 @@ export class Store {
       throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`);
     }
     const text = rowText(encodeValue(value), storedAt, expiresAt);
-    return { text, storedAt, expiresAt, size: Buffer.byteLength(text) };
+    return { text, storedAt, expiresAt, size: Buffer.byteLength(text), evictable };
   }
 
   /** The row known in memory: a pending write wins over the read cache; null means known absent. */
@@ -481,7 +572,13 @@ export class Store {
   /** Returns the row unless it expired; an expired row is queued for removal. */
   private live(fullKey: string, row: Row | null | undefined): Row | undefined {
     if (!row) return undefined;
-    if (row.expiresAt !== null && row.expiresAt <= now()) {
+    const at = now();
+    if (row.storedAt > at + CLOCK_SLACK_MS) {
+      // stamped in the future: the clock went back; the entry keeps its TTL from now, never longer
+      row = restamp(row, at);
+      this.enqueue(fullKey, row);
+    }
+    if (row.expiresAt !== null && row.expiresAt <= at) {
       this.enqueue(fullKey, null);
       return undefined;
     }
@@ -493,14 +590,14 @@ export class Store {
     const known = this.memoryRow(fullKey);
     if (known !== undefined) return known;
     const epoch = this.epoch;
-    let text: string | undefined;
+    let found: { value: unknown; evictable: unknown } | undefined;
     try {
-      text = await this.keyv.get(fullKey);
+      found = (await this.db.query(`SELECT value, evictable FROM ${TABLE} WHERE key = ?`, [fullKey]))[0] as typeof found;
     } catch (error) {
       if (isCorruption(error)) this.recover(error);
       throw new StoreIOError('read', this.file, error);
     }
-    const row = text === undefined ? null : parseRow(text);
+    const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
     if (epoch === this.epoch && !this.pending.has(fullKey)) this.cache.set(fullKey, row);
     return this.memoryRow(fullKey) ?? row;
   }
@@ -523,23 +620,45 @@ export class Store {
     return this.committedBytes + this.inflightBytes + this.batch.bytes + row.size - (replaced ? replaced.size : 0);
   }
 
-  /** Whether `row` fits under the size cap by the counts in memory (always true unless the policy is none). */
+  /**
+   * Bytes that eviction could not free once `row` is stored: every row that may not be evicted, plus
+   * `row` itself (eviction never removes the write that made room necessary). An upper bound.
+   */
+  private keptAfter(fullKey: string, row: Row): number {
+    const replaced = this.memoryRow(fullKey);
+    const replacedPinned = replaced && !replaced.evictable ? replaced.size : 0;
+    return this.committedPinned + this.inflightPinned + this.batch.pinned + row.size - replacedPinned;
+  }
+
+  /**
+   * Whether `row` fits under the size cap by the counts in memory: with eviction off, the whole store
+   * must fit; with eviction on, the rows eviction may not remove (and `row`) must.
+   */
   private fits(fullKey: string, row: Row): boolean {
-    return this.evictionPolicy !== 'none' || this.bytesAfter(fullKey, row) <= this.sizeLimitBytes;
+    if (this.evictionPolicy === 'none') return this.bytesAfter(fullKey, row) <= this.sizeLimitBytes;
+    return this.keptAfter(fullKey, row) <= this.sizeLimitBytes;
   }
 
   /** Makes the counts exact before refusing a write: loads the row it replaces and re-reads the bytes on disk. */
   private async recount(fullKey: string): Promise<void> {
     if (this.memoryRow(fullKey) === undefined) await this.loadRow(fullKey);
     await this.exclusive(async () => {
-      this.committedBytes = await this.readBytes(); // no batch is in flight while this runs
+      await this.readCounts(); // no batch is in flight while this runs
     });
   }
 
   /** Throws StoreFullError if `row` does not fit; the caller enqueues right after, with no await between. */
   private assertRoom(fullKey: string, row: Row): void {
     if (this.fits(fullKey, row)) return;
-    throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
+    if (this.evictionPolicy === 'none') throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
+    const kept = this.keptAfter(fullKey, row) - row.size;
+    throw new StoreFullError(
+      this.sizeLimitBytes,
+      row.size,
+      kept > 0
+        ? `${formatBytes(kept)} of it is counter and cooldown state, which is never evicted`
+        : 'a single value may not be larger than the limit',
+    );
   }
 
   /**
@@ -554,7 +673,7 @@ export class Store {
       const commit = currentRow || this.pending.has(fullKey) ? this.enqueue(fullKey, null) : undefined;
       return { commit, result: { previous, entry: undefined } };
     }
-    const row = this.makeRow(decision.value, decision.ttl);
+    const row = this.makeRow(decision.value, decision.ttl, decision.evictable !== false);
     const result = { previous, entry: { value: decision.value, storedAt: row.storedAt, expiresAt: row.expiresAt } };
     if (!this.fits(fullKey, row)) return { tooBig: row, result };
     return { commit: this.enqueue(fullKey, row), result };
@@ -570,9 +689,9 @@ export class Store {
   /** Puts a write into the current batch; the promise settles when that batch is committed. */
   private enqueue(fullKey: string, row: Row | null): Promise<void> {
     const previous = this.batch.puts.get(fullKey);
-    if (previous) this.batch.bytes -= previous.size;
+    if (previous) this.uncount(this.batch, previous);
     this.batch.puts.set(fullKey, row);
-    if (row) this.batch.bytes += row.size;
+    if (row) this.count(this.batch, row);
     this.pending.set(fullKey, row);
     this.cache.set(fullKey, row);
     const commit = batchPromise(this.batch);
@@ -582,8 +701,18 @@ export class Store {
     return this.durability === 'deferred' ? Promise.resolve() : commit;
   }
 
+  private count(batch: Batch, row: Row): void {
+    batch.bytes += row.size;
+    if (!row.evictable) batch.pinned += row.size;
+  }
+
+  private uncount(batch: Batch, row: Row): void {
+    batch.bytes -= row.size;
+    if (!row.evictable) batch.pinned -= row.size;
+  }
+
   private scheduleFlush(force: boolean): void {
-    if (this.flushScheduled) return;
+    if (this.flushScheduled || this.retryTimer) return;
     if (this.durability === 'deferred' && !force && this.batch.puts.size < MAX_DEFERRED_PENDING) return;
     this.flushScheduled = true;
     setImmediate(() => {
@@ -592,8 +721,16 @@ export class Store {
     });
   }
 
-  /** Seals the current batch and queues its write behind the writes already queued. */
-  private runFlush(): void {
+  /**
+   * Seals the current batch and queues its write behind the writes already queued. While a failed
+   * write waits for its retry, only an explicit flush (or close) writes before the retry is due.
+   */
+  private runFlush(explicit = false): void {
+    if (this.retryTimer && !explicit) return;
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
     const batch = this.batch;
     this.batch = newBatch(); // sealed: a write after this point belongs to the next batch and its commit
     if (batch.puts.size === 0 && batch.clears.length === 0 && this.touched.size === 0) {
@@ -601,29 +738,74 @@ export class Store {
       return;
     }
     this.inflightBytes += batch.bytes;
+    this.inflightPinned += batch.pinned;
     void this.exclusive(async () => {
+      this.inflightClears = batch.clears;
       try {
         await this.writeBatch(batch);
-        this.committedBytes += batch.bytes;
-        this.inflightBytes -= batch.bytes;
-        for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
-        if (batch.clears.length > 0) this.forgetCleared(batch);
-        batch.resolve?.();
       } catch (error) {
         this.inflightBytes -= batch.bytes;
-        for (const [key, row] of batch.puts) {
-          if (this.pending.get(key) === row) {
-            this.pending.delete(key);
-            this.cache.delete(key);
-          }
-        }
-        const failure = new StoreIOError('write', this.file, error);
-        if (this.durability === 'deferred') this.logger.error(failure.message);
-        batch.reject?.(failure);
+        this.inflightPinned -= batch.pinned;
+        this.inflightClears = [];
+        this.failed(batch, error);
         return;
+      }
+      this.inflightClears = [];
+      this.committedBytes += batch.bytes;
+      this.inflightBytes -= batch.bytes;
+      this.committedPinned += batch.pinned;
+      this.inflightPinned -= batch.pinned;
+      for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
+      if (batch.clears.length > 0) this.forgetCleared(batch);
+      batch.resolve?.();
+      if (this.failure) {
+        this.failure = undefined;
+        this.retryDelay = 0;
+        this.logger.warn(`cache database ${this.file}: writes are committed again`);
+        this.emit('health', { ok: true } satisfies StoreHealth);
       }
       if (this.evictionPolicy !== 'none' && this.committedBytes > this.sizeLimitBytes) await this.evict();
     });
+  }
+
+  /**
+   * A batch could not be written. In immediate mode its writers get the error and nothing of it stays.
+   * In deferred mode its writes were already acknowledged: they stay in memory (reads keep seeing
+   * them) and go back into the next batch, which is retried with a growing delay.
+   */
+  private failed(batch: Batch, error: unknown): void {
+    const failure = new StoreIOError('write', this.file, error);
+    const first = this.failure === undefined;
+    this.failure = failure;
+    if (this.durability === 'immediate') {
+      for (const [key, row] of batch.puts) {
+        if (this.pending.get(key) === row) {
+          this.pending.delete(key);
+          this.cache.delete(key);
+        }
+      }
+      batch.reject?.(failure);
+      if (first) this.emit('health', { ok: false, error: failure } satisfies StoreHealth);
+      this.failure = undefined; // the writers were told; the next write tries afresh
+      return;
+    }
+    for (const [key, row] of batch.puts) {
+      if (this.pending.get(key) !== row || this.batch.puts.has(key)) continue; // a newer write replaced it
+      this.batch.puts.set(key, row);
+      if (row) this.count(this.batch, row);
+    }
+    this.batch.clears.unshift(...batch.clears);
+    this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay ? this.retryDelay * 2 : RETRY_MIN_MS);
+    this.logger.error(`${failure.message}; ${this.pending.size} writes kept in memory, retrying in ${Math.round(this.retryDelay / 1000)} s`);
+    if (first) this.emit('health', { ok: false, error: failure } satisfies StoreHealth);
+    batch.reject?.(failure);
+    if (!this.closed && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.runFlush();
+      }, this.retryDelay);
+      this.retryTimer.unref();
+    }
   }
 
   /** Runs database work one task at a time, in order. */
@@ -642,67 +824,115 @@ export class Store {
       return;
     }
     await this.query('BEGIN IMMEDIATE', []);
+    this.inTransaction = true;
     try {
       await this.writeStatements(batch);
       await this.query('COMMIT', []);
     } catch (error) {
       await this.query('ROLLBACK', []).catch(() => undefined);
       throw error;
+    } finally {
+      this.inTransaction = false;
     }
+  }
+
+  /** With a synchronous driver, lets other work run before the next statement. */
+  private async pause(): Promise<void> {
+    if (this.db.querySync) await nextTick();
   }
 
   private async writeStatements(batch: Batch): Promise<void> {
     for (const prefix of batch.clears) {
-      await this.query(`DELETE FROM ${TABLE} WHERE key >= ? AND key < ?`, [prefix, rangeEnd(prefix)]);
-    }
-    const deletes: string[] = [];
-    const puts: [string, Row][] = [];
-    for (const [key, row] of batch.puts) {
-      if (row) puts.push([key, row]);
-      else deletes.push(key);
-    }
-    for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
-      const chunk = deletes.slice(i, i + ROWS_PER_STATEMENT);
-      await this.query(`DELETE FROM ${TABLE} WHERE key IN (${chunk.map(() => '?').join(',')})`, chunk);
-    }
-    for (let i = 0; i < puts.length; i += ROWS_PER_STATEMENT) {
-      // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
-      const rows = puts.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt]);
-      await this.query(UPSERT_ROWS, [JSON.stringify(rows)]);
-    }
-    if (this.touched.size > 0) {
-      const touches = [...this.touched];
-      this.touched.clear();
-      for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
-        await this.query(
-          `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = CAST(unhex(t.value ->> 0) AS TEXT)`,
-          [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT).map(([key, at]) => [hexKey(key), at]))],
+      // a big namespace goes a thousand rows a statement, so a clear never holds the event loop for long
+      for (;;) {
+        const gone = await this.query(
+          `DELETE FROM ${TABLE} WHERE key IN (SELECT key FROM ${TABLE} WHERE key >= ? AND key < ? LIMIT ${ROWS_PER_STATEMENT}) RETURNING 1`,
+          [prefix, rangeEnd(prefix)],
         );
+        if (gone.length < ROWS_PER_STATEMENT) break;
+        await this.pause();
       }
+    }
+    const statements = writeStatementsOf(batch.puts, this.touched);
+    this.touched.clear();
+    for (let i = 0; i < statements.length; i++) {
+      if (i > 0) await this.pause();
+      await this.query(statements[i][0], statements[i][1]);
     }
   }
 
-  /** Deletes entries by the eviction policy until the store is back under its size limit. */
+  /**
+   * The process is exiting (an uncaught error, process.exit) with writes not yet committed. A
+   * synchronous driver (node:sqlite) writes them now; sqlite3 cannot, so the log says what is lost.
+   */
+  private writeAtExit(): void {
+    if (this.closed) return;
+    const clears = [...this.inflightClears, ...this.batch.clears];
+    if (this.pending.size === 0 && clears.length === 0) return;
+    const querySync = this.db.querySync;
+    if (!querySync) {
+      this.logger.error(
+        `cache database ${this.file}: the process exited with ${this.pending.size} writes not yet committed; they are lost (the sqlite3 driver cannot write during exit)`,
+      );
+      return;
+    }
+    try {
+      if (this.inTransaction) querySync('ROLLBACK');
+      querySync('BEGIN IMMEDIATE');
+      for (const prefix of clears) querySync(`DELETE FROM ${TABLE} WHERE key >= ? AND key < ?`, [prefix, rangeEnd(prefix)]);
+      for (const [sql, params] of writeStatementsOf(this.pending, new Map())) querySync(sql, params);
+      querySync('COMMIT');
+    } catch (error) {
+      this.logger.error(`cache database ${this.file}: ${this.pending.size} writes lost at exit: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Deletes cache entries (never counter or cooldown state) by the eviction policy until the store is
+   * back under its size limit; logs each round (at most once a minute, with the totals since).
+   */
   private async evict(): Promise<void> {
-    this.committedBytes = await this.readBytes();
+    await this.readCounts();
     const order = this.evictionPolicy === 'least-recently-used' ? 'accessed_at' : 'stored_at';
+    let entries = 0;
+    let bytes = 0;
     while (this.committedBytes > this.sizeLimitBytes) {
-      const candidates = (await this.query(`SELECT key, size FROM ${TABLE} ORDER BY ${order}, rowid LIMIT ?`, [ROWS_PER_STATEMENT])) as {
-        key: string;
-        size: number;
-      }[];
+      const candidates = (await this.query(
+        `SELECT key, size FROM ${TABLE} WHERE evictable = 1 ORDER BY ${order}, rowid LIMIT ${ROWS_PER_STATEMENT}`,
+        [],
+      )) as { key: string; size: number }[];
       if (candidates.length === 0) break;
       const victims: string[] = [];
       let excess = this.committedBytes - this.sizeLimitBytes;
       for (const c of candidates) {
         if (excess <= 0) break;
-        victims.push(c.key);
-        excess -= c.size;
+        victims.push(String(c.key));
+        excess -= Number(c.size);
+        bytes += Number(c.size);
       }
       await this.query(`DELETE FROM ${TABLE} WHERE key IN (${victims.map(() => '?').join(',')})`, victims);
+      entries += victims.length;
       this.forget(victims);
-      this.committedBytes = await this.readBytes();
+      await this.readCounts();
+      await this.pause();
     }
+    if (entries > 0) this.evicted(entries, bytes);
+  }
+
+  private evicted(entries: number, bytes: number): void {
+    const at = now();
+    this.lastEviction = { entries, bytes, at };
+    this.evictedSinceLog.entries += entries;
+    this.evictedSinceLog.bytes += bytes;
+    if (at - this.lastEvictionLog >= EVICTION_LOG_MS || at < this.lastEvictionLog) {
+      const { entries: n, bytes: b } = this.evictedSinceLog;
+      this.logger.warn(
+        `cache database ${this.file} reached its size limit of ${formatBytes(this.sizeLimitBytes)}: evicted ${n} cache entries (${formatBytes(b)}) by ${this.evictionPolicy}`,
+      );
+      this.evictedSinceLog = { entries: 0, bytes: 0 };
+      this.lastEvictionLog = at;
+    }
+    this.emit('evicted', this.lastEviction);
   }
 
   /** After a clear is committed: drops what reads cached from disk while it waited, keeping writes made after it. */
@@ -720,14 +950,25 @@ export class Store {
     for (const key of keys) if (!this.pending.has(key)) this.cache.delete(key);
   }
 
-  private async readBytes(): Promise<number> {
-    const rows = (await this.query(`SELECT value FROM flow_cache_meta WHERE name = 'bytes'`, [])) as { value: number }[];
-    return rows[0]?.value ?? 0;
+  /** Reads the byte counters the triggers keep, into the committed counts. */
+  private async readCounts(): Promise<{ bytes: number; pinned: number }> {
+    const rows = (await this.query(`SELECT name, value FROM ${META_TABLE} WHERE name IN ('bytes', 'pinned_bytes')`, [])) as {
+      name: string;
+      value: number;
+    }[];
+    const counts = { bytes: 0, pinned: 0 };
+    for (const row of rows) {
+      if (row.name === 'bytes') counts.bytes = Number(row.value);
+      else counts.pinned = Number(row.value);
+    }
+    this.committedBytes = counts.bytes;
+    this.committedPinned = counts.pinned;
+    return counts;
   }
 
-  private async query(sql: string, params: unknown[]): Promise<unknown[]> {
+  private async query(sql: string, params: readonly unknown[]): Promise<unknown[]> {
     try {
-      return (await this.adapter.query(sql, params)) as unknown[];
+      return await this.db.query(sql, params);
     } catch (error) {
       if (error instanceof CacheError) throw error;
       if (isCorruption(error)) this.recover(error);
@@ -749,4 +990,50 @@ function validateOptions(options: StoreOptions): void {
   if (options.flushInterval !== undefined && !(Number.isFinite(options.flushInterval) && options.flushInterval > 0)) {
     throw new CacheError('INVALID_OPTION', `flushInterval must be a number of seconds > 0, got ${String(options.flushInterval)}`);
   }
+  if (options.driver !== undefined && !DRIVER_CHOICES.includes(options.driver)) {
+    throw new CacheError('INVALID_OPTION', `driver must be one of ${DRIVER_CHOICES.join(', ')}, got ${String(options.driver)}`);
+  }
+}
+
+/** The driver used when a store names none: FLOW_CACHE_DRIVER if set, else the best this Node.js has. */
+function defaultDriver(): DriverChoice {
+  const named = process.env.FLOW_CACHE_DRIVER;
+  return named && (DRIVER_CHOICES as readonly string[]).includes(named) ? (named as DriverChoice) : 'auto';
+}
+
+/** A row stamped at `at` instead of its future stamp, keeping its TTL (the value text is reused as is). */
+function restamp(row: Row, at: number): Row {
+  const expiresAt = row.expiresAt === null ? null : at + Math.max(0, row.expiresAt - row.storedAt);
+  const text = `{"s":${at},"e":${expiresAt === null ? 'null' : expiresAt}${row.text.slice(row.text.indexOf(',"v":'))}`;
+  return { text, storedAt: at, expiresAt, size: Buffer.byteLength(text), evictable: row.evictable, parsed: row.parsed };
+}
+
+/** The statements that write `puts` (null: delete) and access times: a thousand rows each, one JSON parameter per statement. */
+function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<string, number>): [string, unknown[]][] {
+  const statements: [string, unknown[]][] = [];
+  const deletes: string[] = [];
+  const rows: [string, Row][] = [];
+  for (const [key, row] of puts) {
+    if (row) rows.push([key, row]);
+    else deletes.push(key);
+  }
+  for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
+    const chunk = deletes.slice(i, i + ROWS_PER_STATEMENT);
+    statements.push([`DELETE FROM ${TABLE} WHERE key IN (${chunk.map(() => '?').join(',')})`, chunk]);
+  }
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+    // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
+    const chunk = rows.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
+    statements.push([UPSERT_ROWS, [JSON.stringify(chunk)]]);
+  }
+  if (touched.size > 0) {
+    const touches = [...touched];
+    for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
+      statements.push([
+        `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = CAST(unhex(t.value ->> 0) AS TEXT)`,
+        [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT).map(([key, at]) => [hexKey(key), at]))],
+      ]);
+    }
+  }
+  return statements;
 }

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { StoreIOError } from '../../nodes/lib/errors';
+import { CacheError, StoreIOError } from '../../nodes/lib/errors';
+import { APPLICATION_ID } from '../../nodes/lib/schema';
 import type { Store } from '../../nodes/lib/store';
 import { ManualClock } from '../support/harness';
-import { diskKeys, openStore, RecordingLogger, tempFile } from './fixtures';
+import { diskKeys, onDisk, openStore, RecordingLogger, tempFile } from './fixtures';
 
 const NS = 'corrupt';
 const ASIDE_SUFFIX = '.corrupt-2026-06-01T10-00-00-000Z'; // the ManualClock's start time
@@ -47,19 +48,68 @@ describe('a damaged database file', () => {
     assert.deepStrictEqual(await diskKeys(file, NS), ['after']);
   }
 
-  it('of garbage bytes is moved aside and a fresh store is opened', async () => {
+  /** Opening `file` fails with a clear error and leaves it (and the directory) exactly as it was. */
+  async function assertRefused(original: Buffer): Promise<void> {
+    const before = fs.readdirSync(path.dirname(file)).filter((name) => !name.endsWith('.lock'));
+    await assert.rejects(openStore(file, { logger }), (error: unknown) => {
+      assert.ok(error instanceof CacheError, String(error));
+      assert.equal(error.code, 'STORE_FOREIGN_FILE');
+      assert.ok(error.message.includes(file), error.message);
+      assert.match(error.message, /left untouched/);
+      return true;
+    });
+    assert.deepStrictEqual(fs.readFileSync(file), original, 'the file is unchanged, byte for byte');
+    assert.deepStrictEqual(
+      fs.readdirSync(path.dirname(file)).filter((name) => !name.endsWith('.lock')),
+      before,
+      'nothing is moved aside or created beside it',
+    );
+  }
+
+  it('of garbage bytes (not ours to judge) is refused and left untouched', async () => {
     const garbage = Buffer.alloc(8192);
     for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) % 251;
     fs.writeFileSync(file, garbage);
-    store = await openStore(file, { logger });
-    await assertRecovered(garbage);
+    await assertRefused(garbage);
   });
 
-  it('holding text is moved aside and a fresh store is opened', async () => {
-    const text = Buffer.from('this is not a database\n'.repeat(10));
-    fs.writeFileSync(file, text);
+  it('holding text (a flows.json given as the path) is refused and left untouched', async () => {
+    file = path.join(path.dirname(file), 'flows.json');
+    const flows = Buffer.from(JSON.stringify([{ id: 'a1', type: 'tab', label: 'Flow 1' }], null, 4));
+    fs.writeFileSync(file, flows);
+    await assertRefused(flows);
+  });
+
+  it("another program's SQLite database is refused: no WAL switch, no tables of ours, byte for byte", async () => {
+    await onDisk(file, async (db) => {
+      await db.run('CREATE TABLE states(entity_id TEXT, state TEXT)');
+      await db.run("INSERT INTO states VALUES ('light.kitchen', 'on')");
+    });
+    await assertRefused(fs.readFileSync(file));
+    assert.deepStrictEqual(
+      await onDisk(file, (db) => db.all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")),
+      [{ name: 'states' }],
+    );
+  });
+
+  it('a database of another program that marked itself (application_id) is refused', async () => {
+    await onDisk(file, async (db) => {
+      await db.run('PRAGMA application_id = 1234');
+      await db.run('CREATE TABLE keyv(key TEXT PRIMARY KEY, value TEXT)');
+    });
+    await assertRefused(fs.readFileSync(file));
+  });
+
+  it('a keyv database written before the mark existed is taken as ours, and marked', async () => {
+    await onDisk(file, async (db) => {
+      await db.run('CREATE TABLE keyv(key VARCHAR(255) PRIMARY KEY, value TEXT )');
+    });
     store = await openStore(file, { logger });
-    await assertRecovered(text);
+    await store.set(NS, 'k', 1);
+    await store.close();
+    store = undefined;
+    assert.equal(fs.readFileSync(file).readUInt32BE(68), APPLICATION_ID, 'the header carries our mark');
+    assert.deepStrictEqual(logger.errors, []);
   });
 
   it('cut short (a truncated real database) is moved aside and a fresh store is opened', async () => {
@@ -72,12 +122,11 @@ describe('a damaged database file', () => {
     await assertRecovered(truncated);
   });
 
-  it('cut inside its header is moved aside and a fresh store is opened', async () => {
+  it('cut inside its header (nothing left to tell whose it is) is refused and left untouched', async () => {
     await realDatabase(file);
     const stub = fs.readFileSync(file).subarray(0, 60);
     fs.writeFileSync(file, stub);
-    store = await openStore(file, { logger });
-    await assertRecovered(stub);
+    await assertRefused(stub);
   });
 
   it('with damaged table pages behind a sound header fails the read that meets the damage, then is moved aside and replaced', async () => {
@@ -97,13 +146,15 @@ describe('a damaged database file', () => {
   });
 
   it('moves its WAL and shared-memory files aside with it', async () => {
-    fs.writeFileSync(file, 'garbage');
+    await realDatabase(file);
+    const truncated = fs.readFileSync(file).subarray(0, 8192);
+    fs.writeFileSync(file, truncated);
     fs.writeFileSync(`${file}-wal`, 'stale wal');
     fs.writeFileSync(`${file}-shm`, 'stale shm');
     store = await openStore(file, { logger });
     assert.equal(fs.readFileSync(`${file}${ASIDE_SUFFIX}-wal`, 'utf8'), 'stale wal');
     assert.equal(fs.readFileSync(`${file}${ASIDE_SUFFIX}-shm`, 'utf8'), 'stale shm');
-    await assertRecovered(Buffer.from('garbage'));
+    await assertRecovered(truncated);
   });
 
   it('a healthy database is opened as it is, with nothing logged or moved', async () => {
@@ -126,14 +177,18 @@ describe('a damaged database file', () => {
   });
 
   it('damaged twice keeps both damaged files apart', async () => {
-    fs.writeFileSync(file, 'first garbage');
+    await realDatabase(file);
+    const first = fs.readFileSync(file).subarray(0, 8192);
+    fs.writeFileSync(file, first);
     store = await openStore(file, { logger });
     await store.close();
+    await realDatabase(file);
     clock.advance(60_000);
-    fs.writeFileSync(file, 'second garbage');
+    const second = fs.readFileSync(file).subarray(0, 4096 * 3);
+    fs.writeFileSync(file, second);
     store = await openStore(file, { logger });
-    assert.equal(fs.readFileSync(file + ASIDE_SUFFIX, 'utf8'), 'first garbage');
-    assert.equal(fs.readFileSync(`${file}.corrupt-2026-06-01T10-01-00-000Z`, 'utf8'), 'second garbage');
+    assert.deepStrictEqual(fs.readFileSync(file + ASIDE_SUFFIX), first);
+    assert.deepStrictEqual(fs.readFileSync(`${file}.corrupt-2026-06-01T10-01-00-000Z`), second);
     assert.equal(logger.errors.length, 2);
   });
 });

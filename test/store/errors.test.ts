@@ -90,9 +90,9 @@ describe('errors at open', () => {
     await assert.rejects(Store.open(file), (error: unknown) => isIO(error) && (error as Error).message.includes(file));
   });
 
-  it('a path that is a directory fails to open with StoreIOError', async () => {
+  it('a path that is a directory fails to open with a clear error', async () => {
     const dir = freshDir();
-    await assert.rejects(Store.open(dir), isIO);
+    await assert.rejects(Store.open(dir), (error: unknown) => error instanceof CacheError && error.code === 'STORE_FOREIGN_FILE' && error.message.includes(dir));
   });
 
   it('invalid options are rejected before anything is created', async () => {

@@ -53,8 +53,13 @@ describe('file permissions', () => {
 
   it('keeps a recovered store owner-only too', async () => {
     const file = path.join(freshDir(), 'cache.sqlite');
-    fs.writeFileSync(file, 'garbage', { mode: 0o600 });
+    const first = await openStore(file);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => first.set('ns', `k${i}`, 'x'.repeat(1000))));
+    await first.close();
+    fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 8192), { mode: 0o600 }); // cut short: damaged, and ours
     store = await openStore(file);
+    assert.ok(fs.readdirSync(path.dirname(file)).some((name) => name.includes('.corrupt-')), 'the damaged file was moved aside');
     assert.equal(octal(mode(file)), '0600');
+    assert.equal(octal(mode(`${file}.lock`)), '0600');
   });
 });

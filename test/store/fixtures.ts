@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import sqlite3 from 'sqlite3';
+import { type DriverChoice, openPlain, type SqlDriver } from '../../nodes/lib/driver';
 import { encodeNamespace, Store, type StoreLogger, type StoreOptions } from '../../nodes/lib/store';
 import { tempDir } from '../support/harness';
 
@@ -36,28 +36,20 @@ export function openStore(file: string, options: StoreOptions = {}): Promise<Sto
 
 /** A second, independent connection to a database file: sees only what was committed to disk. */
 export class RawDb {
-  private readonly db: sqlite3.Database;
+  private constructor(private readonly db: SqlDriver) {}
 
-  private constructor(db: sqlite3.Database) {
-    this.db = db;
+  /** Through the driver the store under test uses (FLOW_CACHE_DRIVER, else the best one here). */
+  static async open(file: string): Promise<RawDb> {
+    return new RawDb(await openPlain(file, testDriver(), { busyTimeoutMs: 5000 }));
   }
 
-  static open(file: string): Promise<RawDb> {
-    return new Promise((resolve, reject) => {
-      const db = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(new RawDb(db))));
-    });
+  async all<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    // rows as plain objects, whichever driver made them (node:sqlite's have a null prototype)
+    return (await this.db.query(sql, params)).map((row) => ({ ...row })) as T[];
   }
 
-  all<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-    return new Promise((resolve, reject) => {
-      this.db.all<T>(sql, params, (error, rows) => (error ? reject(error) : resolve(rows)));
-    });
-  }
-
-  run(sql: string, params: unknown[] = []): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.db.run(sql, params, (error) => (error ? reject(error) : resolve()));
-    });
+  async run(sql: string, params: unknown[] = []): Promise<void> {
+    await this.db.query(sql, params);
   }
 
   /** How many rows the keyv table holds on disk (every namespace, expired or not). */
@@ -67,8 +59,14 @@ export class RawDb {
   }
 
   close(): Promise<void> {
-    return new Promise((resolve, reject) => this.db.close((error) => (error ? reject(error) : resolve())));
+    return this.db.close();
   }
+}
+
+/** The driver store tests run against: FLOW_CACHE_DRIVER (set per run by the test script), else auto. */
+export function testDriver(): DriverChoice {
+  const named = process.env.FLOW_CACHE_DRIVER;
+  return named === 'node:sqlite' || named === 'sqlite3' ? named : 'auto';
 }
 
 /** Opens a raw connection, runs `read` and closes the connection again. */
