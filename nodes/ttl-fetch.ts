@@ -50,6 +50,8 @@ interface StoredResponse {
   statusCode: number;
   contentType: string | null;
   credential?: string;
+  /** When the response was fetched (ms): freshness is measured from it, as the store may restamp an entry it finds stamped in the future. */
+  fetchedAt?: number;
 }
 
 /** One resolved request: what is fetched and under which key it is cached. */
@@ -191,6 +193,12 @@ function derivedKey(method: string, url: string, body: string | Buffer | undefin
 /** A one-way digest of a credential: where it goes (a header name, or the URL) and its value. */
 function credentialDigest(where: string, secret: string): string {
   return pbkdf2Sync(`${where.toLowerCase()}\n${secret}`, CREDENTIAL_SALT, CREDENTIAL_ROUNDS, 16, 'sha256').toString('hex');
+}
+
+/** When a stored response was fetched: its own stamp (entries stored before it was kept: the store's). */
+function fetchedAtOf(entry: Entry): number {
+  const { fetchedAt } = entry.value as StoredResponse;
+  return typeof fetchedAt === 'number' && Number.isFinite(fetchedAt) ? fetchedAt : entry.storedAt;
 }
 
 function isStoredResponse(value: unknown): value is StoredResponse {
@@ -429,6 +437,7 @@ export = (RED: NodeAPI) => {
         let hopMethod = method;
         let body = request.body;
         let contentType = request.contentType;
+        let sendSecret = request.sendSecret;
         for (let redirects = 0; ; redirects++) {
           const shown = url === request.url ? request.shown : scrub(shownUrl(url), hidden);
           let response: Response;
@@ -436,7 +445,7 @@ export = (RED: NodeAPI) => {
             response = await Promise.race([
               fetch(url.href, {
                 method: hopMethod,
-                headers: headersFor(url, request.url, request.sendSecret, body === undefined ? undefined : contentType),
+                headers: headersFor(url, request.url, sendSecret, body === undefined ? undefined : contentType),
                 body,
                 signal: controller.signal,
                 redirect: 'manual',
@@ -470,6 +479,8 @@ export = (RED: NodeAPI) => {
               body = undefined;
               contentType = undefined;
             }
+            // once the exchange has left the configured origin, the secret is not sent again, even back there
+            if (next.origin !== url.origin) sendSecret = false;
             url = next;
             continue;
           }
@@ -529,7 +540,7 @@ export = (RED: NodeAPI) => {
     /** Fetches a response and stores it (2xx only); throws an UpstreamError for every other outcome. */
     async function fetchAndStore(request: FetchRequest, cache: CacheNamespace): Promise<Entry> {
       const { statusCode, contentType, raw, shown } = await exchange(request);
-      const stored: StoredResponse = { kind: returnType, body: storedBody(raw, returnType, shown), statusCode, contentType };
+      const stored: StoredResponse = { kind: returnType, body: storedBody(raw, returnType, shown), statusCode, contentType, fetchedAt: now() };
       if (request.credential !== '') stored.credential = request.credential;
       return cache.set(request.key, stored, keepSeconds);
     }
@@ -555,14 +566,15 @@ export = (RED: NodeAPI) => {
 
     function deliver(msg: NodeMessage, send: SendFunction, key: string, entry: Entry, hit: boolean, stale: boolean): void {
       const stored = entry.value as StoredResponse;
+      const fetchedAt = fetchedAtOf(entry);
       msg.payload = bodyAs(stored, returnType);
       msg.statusCode = stored.statusCode;
       msg.cache = {
         key,
         hit,
         stale,
-        storedAt: isoInZone(entry.storedAt, binding.zone),
-        age: Math.max(0, now() - entry.storedAt),
+        storedAt: isoInZone(fetchedAt, binding.zone),
+        age: Math.max(0, now() - fetchedAt),
         contentType: stored.contentType,
       };
       send(msg);
@@ -575,7 +587,7 @@ export = (RED: NodeAPI) => {
       // an answer fetched with another credential (or none) is not this request's answer, not even as a stale copy
       const entry = found && isStoredResponse(found.value) && (found.value.credential ?? '') === request.credential ? found : undefined;
       // fresh only while its age is in [0, TTL): an answer stamped in the future (the clock went back) is stale
-      const age = entry ? now() - entry.storedAt : Number.NaN;
+      const age = entry ? now() - fetchedAtOf(entry) : Number.NaN;
       const fresh = entry !== undefined && age >= 0 && age < ttlMs;
       if (entry && fresh && msg.refresh !== true) {
         deliver(msg, send, request.key, entry, true, false);
@@ -595,7 +607,7 @@ export = (RED: NodeAPI) => {
         if (!(staleIfError && entry && error instanceof UpstreamError && error.retryable)) throw error;
         if (!warned.has(error)) {
           warned.add(error);
-          node.warn(`${error.message}; sending the cached response stored ${Math.round(Math.max(0, now() - entry.storedAt) / 1000)} s ago`);
+          node.warn(`${error.message}; sending the cached response stored ${Math.round(Math.max(0, now() - fetchedAtOf(entry)) / 1000)} s ago`);
         }
         deliver(msg, send, request.key, entry, true, !fresh);
         hits++;

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/lib/node-red';
 import { allNodes, catchAndComplete, collect, helper, initRuntime, lastStatus, ManualClock, node, nodeRedLine, tempDir } from '../support/harness';
@@ -60,7 +62,47 @@ async function startUpstream(): Promise<Upstream> {
         req.on('data', () => undefined);
         req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ version })));
         return;
+      case '/account': // answers with the credential it was sent, as an API answers with the data of that account
+        // (the name before the first '-' of the key: the key itself must not end up in the cached body)
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ account: String(req.headers['x-api-key'] ?? '').split('-')[0] || null, version }));
+        return;
+      case '/redirect': {
+        const to = url.searchParams.get('to') ?? '/weather?city=Redirected';
+        res.writeHead(Number(url.searchParams.get('status') ?? 302), { location: to }).end('moved');
+        return;
+      }
+      case '/loop':
+        res.writeHead(302, { location: '/loop' }).end();
+        return;
+      case '/reflect': // an upstream that puts what it was sent into its status line
+        res.writeHead(500, `rejected key ${req.headers['x-api-key']}`, { 'content-type': 'text/plain' }).end('no');
+        return;
+      case '/big': {
+        // ?bytes=N of JSON text; ?declared=0 sends it chunked, without a content-length
+        const bytes = Number(url.searchParams.get('bytes'));
+        const body = Buffer.from(`"${'x'.repeat(bytes - 2)}"`);
+        const head: http.OutgoingHttpHeaders = { 'content-type': 'application/json' };
+        if (url.searchParams.get('declared') !== '0') head['content-length'] = body.length;
+        res.writeHead(200, head);
+        for (let i = 0; i < body.length; i += 16_384) res.write(body.subarray(i, i + 16_384));
+        res.end();
+        return;
+      }
+      case '/endless': {
+        // a body that never ends: 16 KB every 5 ms, until the client goes away
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('[');
+        const chunk = `${'"0123456789abcdef",'.repeat(862)}`;
+        const timer = setInterval(() => res.write(chunk), 5);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
       default: {
+        if (url.pathname.startsWith('/bot')) {
+          // a Telegram-style URL: the token is a path segment; this bot API is down
+          res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway');
+          return;
+        }
         const status = /^\/status\/(\d{3})$/.exec(url.pathname);
         res.writeHead(status ? Number(status[1]) : 404, { 'content-type': 'text/plain' }).end('no');
       }
@@ -584,5 +626,371 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
     assert.deepEqual(cached.payload, fresh.payload);
     assert.equal((cached.cache as { hit: boolean }).hit, true);
     assert.equal(upstream.seen.length, 1);
+  });
+  /** Deploys a flow as the editor does, credentials inside the nodes (Node-RED takes them out of the flow). */
+  async function deploy(flow: object[]): Promise<void> {
+    await helper.load(nodes, [{ id: 'tab1', type: 'tab', label: 'Flow 1' }, ...catchAndComplete('tab1', [])]);
+    await helper.setFlows(flow, 'full');
+  }
+
+  describe('secrets', () => {
+    const TOKEN = '123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0';
+    const API_KEY = 'k3y-Zq8RwT5vLm2Nx';
+
+    /** Every text the node showed: errors that reached the Catch node (message and stack), statuses, log lines. */
+    function shownTexts(id: string, caught: NodeMessage[]): string {
+      const statuses = (node(id).status as unknown as { getCalls(): { args: unknown[] }[] }).getCalls().map((c) => c.args[0]);
+      const log = helper
+        .log()
+        .getCalls()
+        .map((c) => c.args[0]);
+      return JSON.stringify([caught.map((m) => m.error), statuses, log]);
+    }
+
+    it('never shows a token of the URL path or query in errors, statuses or the log, nor stores it', async () => {
+      const flow = fetchFlow(file, upstream.base, { url: `${upstream.base}/bot${TOKEN}/sendMessage?chat_id=42&key=QUERY-VALUE-9917` }, [
+        fetchNode(upstream.base, { url: `${upstream.base}/bot{{secret}}/getUpdates`, credentials: { secret: TOKEN } }, 'fetchSecretPath'),
+        fetchNode(upstream.base, { url: `${upstream.base}/bot{{token}}/getMe` }, 'fetchPlaceholder'),
+        fetchNode(upstream.base, { url: `${upstream.base}/bot${TOKEN}/slow`, timeout: 0.2 }, 'fetchTimeout'),
+      ]);
+      await deploy(flow);
+      const caught = collect('caught');
+      node('fetcher').receive({});
+      node('fetchSecretPath').receive({});
+      node('fetchPlaceholder').receive({ token: TOKEN });
+      node('fetcher').receive({ url: `${upstream.base}/bot${TOKEN}/sendPhoto` });
+      node('fetcher').receive({ url: `htps//api.telegram.org/bot${TOKEN}/sendMessage` });
+      const errors = await caught.until(5);
+      const messages = errors.map((m) => errorOf(m).message).sort();
+      // origin and the plain parts of the path stay readable: which API, which method
+      assert.deepEqual(messages, [
+        'InputError: malformed URL "htps//api.telegram.org/…/sendMessage": give an absolute http:// or https:// URL',
+        ...['getMe', 'getUpdates', 'sendMessage', 'sendPhoto'].map((m) => `UpstreamError: ${upstream.base}/…/${m} answered 502 Bad Gateway`),
+      ]);
+      upstream.mode = 'hang';
+      node('fetchTimeout').receive({});
+      const [, , , , , timedOut] = await caught.until(6);
+      assert.equal(errorOf(timedOut).code, 'UPSTREAM_TIMEOUT');
+      assert.equal(errorOf(timedOut).message, `UpstreamError: request to ${upstream.base}/…/slow timed out after 0.2 s`);
+      upstream.mode = 'ok';
+      const gone = await startUpstream();
+      await gone.close();
+      node('fetcher').receive({ url: `${gone.base}/bot${TOKEN}/sendMessage?key=QUERY-VALUE-9917` });
+      const [unreachable] = (await caught.until(7)).slice(6);
+      assert.equal(errorOf(unreachable).code, 'UPSTREAM_UNREACHABLE');
+      assert.match(errorOf(unreachable).message, new RegExp(`^UpstreamError: request to ${gone.base}/…/sendMessage failed: `));
+
+      const texts = shownTexts('fetcher', errors) + shownTexts('fetchSecretPath', []) + shownTexts('fetchPlaceholder', []);
+      for (const secret of [TOKEN, TOKEN.split(':')[1], 'QUERY-VALUE-9917', encodeURIComponent(TOKEN)]) {
+        assert.ok(!texts.includes(secret), `${secret} was shown: ${texts}`);
+      }
+      const withToken = upstream.seen.filter((r) => r.url.startsWith(`/bot${TOKEN}/`) || r.url.startsWith(`/bot${encodeURIComponent(TOKEN)}/`));
+      assert.equal(withToken.length, 5, 'the requests went out with the token');
+    });
+
+    it('never shows the token in the warning when a stale copy is sent, nor stores it', async () => {
+      await helper.load(nodes, fetchFlow(file, upstream.base, { url: `${upstream.base}/weather?city=Oslo&token=${TOKEN}` }));
+      const out = collect('out');
+      node('fetcher').receive({});
+      await out.until(1);
+      clock.advance(31 * MINUTE);
+      upstream.mode = 'error500';
+      const caught = collect('caught');
+      node('fetcher').receive({ url: `${upstream.base}/bot${TOKEN}/weather?city=Oslo` });
+      const [failed] = await caught.until(1);
+      assert.equal(errorOf(failed).message, `UpstreamError: ${upstream.base}/…/weather answered 500 Internal Server Error`);
+      node('fetcher').receive({});
+      const [, stale] = await out.until(2);
+      assert.equal(info(stale).stale, true);
+      const texts = shownTexts('fetcher', [failed]);
+      assert.match(texts, /\/weather answered 500/);
+      assert.ok(!texts.includes(TOKEN) && !texts.includes(TOKEN.split(':')[1]), texts);
+      await helper.unload();
+      assert.ok(!databaseText(file).includes(TOKEN.split(':')[1]), 'the token is in the database');
+    });
+
+    it('never shows the secret header value, even when the upstream repeats it in its status line', async () => {
+      await deploy(fetchFlow(file, upstream.base, { url: `${upstream.base}/reflect`, secretHeader: 'X-Api-Key', credentials: { secret: API_KEY } }));
+      const caught = collect('caught');
+      node('fetcher').receive({});
+      const [failed] = await caught.until(1);
+      assert.equal(upstream.seen[0].headers['x-api-key'], API_KEY);
+      assert.equal(errorOf(failed).message, `UpstreamError: ${upstream.base}/reflect answered 500 rejected key …`);
+      assert.ok(!shownTexts('fetcher', [failed]).includes(API_KEY));
+    });
+
+    it('sends the secret header only to the configured origin: not to a msg.url elsewhere, not after a redirect elsewhere', async () => {
+      const other = await startUpstream();
+      try {
+        const flow = fetchFlow(file, upstream.base, {
+          url: `${upstream.base}/account`,
+          secretHeader: 'X-Api-Key',
+          headers: [
+            { name: 'Authorization', value: 'Basic bm90OnNlY3JldA==' },
+            { name: 'X-Client', value: 'flow-cache' },
+          ],
+          credentials: { secret: API_KEY },
+        });
+        await deploy(flow);
+        const out = collect('out');
+        const send = async (msg: NodeMessage, n: number) => {
+          node('fetcher').receive(msg);
+          return (await out.until(n))[n - 1];
+        };
+        const own = await send({}, 1);
+        assert.deepEqual(own.payload, { account: 'k3y', version: 1 });
+        // msg.url on the same origin: with the secret
+        await send({ url: `${upstream.base}/weather?city=Same` }, 2);
+        assert.equal(upstream.seen.at(-1)?.headers['x-api-key'], API_KEY);
+        // msg.url on another origin (another port): without it
+        const elsewhere = await send({ url: `${other.base}/account` }, 3);
+        assert.deepEqual(elsewhere.payload, { account: null, version: 1 });
+        assert.equal(other.seen.at(-1)?.headers['x-api-key'], undefined);
+        assert.equal(other.seen.at(-1)?.headers['x-client'], 'flow-cache', 'headers that are not secret go everywhere');
+        // a redirect to another origin: the secret and Authorization stay behind, the answer is the target's
+        const redirected = await send({ url: `${upstream.base}/redirect?to=${encodeURIComponent(`${other.base}/account`)}` }, 4);
+        assert.deepEqual(redirected.payload, { account: null, version: 2 });
+        assert.equal(upstream.seen.at(-1)?.headers['x-api-key'], API_KEY, 'the first request had it');
+        assert.equal(other.seen.at(-1)?.headers['x-api-key'], undefined);
+        assert.equal(other.seen.at(-1)?.headers.authorization, undefined);
+        // 301, 303, 307 and 308 alike: once the exchange has left the configured origin, the secret is not sent again, even back
+        // there (the other origin would choose what is requested with it); nor when a msg.url elsewhere redirects there
+        for (const [i, status] of [301, 303, 307, 308].entries()) {
+          const back = encodeURIComponent(`${upstream.base}/account`);
+          const away = encodeURIComponent(`${other.base}/redirect?status=${status}&to=${back}`);
+          const roundTrip = await send({ url: `${upstream.base}/redirect?status=${status}&to=${away}` }, 5 + 2 * i);
+          assert.equal((roundTrip.payload as { account: string | null }).account, null, `${status}`);
+          assert.equal(upstream.seen.at(-2)?.headers['x-api-key'], API_KEY, `${status}: the first request had it`);
+          assert.equal(upstream.seen.at(-1)?.headers['x-api-key'], undefined, `${status}: the request after the round trip had not`);
+          const inbound = await send({ url: `${other.base}/redirect?status=${status}&to=${back}`, refresh: true }, 6 + 2 * i);
+          assert.equal((inbound.payload as { account: string | null }).account, null, `${status}`);
+        }
+        assert.ok(
+          other.seen.every((r) => r.headers['x-api-key'] === undefined),
+          'the other origin never saw the secret',
+        );
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('follows redirects as fetch does: a POST turns into a GET on 303, and a loop ends with an error', async () => {
+      const flow = fetchFlow(file, upstream.base, { method: 'POST', url: `${upstream.base}/redirect?status=303&to=%2Fweather%3Fcity%3DSeen` }, [
+        fetchNode(upstream.base, { method: 'POST', url: `${upstream.base}/redirect?status=307&to=%2Fecho` }, 'fetch307'),
+        fetchNode(upstream.base, { url: `${upstream.base}/loop` }, 'fetchLoop'),
+      ]);
+      await helper.load(nodes, flow);
+      const out = collect('out');
+      const caught = collect('caught');
+      node('fetcher').receive({ payload: { q: 1 } });
+      const [seeOther] = await out.until(1);
+      assert.deepEqual(seeOther.payload, { city: 'Seen', version: 1 });
+      assert.deepEqual(
+        upstream.seen.map((r) => r.method),
+        ['POST', 'GET'],
+      );
+      node('fetch307').receive({ payload: { q: 2 } });
+      await out.until(2);
+      assert.deepEqual(
+        upstream.seen.slice(2).map((r) => `${r.method} ${r.url.split('?')[0]} ${r.headers['content-type']}`),
+        ['POST /redirect application/json', 'POST /echo application/json'],
+      );
+      node('fetchLoop').receive({});
+      const [loop] = await caught.until(1);
+      assert.equal(errorOf(loop).code, 'UPSTREAM_UNREACHABLE');
+      assert.match(errorOf(loop).message, /failed: more than 10 redirects/);
+    });
+
+    it('never gives an answer fetched with one secret to a node with another secret or none', async () => {
+      const account = (id: string, secret: string | undefined, props: object = {}) =>
+        fetchNode(upstream.base, { url: `${upstream.base}/account`, secretHeader: 'X-Api-Key', ...(secret ? { credentials: { secret } } : {}), ...props }, id);
+      const flow = fetchFlow(file, upstream.base, { url: `${upstream.base}/account`, secretHeader: 'X-Api-Key', credentials: { secret: 'alice-key-1111' } }, [
+        account('bob', 'bob-key-2222'),
+        account('anonymous', undefined),
+        account('aliceKeyed', 'alice-key-1111', { key: 'account', keyType: 'str' }),
+        account('bobKeyed', 'bob-key-2222', { key: 'account', keyType: 'str' }),
+      ]);
+      await deploy(flow);
+      const out = collect('out');
+      const ask = async (id: string, n: number) => {
+        node(id).receive({});
+        return (await out.until(n))[n - 1];
+      };
+      const alice = await ask('fetcher', 1);
+      const bob = await ask('bob', 2);
+      const anonymous = await ask('anonymous', 3);
+      assert.equal((alice.payload as { account: string }).account, 'alice');
+      assert.equal((bob.payload as { account: string }).account, 'bob');
+      assert.equal((anonymous.payload as { account: null }).account, null);
+      assert.equal(info(bob).hit, false);
+      assert.equal(new Set([alice, bob, anonymous].map((m) => info(m).key)).size, 3);
+      // each one's own answer is cached for it
+      assert.equal(info(await ask('bob', 4)).hit, true);
+      assert.equal(((await ask('fetcher', 5)).payload as { account: string }).account, 'alice');
+      // a key given in the node is kept as it is, but an answer is only given for the credential it was fetched with
+      const aliceKeyed = await ask('aliceKeyed', 6);
+      const bobKeyed = await ask('bobKeyed', 7);
+      assert.equal(info(bobKeyed).key, 'account');
+      assert.equal(info(bobKeyed).hit, false);
+      assert.equal((aliceKeyed.payload as { account: string }).account, 'alice');
+      assert.equal((bobKeyed.payload as { account: string }).account, 'bob');
+      // with the upstream down, bob's stale copy is never alice's answer
+      upstream.mode = 'error500';
+      clock.advance(31 * MINUTE);
+      node('aliceKeyed').receive({});
+      const [failed] = await collect('caught').until(1);
+      assert.equal(failed.statusCode, 500, 'no stale copy of another account');
+      await helper.unload();
+      const stored = databaseText(file);
+      for (const secret of ['alice-key-1111', 'bob-key-2222']) assert.ok(!stored.includes(secret), `${secret} is in the database`);
+    });
+
+    it('refuses a secret without a fixed origin to send it to', async () => {
+      const flow = fetchFlow(file, upstream.base, { url: '', credentials: { secret: API_KEY } }, [
+        fetchNode(upstream.base, { url: 'http://{{topic}}/x', credentials: { secret: API_KEY } }, 'dynamicHost'),
+        fetchNode(upstream.base, { url: `${upstream.base.replace(/\d+$/, '{{port}}')}/x`, credentials: { secret: API_KEY } }, 'dynamicPort'),
+        fetchNode(upstream.base, { url: '', credentials: {} }, 'noSecretNoUrl'),
+      ]);
+      await deploy(flow);
+      const caught = collect('caught');
+      const out = collect('out');
+      node('fetcher').receive({ url: `${upstream.base}/account` });
+      node('dynamicHost').receive({ topic: `127.0.0.1:${new URL(upstream.base).port}` });
+      node('dynamicPort').receive({ port: new URL(upstream.base).port });
+      const errors = await caught.until(3);
+      assert.match(errorOf(errors[0]).message, /the node has a secret but no URL/);
+      assert.match(errorOf(errors[1]).message, /scheme, host or port of its URL is a placeholder/);
+      assert.match(errorOf(errors[2]).message, /scheme, host or port of its URL is a placeholder/);
+      node('noSecretNoUrl').receive({ url: `${upstream.base}/account` });
+      await out.until(1);
+      assert.equal(upstream.seen.length, 1);
+      assert.equal(upstream.seen[0].headers['x-api-key'], undefined);
+    });
+  });
+
+  describe('time and size limits', () => {
+    it('aborts a response larger than the limit with UPSTREAM_TOO_LARGE, with or without a declared length', async () => {
+      const limited = { maxResponseMb: 0.0625 }; // 65,536 bytes
+      const flow = fetchFlow(file, upstream.base, { ...limited, url: `${upstream.base}/big?bytes=65536` }, [
+        fetchNode(upstream.base, { ...limited, url: `${upstream.base}/big?bytes=100000` }, 'declared'),
+        fetchNode(upstream.base, { ...limited, url: `${upstream.base}/big?bytes=200000&declared=0` }, 'chunked'),
+        fetchNode(upstream.base, { url: `${upstream.base}/big?bytes=${6 * 1024 * 1024}&declared=0` }, 'byDefault'),
+      ]);
+      await helper.load(nodes, flow);
+      const out = collect('out');
+      const caught = collect('caught');
+      node('fetcher').receive({});
+      const [fits] = await out.until(1);
+      assert.equal((fits.payload as string).length, 65_534);
+      node('declared').receive({});
+      node('chunked').receive({});
+      node('byDefault').receive({});
+      const errors = await caught.until(3);
+      const byId = new Map(errors.map((m) => [(m.error as { source: { id: string } }).source.id, errorOf(m)]));
+      assert.equal(byId.get('declared')?.code, 'UPSTREAM_TOO_LARGE');
+      assert.match(byId.get('declared')?.message ?? '', /\/big is 97\.7 KB, over the limit of 64\.0 KB/);
+      assert.equal(byId.get('chunked')?.code, 'UPSTREAM_TOO_LARGE');
+      assert.match(byId.get('chunked')?.message ?? '', /\/big is more than 64\.0 KB, over the limit of 64\.0 KB \(raise "Largest response"/);
+      assert.equal(byId.get('byDefault')?.code, 'UPSTREAM_TOO_LARGE');
+      assert.match(byId.get('byDefault')?.message ?? '', /over the limit of 5\.0 MB/);
+      assert.equal(lastStatus('chunked').fill, 'red');
+      assert.equal(out.received.length, 1, 'nothing too large was sent on');
+    });
+
+    it('rejects a bad size limit', async () => {
+      const bad = (id: string, maxResponseMb: unknown) => fetchNode(upstream.base, { maxResponseMb }, id);
+      await helper.load(nodes, fetchFlow(file, upstream.base, {}, [bad('zero', 0), bad('negative', -1), bad('huge', 2048), bad('text', 'lots')]));
+      const caught = collect('caught');
+      for (const [i, id] of ['zero', 'negative', 'huge', 'text'].entries()) {
+        node(id).receive({ payload: 'x' });
+        const errors = await caught.until(i + 1);
+        assert.match(errorOf(errors[i]).message, /largest response must be a number of MB > 0 and <= 1024/, id);
+      }
+      assert.equal(upstream.seen.length, 0);
+    });
+
+    it('ends an endless body at the timeout, also while garbage collection runs, and later messages for it too', async () => {
+      // what a busy Node-RED does all the time; a timeout signal held only by AbortSignal.any() could be collected and never fire
+      v8.setFlagsFromString('--expose-gc');
+      const gc = vm.runInNewContext('gc') as () => void;
+      const collector = setInterval(gc, 20);
+      try {
+        await helper.load(nodes, fetchFlow(file, upstream.base, { url: `${upstream.base}/endless`, timeout: 0.5, maxResponseMb: 100 }));
+        const caught = collect('caught');
+        const started = performance.now();
+        node('fetcher').receive({ n: 0 });
+        await upstream.requests(1);
+        for (let n = 1; n <= 3; n++) node('fetcher').receive({ n });
+        const errors = await caught.until(4, 10_000);
+        const elapsed = performance.now() - started;
+        for (const msg of errors) {
+          assert.equal(errorOf(msg).code, 'UPSTREAM_TIMEOUT');
+          assert.equal(errorOf(msg).message, `UpstreamError: request to ${upstream.base}/endless timed out after 0.5 s`);
+        }
+        assert.equal(upstream.seen.length, 1, 'one request for all four messages');
+        assert.ok(elapsed < 5_000, `${Math.round(elapsed)} ms`);
+      } finally {
+        clearInterval(collector);
+      }
+    });
+
+    it('does not keep a message waiting for another message’s request past its own timeout', async () => {
+      // the request is answered, but storing the answer stalls (a database that does not answer)
+      const registry = require('../../nodes/lib/registry') as typeof import('../../nodes/lib/registry');
+      const original = registry.CacheNamespace.prototype.set;
+      let release: () => void = () => undefined;
+      const stalled = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      registry.CacheNamespace.prototype.set = async function (this: InstanceType<typeof registry.CacheNamespace>, ...args: Parameters<typeof original>) {
+        await stalled;
+        return original.apply(this, args);
+      };
+      try {
+        await helper.load(nodes, fetchFlow(file, upstream.base, { timeout: 0.3 }));
+        const caught = collect('caught');
+        const out = collect('out');
+        node('fetcher').receive({ payload: 'Berlin', n: 0 });
+        await upstream.requests(1);
+        node('fetcher').receive({ payload: 'Berlin', n: 1 });
+        const [late] = await caught.until(1, 3_000);
+        assert.equal(late.n, 1);
+        assert.equal(errorOf(late).code, 'UPSTREAM_TIMEOUT');
+        assert.equal(upstream.seen.length, 1);
+        release();
+        const [first] = await out.until(1);
+        assert.equal(first.n, 0);
+      } finally {
+        registry.CacheNamespace.prototype.set = original;
+        release();
+      }
+    });
+  });
+
+  describe('clock moved back', () => {
+    it('treats an answer stamped in the future as stale: fetches again, or sends it as stale when the upstream fails', async () => {
+      await helper.load(nodes, fetchFlow(file, upstream.base, { ttl: 30, ttlUnits: 'minutes' }));
+      const out = collect('out');
+      clock.set('2027-06-01T10:00:00Z'); // a year ahead (a board without a clock, a wrong time)
+      node('fetcher').receive({ payload: 'Berlin' });
+      await out.until(1);
+      clock.set('2026-06-01T10:00:00Z'); // NTP corrects it
+      node('fetcher').receive({ payload: 'Berlin' });
+      const [, again] = await out.until(2);
+      assert.equal(info(again).hit, false);
+      assert.deepEqual(again.payload, { city: 'Berlin', version: 2 });
+      assert.equal(Date.parse(info(again).storedAt), clock.ms);
+
+      node('fetcher').receive({ payload: 'Paris' });
+      await out.until(3);
+      clock.set('2026-01-01T00:00:00Z');
+      upstream.mode = 'error500';
+      node('fetcher').receive({ payload: 'Paris' });
+      const [, , , stale] = await out.until(4);
+      assert.equal(info(stale).hit, true);
+      assert.equal(info(stale).stale, true);
+      assert.equal(info(stale).age, 0);
+      assert.equal(lastStatus('fetcher').text, 'stale: 500 (1 hit / 3 miss)');
+    });
   });
 });
