@@ -133,11 +133,19 @@ export = (RED: NodeAPI) => {
       let decidedAt = 0;
       let lastPassed: number | undefined;
       let armed = false;
+      let aheadBy = 0;
       try {
         const cache = await binding.namespace();
         await cache.update(storeKey, (current) => {
           decidedAt = now();
           const last = current?.value;
+          if (typeof last === 'number' && Number.isFinite(last) && last > decidedAt) {
+            // armed by a clock running ahead (a device booting with a wrong date, then corrected):
+            // the cooldown starts over from now rather than holding until the clock reaches the stamp
+            aheadBy = last - decidedAt;
+            lastPassed = decidedAt;
+            return { value: decidedAt, ttl: cooldown / 1000 };
+          }
           if (typeof last === 'number' && Number.isFinite(last) && decidedAt - last < cooldown) {
             lastPassed = last;
             return undefined;
@@ -152,6 +160,9 @@ export = (RED: NodeAPI) => {
         return;
       }
 
+      if (aheadBy > 0) {
+        node.warn(`the cooldown of ${key} was armed ${durationText(aheadBy)} ahead of the clock (the clock was set back); it holds for ${durationText(cooldown)} from now`);
+      }
       const last = lastPassed ?? decidedAt;
       const elapsed = Math.min(cooldown, Math.max(0, decidedAt - last));
       const remaining = cooldown - elapsed;

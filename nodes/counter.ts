@@ -91,7 +91,7 @@ export = (RED: NodeAPI) => {
 
       const zone = binding.zone;
       const cache = await binding.namespace();
-      let outcome: { record: CountRecord; previous: number | null; rolledOver: boolean } | undefined;
+      let outcome: { record: CountRecord; previous: number | null; rolledOver: boolean; redated: number | null } | undefined;
       // straight to the store: a count is kept until reset, whatever the store's default TTL;
       // the prefix keeps counts apart from values cache-set writes under the same key (msg.topic)
       await cache.store.update(cache.name, `${KEY_PREFIX}${key}`, (current) => {
@@ -101,22 +101,31 @@ export = (RED: NodeAPI) => {
         // a count without a period belongs to the period of its last change
         const storedStart = stored ? (stored.periodStart ?? periodStartOf(current!.storedAt, resetEvery, zone)) : null;
         const rolledOver = stored !== undefined && periodStart !== null && storedStart !== null && periodStart > storedStart;
+        // a stored period that starts after the current one was stamped by a clock running ahead (a
+        // device booting with a wrong date, then corrected by NTP): its count is kept and moved into
+        // the current period, so the next reset comes at the current calendar's next boundary, not a
+        // year later when the clock catches up with the stamp
+        const redated = stored !== undefined && periodStart !== null && storedStart !== null && storedStart > periodStart ? storedStart : null;
         const base = stored && !rolledOver ? stored.count : initial;
-        // a clock set back keeps counting in the stored period rather than starting one that already ended
-        const keptStart = stored && !rolledOver && storedStart !== null && periodStart !== null ? storedStart : periodStart;
         let count: number;
         if (action.kind === 'set') count = action.count;
         else if (action.kind === 'reset') count = initial;
         else count = base + action.amount;
         if (!Number.isFinite(count)) throw new InputError(`the count of "${key}" would leave the range of numbers`);
-        const record: CountRecord = { count, periodStart: keptStart };
-        outcome = { record, previous: stored ? stored.count : null, rolledOver };
+        const record: CountRecord = { count, periodStart };
+        outcome = { record, previous: stored ? stored.count : null, rolledOver, redated };
         return { value: record };
       });
-      const { record, previous, rolledOver } = outcome!;
+      const { record, previous, rolledOver, redated } = outcome!;
+      if (redated !== null) {
+        this.warn(
+          `the ${resetEvery} of "${key}" was stored as starting ${isoInZone(redated, zone)}, after the current one (${isoInZone(record.periodStart, zone)}): ` +
+            'the clock was set back; the count continues in the current period',
+        );
+      }
       msg.payload = record.count;
       msg.counter = { key, count: record.count, previous, periodStart: isoInZone(record.periodStart, zone) };
-      const note = action.kind === 'reset' ? ' (reset)' : action.kind === 'set' ? ' (set)' : rolledOver ? ` (new ${resetEvery})` : '';
+      const note = action.kind === 'reset' ? ' (reset)' : action.kind === 'set' ? ' (set)' : rolledOver ? ` (new ${resetEvery})` : redated !== null ? ' (clock set back)' : '';
       status.set({ fill: 'green', shape: 'dot', text: `${key}: ${record.count}${note}` });
       send(msg);
     });

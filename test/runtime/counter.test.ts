@@ -5,7 +5,9 @@ import { describe, it } from 'node:test';
 import { DateTime } from 'luxon';
 import type { NodeMessage } from '../../nodes/lib/node-red';
 import { hostZone } from '../../nodes/lib/node-support';
+import { acquireStore } from '../../nodes/lib/registry';
 import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
+import { RecordingLogger } from '../store/fixtures';
 
 const nodes = allNodes();
 
@@ -322,6 +324,85 @@ describe('counter', () => {
     assert.deepEqual(info(msg), { key: 'k', count: 3, previous: 6, periodStart: '2026-06-05T00:00:00.000Z' });
   });
 
+  it('starts resetting by the current calendar once a clock that ran a year ahead is set back', async () => {
+    await helper.load(nodes, counterFlow(files.file, { resetEvery: 'day' }, { timezone: 'UTC' }));
+    const out = collect('out');
+    clock.set('2027-06-01T08:00:00Z'); // booted without a clock source, a year ahead
+    await sendAll([{ topic: 'k' }, { topic: 'k' }, { topic: 'k' }], out);
+    clock.set('2026-06-01T09:00:00Z'); // NTP sets it right
+    let [msg] = await sendAll([{ topic: 'k' }], out);
+    // the count made under the wrong date is kept, in the day it really is
+    assert.deepEqual(info(msg), { key: 'k', count: 4, previous: 3, periodStart: '2026-06-01T00:00:00.000Z' });
+    assert.equal(lastStatus('counter1').text, 'k: 4 (clock set back)');
+    clock.set('2026-06-01T23:59:59Z');
+    [msg] = await sendAll([{ topic: 'k' }], out);
+    assert.deepEqual(info(msg), { key: 'k', count: 5, previous: 4, periodStart: '2026-06-01T00:00:00.000Z' });
+    clock.set('2026-06-02T00:00:01Z'); // the next real midnight resets it, not 2027-06-02
+    [msg] = await sendAll([{ topic: 'k' }], out);
+    assert.deepEqual(info(msg), { key: 'k', count: 1, previous: 5, periodStart: '2026-06-02T00:00:00.000Z' });
+  });
+
+  it('re-dates a weekly period stamped ahead of the clock, and a plain stored number written ahead of it', async () => {
+    await helper.load(nodes, counterFlow(files.file, { resetEvery: 'week' }, { timezone: 'UTC' }));
+    const out = collect('out');
+    const written = collect('written');
+    clock.set('2026-09-02T12:00:00Z');
+    await sendAll([{ topic: 'w' }, { topic: 'w' }], out);
+    node('writer').receive({ topic: 'counter:n', payload: 10 }); // a bare number, dated by when it was stored
+    await written.until(1);
+    clock.set('2026-06-03T12:00:00Z'); // Wednesday, three months earlier
+    let [msg] = await sendAll([{ topic: 'w' }], out);
+    assert.deepEqual(info(msg), { key: 'w', count: 3, previous: 2, periodStart: '2026-06-01T00:00:00.000Z' });
+    [msg] = await sendAll([{ topic: 'n' }], out);
+    assert.deepEqual(info(msg), { key: 'n', count: 11, previous: 10, periodStart: '2026-06-01T00:00:00.000Z' });
+    clock.set('2026-06-08T00:00:00Z'); // the next Monday
+    [msg] = await sendAll([{ topic: 'w' }], out);
+    assert.deepEqual(info(msg), { key: 'w', count: 1, previous: 3, periodStart: '2026-06-08T00:00:00.000Z' });
+  });
+
+  it('while closing, counts each message on the store it holds or refuses it with NODE_CLOSING, then flushes and closes that store', async (t) => {
+    await helper.load(nodes, counterFlow(files.file, {}, { durability: 'deferred', flushInterval: 3600 }));
+    const out = collect('out');
+    const caught = collect('caught');
+    await sendAll([{ topic: 'k' }], out);
+    const counter = helper.getNode('counter1') as unknown as { close(removed: boolean): Promise<void>; receive(msg: NodeMessage): void };
+    for (let i = 0; i < 20; i++) counter.receive({ topic: 'k' }); // in progress when the redeploy starts
+    let sent = 20;
+    let finished = false;
+    const closed = counter.close(false).then(() => {
+      finished = true;
+    });
+    // Node-RED keeps delivering until every close handler has finished
+    while (!finished) {
+      counter.receive({ topic: 'k' });
+      sent++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await closed;
+    await new Promise((resolve) => setImmediate(resolve));
+    const counted = out.received.length - 1;
+    const refused = caught.received.map((m) => (m.error as { message: string }).message);
+    t.diagnostic(`${sent} sent around the close: ${counted} counted, ${refused.length} refused`);
+    assert.equal(counted + refused.length, sent, `${sent} sent while closing: ${counted} counted, ${refused.length} refused, the rest lost`);
+    assert.ok(counted >= 20, `the ${20} messages in progress at close were counted (${counted})`);
+    for (const message of refused) assert.match(message, /counter is stopping|counter is stopped/);
+    assert.deepEqual(
+      out.received.map((m) => m.payload),
+      Array.from({ length: counted + 1 }, (_, i) => i + 1),
+    );
+    // the store was flushed and closed: the file opens again as a new store with new settings and holds every count
+    const logger = new RecordingLogger();
+    const lease = await acquireStore(files.file, { sizeLimitMb: 3, logger });
+    try {
+      assert.deepEqual(logger.warnings, []);
+      assert.equal(lease.store.sizeLimitBytes, 3 * 1024 * 1024);
+      assert.equal(lease.store.durability, 'immediate');
+      assert.deepEqual((await lease.store.get('flow:tab1', 'counter:k'))?.value, { count: counted + 1, periodStart: null });
+    } finally {
+      await lease.release();
+    }
+  });
+
   for (const [what, msg, pattern] of [
     ['a non-numeric increment', { topic: 'k', increment: 'lots' }, /msg\.increment must be a finite number, got "lots"/],
     ['a NaN increment', { topic: 'k', increment: Number.NaN }, /msg\.increment must be a finite number, got NaN/],
@@ -405,7 +486,7 @@ describe('counter', () => {
     node('counter1').receive({ topic: 'k' });
     node('counter1').receive({ topic: 'k' });
     const errors = await caught.until(2);
-    for (const err of errors) assert.match((err.error as { message: string }).message, /cannot create cache database/);
+    for (const err of errors) assert.match((err.error as { message: string }).message, /cannot (create|lock) cache database \S*not-a-dir/);
     assert.equal(lastStatus('counter1').fill, 'red');
   });
 
