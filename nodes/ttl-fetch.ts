@@ -93,19 +93,22 @@ const CREDENTIAL_ROUNDS = 10_000;
 const REDACTED = '…';
 const MAX_SHOWN_SEGMENT = 32;
 const MAX_SHOWN_DIGITS = 4;
-// A path segment shown as it is: words (lower case, Capitalized or camelCase) and numbers of up to
-// 4 digits joined by - _ . , or a version (v1, v2.1). Anything else (a token, an id, a hash, a
-// percent-encoded value) is shown as "…".
+// A path segment shown as it is: at most 32 characters of words (lower case, Capitalized or
+// camelCase, that look like words) and at most 4 digits, joined by - _ . , or a version (v1, v2.1).
+// Anything else (a token, an id, a hash, a percent-encoded value) is shown as "…".
 const PIECE = '(?:[a-z]+(?:[A-Z][a-z]+)*|[A-Z][a-z]+(?:[A-Z][a-z]+)*|\\d{1,4})';
 const PLAIN_SEGMENT = new RegExp(`^(?:${PIECE}(?:[-_.]${PIECE})*|v\\d{1,3}(?:\\.\\d{1,3})*)$`);
 const HOST_LIKE = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
+
+// Random letters look like this, words seldom do: 21 letters in a row, or 5 consonants in a row.
+const NOT_A_WORD = /[A-Za-z]{21}|[b-df-hj-np-tv-xz]{5}/i;
 
 /** Whether a path segment can be shown: short, plain words, few digits. */
 function plainSegment(segment: string): boolean {
   if (segment === '') return true;
   if (segment.length > MAX_SHOWN_SEGMENT) return false;
   if ((segment.match(/\d/g)?.length ?? 0) > MAX_SHOWN_DIGITS) return false;
-  return PLAIN_SEGMENT.test(segment);
+  return PLAIN_SEGMENT.test(segment) && !NOT_A_WORD.test(segment);
 }
 
 /**
