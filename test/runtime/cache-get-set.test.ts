@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
@@ -192,6 +193,20 @@ describe('cache-get and cache-set', () => {
     node('cacheSet').receive({ topic: 'loop', payload });
     const [err] = await caught.until(1);
     assert.match((err.error as { message: string }).message, /circular reference at value\.a\.self/);
+  });
+
+  it('a node that is closing and holds no store refuses a late message with NODE_CLOSING and opens nothing', async () => {
+    await helper.load(nodes, getSetFlow(files.file));
+    const caught = collect('caught');
+    const setter = helper.getNode('cacheSet') as unknown as { close(removed: boolean): Promise<void>; receive(msg: object): void };
+    const closed = setter.close(false);
+    setter.receive({ topic: 'late', payload: 'arrived during a redeploy' });
+    await closed;
+    const [err] = await caught.until(1);
+    assert.match((err.error as { message: string }).message, /cache-set is stopping \(redeploy or shutdown\): message not processed, nothing written$/);
+    assert.equal(lastStatus('cacheSet').fill, 'red');
+    // no store was opened for it, so none is left open: the database file was never created
+    assert.equal(fs.existsSync(files.file), false);
   });
 
   it('reports an unusable database path as an error on each message', async () => {

@@ -33,7 +33,10 @@ describe('registry: one shared store per file', () => {
     assert.equal(second.store.durability, 'immediate');
     assert.equal(second.store.evictionPolicy, 'least-recently-used');
     assert.equal(logger.warnings.length, 1);
-    assert.match(logger.warnings[0], /already open with other settings; its size limit 5 MB, eviction policy least-recently-used, durability immediate apply/);
+    assert.match(
+      logger.warnings[0],
+      /already open with other settings; its size limit 5 MB, eviction policy least-recently-used, durability immediate apply until every node using the file has been stopped or redeployed/,
+    );
     const quiet = new RecordingLogger();
     await acquire(file, { evictionPolicy: 'least-recently-used', sizeLimitMb: 5, logger: quiet });
     assert.equal(quiet.warnings.length, 0);
@@ -82,6 +85,54 @@ describe('registry: one shared store per file', () => {
     const again = await acquire(file);
     assert.notEqual(again.store, first.store);
     assert.equal((await again.store.get('ns', 'k'))?.value, 'kept');
+  });
+
+  it('opens the file again with the next user\'s settings once every user has released it (a redeploy that changed them)', async () => {
+    const file = tempFile();
+    const first = await acquire(file, { sizeLimitMb: 1, durability: 'deferred' });
+    const second = await acquire(file, { sizeLimitMb: 1, durability: 'deferred' });
+    await first.store.set('ns', 'k', 'kept');
+    await first.release();
+    await second.release();
+    const logger = new RecordingLogger();
+    const next = await acquire(file, { sizeLimitMb: 2, evictionPolicy: 'none', durability: 'immediate', logger });
+    assert.deepEqual(logger.warnings, []);
+    assert.equal(next.store.sizeLimitBytes, 2 * 1024 * 1024);
+    assert.equal(next.store.evictionPolicy, 'none');
+    assert.equal(next.store.durability, 'immediate');
+    assert.equal((await next.store.get('ns', 'k'))?.value, 'kept');
+  });
+
+  it('an open that comes while the last user\'s store is still closing waits for that close, and sees every deferred write', async () => {
+    const file = tempFile();
+    const first = await acquireStore(file, { sweepInterval: 0, durability: 'deferred', flushInterval: 3600 });
+    const writes = 5_000;
+    await Promise.all(Array.from({ length: writes }, (_, i) => first.store.set('ns', `k${i}`, 'x'.repeat(200))));
+    let firstClosed = false;
+    const releasing = first.release().then(() => {
+      firstClosed = true;
+    });
+    const logger = new RecordingLogger();
+    const next = await acquire(file, { sizeLimitMb: 50, logger });
+    assert.equal(firstClosed, true, 'the new store opened before the old one had closed');
+    await releasing;
+    assert.notEqual(next.store, first.store);
+    assert.equal(next.store.sizeLimitBytes, 50 * 1024 * 1024);
+    assert.deepEqual(logger.warnings, []);
+    assert.equal((await next.store.keys('ns')).length, writes);
+    assert.equal((await next.store.get('ns', `k${writes - 1}`))?.value, 'x'.repeat(200));
+  });
+
+  it('a user that comes while the last one is releasing shares nothing with the closing store', async () => {
+    const file = tempFile();
+    const first = await acquireStore(file, { sweepInterval: 0 });
+    const releasing = first.release();
+    const [a, b] = await Promise.all([acquire(file), acquire(file)]);
+    await releasing;
+    assert.equal(a.store, b.store);
+    assert.notEqual(a.store, first.store);
+    await a.store.set('ns', 'k', 1);
+    assert.equal((await b.store.get('ns', 'k'))?.value, 1);
   });
 
   it('applies the options of the first user', async () => {
