@@ -1,4 +1,5 @@
-// Browser tests of the editor: Node-RED 4.1 as a child process with this package, driven by Debian's Chromium.
+// Browser tests of the editor: Node-RED as a child process with this package, driven by Debian's Chromium.
+// Node-RED 4.1 on this process's Node.js unless NODE_RED_LINE=5 / NODE_RED_NODE=<node binary> say otherwise (scripts/userdir.js).
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -45,12 +46,21 @@ export interface NodeRed {
   stop(): Promise<void>;
 }
 
-/** Starts Node-RED 4.1 on 127.0.0.1 (free port) and resolves once it serves the editor. */
-export async function startNodeRed(): Promise<NodeRed> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flow-cache-e2e-'));
+export interface StartOptions {
+  /**
+   * A userDir the package is already installed in (e.g. from the npm tarball): only settings.js is
+   * written there. Without it, a fresh temporary userDir gets the repository linked in.
+   */
+  userDir?: string;
+}
+
+/** Starts Node-RED on 127.0.0.1 (free port) and resolves once it serves the editor. */
+export async function startNodeRed(options: StartOptions = {}): Promise<NodeRed> {
+  const dir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'flow-cache-e2e-'));
   const port = await freePort();
-  const settings = userdir.prepareUserDir(dir, { port });
-  const child: ChildProcess = spawn(process.execPath, [userdir.nodeRedCli(), '--userDir', dir, '--settings', settings], {
+  const settings = options.userDir ? userdir.writeSettings(dir, { port }) : userdir.prepareUserDir(dir, { port });
+  const child: ChildProcess = spawn(userdir.nodeRedNode(), [userdir.nodeRedCli(), '--userDir', dir, '--settings', settings], {
+    cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -118,6 +128,10 @@ export interface Browser {
   outsideRequests: string[];
   /** Errors thrown in the page. */
   pageErrors: string[];
+  /** Requests that failed (no answer) or were answered with a status >= 400: "<status> <method> <url>". */
+  failedRequests: string[];
+  /** Messages the page logged to the console as errors. */
+  consoleErrors: string[];
   close(): Promise<void>;
 }
 
@@ -138,11 +152,22 @@ export async function openBrowser(viewport = { width: 1600, height: 1000 }): Pro
     if (!url.startsWith('http://127.0.0.1:') && !url.startsWith('data:')) outsideRequests.push(url);
   });
   page.on('pageerror', (error) => pageErrors.push(String(error)));
+  const failedRequests: string[] = [];
+  page.on('requestfailed', (request) => failedRequests.push(`failed (${request.failure()?.errorText ?? 'no answer'}) ${request.method()} ${request.url()}`));
+  page.on('response', (response) => {
+    if (response.status() >= 400) failedRequests.push(`${response.status()} ${response.request().method()} ${response.url()}`);
+  });
+  const consoleErrors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`${message.text()} (${message.location().url})`);
+  });
   return {
     page,
     context,
     outsideRequests,
     pageErrors,
+    failedRequests,
+    consoleErrors,
     async close() {
       await context.close();
       fs.rmSync(profile, { recursive: true, force: true });
@@ -257,4 +282,48 @@ export function rawI18nKeys(scope: Locator): Promise<string[]> {
     for (const text of texts) for (const match of text.match(pattern) ?? []) found.push(match);
     return found;
   });
+}
+
+/** Deploys with the header button and waits for the editor to confirm it. */
+export async function deployFlows(page: Page): Promise<void> {
+  const button = page.locator('#red-ui-header-button-deploy');
+  if (await button.evaluate((b: any) => b.classList.contains('disabled'))) throw new Error('there is nothing to deploy');
+  await button.click();
+  await page.locator('.red-ui-notification', { hasText: 'Successfully deployed' }).waitFor();
+  await page.locator('#red-ui-header-button-deploy.disabled').waitFor();
+}
+
+/** Waits for a node's status text on the canvas to match, and returns it (the error names what it shows instead). */
+export async function waitForStatus(page: Page, id: string, expected: RegExp): Promise<string> {
+  const label = page.locator(`g[id="${id}"] .red-ui-flow-node-status-label`);
+  try {
+    await page.waitForFunction(
+      ([nodeId, source, flags]: [string, string, string]) => {
+        const text = (globalThis as any).document.querySelector(`g[id="${nodeId}"] .red-ui-flow-node-status-label`)?.textContent ?? '';
+        return new RegExp(source, flags).test(text);
+      },
+      [id, expected.source, expected.flags] as [string, string, string],
+    );
+  } catch (error) {
+    const shown = (await label.count()) > 0 ? await label.textContent() : '(no status)';
+    throw new Error(`status of ${id} never matched ${expected}; it shows "${shown}"`, { cause: error });
+  }
+  return (await label.textContent()) ?? '';
+}
+
+/** Menu > Import > Examples > <module> > <folder> > <file>, then Import: the example is added to the editor. */
+export async function importExample(page: Page, module: string, folder: string, file: string): Promise<void> {
+  await page.locator('#red-ui-header-button-sidemenu').click();
+  await page.locator('#menu-item-import').click();
+  const dialog = page.locator('#red-ui-clipboard-dialog');
+  await dialog.waitFor();
+  await dialog.locator('#red-ui-clipboard-dialog-import-tabs a', { hasText: 'Examples' }).click();
+  const tree = dialog.locator('#red-ui-clipboard-dialog-import-tab-examples');
+  for (const label of [module, folder, file]) {
+    const literal = label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    await tree.locator('.red-ui-treeList-label', { hasText: new RegExp(`^\\s*${literal}\\s*$`) }).click();
+  }
+  await page.waitForFunction(() => !(globalThis as any).document.querySelector('#red-ui-clipboard-dialog-ok').classList.contains('ui-state-disabled'));
+  await page.locator('#red-ui-clipboard-dialog-ok').click();
+  await dialog.waitFor({ state: 'hidden' });
 }

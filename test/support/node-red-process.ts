@@ -9,7 +9,16 @@ const root = path.join(__dirname, '..', '..', '..');
 // scripts/userdir.js is plain CommonJS shared with `npm start`; it is not compiled into dist/
 export const userdir = require(path.join(root, 'scripts', 'userdir.js')) as {
   prepareUserDir(dir: string, options?: { port?: number; host?: string }): string;
-  nodeRedCli(): string;
+  /** settings.js only (no package link): for a userDir the package is installed into. */
+  writeSettings(dir: string, options?: { port?: number; host?: string }): string;
+  /** The Node-RED line the processes run: NODE_RED_LINE, '4' (default) or '5'. */
+  nodeRedLine(): '4' | '5';
+  /** red.js of that line's install in this repository. */
+  nodeRedCli(line?: '4' | '5'): string;
+  nodeRedPackage(line?: '4' | '5'): { version: string; engines: string };
+  /** The node binary that runs Node-RED: NODE_RED_NODE, else this process's; throws if the line does not support it. */
+  nodeRedNode(line?: '4' | '5'): string;
+  nodeVersion(node: string): string;
 };
 
 /** A TCP port on 127.0.0.1 that nothing listens on right now. */
@@ -111,8 +120,9 @@ export interface NodeRedOptions {
 const running = new Set<NodeRedProcess>();
 
 /**
- * Node-RED 4.1 as a real child process (its CLI, red.js) on 127.0.0.1, with this package linked
- * into its userDir. Everything it prints is kept in `log`.
+ * Node-RED as a real child process (its CLI, red.js) on 127.0.0.1, with this package linked into its
+ * userDir: Node-RED 4.1 on this process's Node.js unless NODE_RED_LINE / NODE_RED_NODE say otherwise
+ * (scripts/userdir.js). Everything it prints is kept in `log`.
  */
 export class NodeRedProcess {
   log = '';
@@ -137,7 +147,7 @@ export class NodeRedProcess {
   /** Starts Node-RED and waits until GET `readyPath` answers 200 (the flows are running). */
   async start(readyPath = '/ready'): Promise<void> {
     if (this.child) throw new Error('already running');
-    const child = spawn(process.execPath, [userdir.nodeRedCli(), '--userDir', this.userDir, '--settings', this.settings], {
+    const child = spawn(userdir.nodeRedNode(), [userdir.nodeRedCli(), '--userDir', this.userDir, '--settings', this.settings], {
       cwd: this.userDir,
       env: { ...process.env, HOME: this.userDir, NODE_OPTIONS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
