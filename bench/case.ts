@@ -14,6 +14,7 @@ const CASES = {
   'store.get.cold': cases.storeGetCold,
   'store.incr': cases.storeIncrements,
   'store.startup': cases.storeStartup,
+  'store.stall': cases.storeStall,
   'baseline.keyv.set.concurrent': cases.keyvSetConcurrent,
   'baseline.keyv.set.sequential': cases.keyvSetSequential,
   'baseline.keyv.get': cases.keyvGet,
@@ -23,12 +24,12 @@ const CASES = {
   'baseline.sqlite.get': cases.sqliteGet,
 } as const;
 
-/** Runs a case in a child process and returns what it measured. */
-export function runCase<T = number>(name: CaseName, quick: boolean): T {
+/** Runs a case in a child process (with `env` added to this process's environment) and returns what it measured. */
+export function runCase<T = number>(name: CaseName, quick: boolean, env: NodeJS.ProcessEnv = {}): T {
   const child = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'case.js'), name, ...(quick ? ['--quick'] : [])], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: process.env,
+    env: { ...process.env, ...env },
   });
   if (child.status !== 0) throw new Error(`${name} exited with ${child.status ?? child.signal}`);
   return JSON.parse(child.stdout) as T;

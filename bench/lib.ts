@@ -1,7 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import sqlite3 from 'sqlite3';
+import { createRequire } from 'node:module';
+import { DRIVER_CHOICES, type DriverChoice, type DriverName, resolveDriver } from '../nodes/lib/driver';
+
+const load = createRequire(__filename);
 
 /** The repository root (dist/bench/ is two levels below it). */
 export const ROOT = path.join(__dirname, '..', '..');
@@ -138,45 +141,130 @@ export function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 20));
 }
 
-/** A thin promise face of the `sqlite3` driver, for the raw-SQLite baselines. */
-export class RawSqlite {
-  private constructor(readonly db: sqlite3.Database) {}
+/** The SQLite driver the store picks in this process: FLOW_CACHE_DRIVER if it names one, else the best this Node.js has. */
+export function storeDriver(): DriverName {
+  const named = process.env.FLOW_CACHE_DRIVER;
+  return resolveDriver(named && (DRIVER_CHOICES as readonly string[]).includes(named) ? (named as DriverChoice) : 'auto');
+}
 
-  static open(file: string): Promise<RawSqlite> {
-    return new Promise((resolve, reject) => {
-      const db = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(new RawSqlite(db))));
-    });
-  }
-
-  exec(sql: string): Promise<void> {
-    return new Promise((resolve, reject) => this.db.exec(sql, (error) => (error ? reject(error) : resolve())));
-  }
-
-  prepare(sql: string): Promise<RawStatement> {
-    return new Promise((resolve, reject) => {
-      const statement = this.db.prepare(sql, (error) => (error ? reject(error) : resolve(new RawStatement(statement))));
-    });
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve, reject) => this.db.close((error) => (error ? reject(error) : resolve())));
+/**
+ * Why keyv + @keyv/sqlite cannot be measured here (its native `sqlite3` module does not load: not
+ * installed, not built, or built for another Node.js ABI), or null when it loads.
+ */
+export function keyvSqliteLoadError(): string | null {
+  try {
+    load('sqlite3');
+    load('@keyv/sqlite');
+    return null;
+  } catch (error) {
+    const first = String((error as Error).message ?? error).split('\n')[0];
+    return `@keyv/sqlite needs the native sqlite3 module, which does not load on Node.js ${process.version} (${first})`;
   }
 }
 
-export class RawStatement {
-  constructor(private readonly statement: sqlite3.Statement) {}
+/** A prepared statement of a raw baseline, with the same promise face on both drivers. */
+export interface RawStatement {
+  run(...params: unknown[]): Promise<void>;
+  get<T>(...params: unknown[]): Promise<T | undefined>;
+  finalize(): Promise<void>;
+}
 
-  run(...params: unknown[]): Promise<void> {
-    return new Promise((resolve, reject) => this.statement.run(params, (error: Error | null) => (error ? reject(error) : resolve())));
-  }
+/**
+ * A raw SQLite connection for the baselines, through the driver the store uses on this Node.js (or
+ * the one named): the `sqlite3` module (asynchronous; the store reaches it through @keyv/sqlite) or
+ * `node:sqlite` (synchronous; each call runs at once and returns a settled promise). The baselines
+ * run the same statements and pragmas on either.
+ */
+export interface RawSqlite {
+  readonly driver: DriverName;
+  exec(sql: string): Promise<void>;
+  prepare(sql: string): Promise<RawStatement>;
+  close(): Promise<void>;
+}
 
-  get<T>(...params: unknown[]): Promise<T | undefined> {
-    return new Promise((resolve, reject) => this.statement.get(params, (error: Error | null, row: T) => (error ? reject(error) : resolve(row))));
-  }
+export const RawSqlite = {
+  open(file: string, driver: DriverName = storeDriver()): Promise<RawSqlite> {
+    return driver === 'node:sqlite' ? openNodeSqlite(file) : openSqlite3(file);
+  },
+};
 
-  finalize(): Promise<void> {
-    return new Promise((resolve) => this.statement.finalize(() => resolve()));
+// the part of each driver the baselines use (the Node.js 20 type package has no node:sqlite, and sqlite3 is optional)
+interface Sqlite3Statement {
+  run(params: unknown[], callback: (error: Error | null) => void): void;
+  get(params: unknown[], callback: (error: Error | null, row: unknown) => void): void;
+  finalize(callback: () => void): void;
+}
+interface Sqlite3Database {
+  exec(sql: string, callback: (error: Error | null) => void): void;
+  prepare(sql: string, callback: (error: Error | null) => void): Sqlite3Statement;
+  close(callback: (error: Error | null) => void): void;
+}
+interface NodeSqliteStatement {
+  run(...params: unknown[]): unknown;
+  get(...params: unknown[]): unknown;
+}
+interface NodeSqliteDatabase {
+  exec(sql: string): void;
+  prepare(sql: string): NodeSqliteStatement;
+  close(): void;
+}
+
+function openSqlite3(file: string): Promise<RawSqlite> {
+  const sqlite3 = load('sqlite3') as { Database: new (file: string, callback: (error: Error | null) => void) => Sqlite3Database };
+  return new Promise((resolve, reject) => {
+    const db = new sqlite3.Database(file, (error) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      resolve({
+        driver: 'sqlite3',
+        exec: (sql) => new Promise((done, fail) => db.exec(sql, (failure) => (failure ? fail(failure) : done()))),
+        prepare: (sql) =>
+          new Promise((done, fail) => {
+            const statement = db.prepare(sql, (failure) =>
+              failure
+                ? fail(failure)
+                : done({
+                    run: (...params) => new Promise((ok, no) => statement.run(params, (e) => (e ? no(e) : ok()))),
+                    get: <T>(...params: unknown[]) =>
+                      new Promise<T | undefined>((ok, no) => statement.get(params, (e, row) => (e ? no(e) : ok(row as T | undefined)))),
+                    finalize: () => new Promise((ok) => statement.finalize(() => ok())),
+                  }),
+            );
+          }),
+        close: () => new Promise((done, fail) => db.close((failure) => (failure ? fail(failure) : done()))),
+      });
+    });
+  });
+}
+
+/** Runs a synchronous call and gives its outcome as a promise, as the sqlite3 face does. */
+function settled<T>(call: () => T): Promise<T> {
+  try {
+    return Promise.resolve(call());
+  } catch (error) {
+    return Promise.reject(error);
   }
+}
+
+async function openNodeSqlite(file: string): Promise<RawSqlite> {
+  const { DatabaseSync } = load('node:sqlite') as { DatabaseSync: new (file: string) => NodeSqliteDatabase };
+  const db = new DatabaseSync(file);
+  return {
+    driver: 'node:sqlite',
+    exec: (sql) => settled(() => db.exec(sql)),
+    prepare: (sql) =>
+      settled(() => {
+        const statement = db.prepare(sql);
+        return {
+          run: (...params) => settled(() => void statement.run(...params)),
+          get: <T>(...params: unknown[]) => settled(() => statement.get(...params) as T | undefined),
+          finalize: async () => undefined, // node:sqlite finalizes its statements when the database closes
+        };
+      }),
+    close: () => settled(() => db.close()),
+  };
 }
 
 /** Formats a figure for the table: rates without decimals, small numbers with a few. */

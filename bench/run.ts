@@ -4,22 +4,25 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatNumber, ROOT, tempDir } from './lib';
+import type { DriverName } from '../nodes/lib/driver';
+import { availableDrivers } from '../nodes/lib/driver';
+import { formatNumber, keyvSqliteLoadError, ROOT, storeDriver, tempDir } from './lib';
 import type { NodeResult } from './nodes';
 import type { RssResult } from './rss';
 import { runCase } from './case';
-import { plan } from './store-cases';
+import { plan, type StallResult } from './store-cases';
 
 type Figures = Record<string, number | null>;
 
 interface Ratio {
   value: number | null;
   target: string;
-  met: boolean;
+  /** null when a figure it needs was not measured */
+  met: boolean | null;
   note?: string;
 }
 
-/** What each figure is, for the table: [unit, description]. */
+/** What each figure is, for the table: [unit, description]; `DRIVER` stands for the SQLite driver the store uses in the run. */
 const DESCRIPTIONS: Record<string, [string, string]> = {
   'store.set.concurrent': ['sets/s', 'store: durable sets, 1,000 in flight'],
   'store.set.sequential': ['sets/s', 'store: durable sets, one at a time'],
@@ -27,13 +30,19 @@ const DESCRIPTIONS: Record<string, [string, string]> = {
   'store.get.cold': ['gets/s', 'store: gets of distinct keys right after opening, 1,000 in flight'],
   'store.incr.concurrent': ['updates/s', 'store: 10,000 update() increments issued at once (100 keys)'],
   'store.incr.lost': ['increments', 'store: increments missing on disk afterwards (must be 0)'],
+  'store.stall.ms.max': ['ms', 'store (DRIVER): longest event-loop stall while writing 100,000 entries, durable sets, 1,000 in flight'],
+  'store.stall.cpu.ms.max': ['ms', 'store (DRIVER): most main-thread CPU time within one such stall (what an idle machine would see)'],
+  'store.stall.ms.max.node:sqlite': ['ms', 'longest event-loop stall, as above, with the node:sqlite driver'],
+  'store.stall.cpu.ms.max.node:sqlite': ['ms', 'main-thread CPU within one stall, as above, with the node:sqlite driver'],
+  'store.stall.ms.max.sqlite3': ['ms', 'longest event-loop stall, as above, with the sqlite3 driver'],
+  'store.stall.cpu.ms.max.sqlite3': ['ms', 'main-thread CPU within one stall, as above, with the sqlite3 driver'],
   'baseline.keyv.set.concurrent': ['sets/s', 'keyv + @keyv/sqlite as shipped: sets, 1,000 in flight'],
   'baseline.keyv.set.sequential': ['sets/s', 'keyv + @keyv/sqlite as shipped: sets, one at a time'],
   'baseline.keyv.get': ['gets/s', 'keyv + @keyv/sqlite as shipped: gets, 1,000 in flight'],
-  'baseline.sqlite.set.single': ['sets/s', 'sqlite3 driver, WAL+NORMAL: one upsert and commit per write'],
-  'baseline.sqlite.set.tx': ['sets/s', 'sqlite3 driver, WAL+NORMAL: 10,000 upserts in one transaction, 500 rows per statement'],
-  'baseline.sqlite.set.tx.prepared': ['sets/s', 'sqlite3 driver, WAL+NORMAL: upserts in one transaction, one prepared run per row'],
-  'baseline.sqlite.get': ['gets/s', 'sqlite3 driver, WAL: point selects + JSON.parse, 8 prepared statements, 1,000 in flight'],
+  'baseline.sqlite.set.single': ['sets/s', 'DRIVER driver, WAL+NORMAL: one upsert and commit per write'],
+  'baseline.sqlite.set.tx': ['sets/s', 'DRIVER driver, WAL+NORMAL: 10,000 upserts in one transaction, 500 rows per statement'],
+  'baseline.sqlite.set.tx.prepared': ['sets/s', 'DRIVER driver, WAL+NORMAL: upserts in one transaction, one prepared run per row'],
+  'baseline.sqlite.get': ['gets/s', 'DRIVER driver, WAL: point selects + JSON.parse, 8 prepared statements, 1,000 in flight'],
   'node.change': ['msgs/s', 'core change node (one rule)'],
   'node.cache-get.hit': ['msgs/s', 'cache-get, every message a hit (1,000 keys)'],
   'node.cache-set': ['msgs/s', 'cache-set, durable writes (10,000 keys)'],
@@ -65,10 +74,10 @@ function ratios(figures: Figures, notes: Record<string, string>): Record<string,
     const a = figures[top];
     const b = bottom ? figures[bottom] : 1;
     const value = a === null || a === undefined || b === null || b === undefined || b === 0 ? null : a / b;
-    const met = value !== null && (op === '>=' ? value >= target : value <= target);
+    const met = value === null ? null : op === '>=' ? value >= target : value <= target;
     const ratio: Ratio = { value, target: `${op} ${target}`, met };
     const missing = [top, bottom].filter((k) => k && (figures[k] === null || figures[k] === undefined));
-    if (missing.length > 0) ratio.note = `not measured: ${missing.map((k) => `${k} (${notes[k] ?? 'no figure'})`).join(', ')}`;
+    if (missing.length > 0) ratio.note = `${missing.map((k) => `${k}: ${(notes[k] ?? 'no figure').replace(/^not measured: /, '')}`).join('; ')}`;
     out[name] = ratio;
   }
   return out;
@@ -100,17 +109,29 @@ function gitCommit(): string | null {
   }
 }
 
-function markdown(figures: Figures, notes: Record<string, string>, ratioTable: Record<string, Ratio>, header: string): string {
+function markdown(figures: Figures, notes: Record<string, string>, ratioTable: Record<string, Ratio>, header: string, driver: string): string {
   const lines = [header, '', '| figure | value | unit | what | note |', '|---|---:|---|---|---|'];
   for (const [name, value] of Object.entries(figures)) {
     const [unit, what] = DESCRIPTIONS[name] ?? ['', ''];
-    lines.push(`| \`${name}\` | ${value === null ? 'not measured' : formatNumber(value)} | ${unit} | ${what} | ${notes[name] ?? ''} |`);
+    lines.push(`| \`${name}\` | ${value === null ? 'not measured' : formatNumber(value)} | ${unit} | ${what.replace('DRIVER', driver)} | ${notes[name] ?? ''} |`);
   }
   lines.push('', '| ratio | value | target | met |', '|---|---:|---|---|');
   for (const [name, r] of Object.entries(ratioTable)) {
-    lines.push(`| ${name} | ${r.value === null ? '—' : formatNumber(r.value)} | ${r.target} | ${r.met ? 'yes' : r.value === null ? `no (${r.note ?? 'not measured'})` : '**no**'} |`);
+    const met = r.met === null ? `not measured (${r.note ?? 'no figure'})` : r.met ? 'yes' : '**no**';
+    lines.push(`| ${name} | ${r.value === null ? '—' : formatNumber(r.value)} | ${r.target} | ${met} |`);
   }
   return lines.join('\n');
+}
+
+/** The driver the store uses in this run, or why it has none. */
+function driverOfRun(): { driver: DriverName | null; note: string } {
+  try {
+    const driver = storeDriver();
+    const forced = process.env.FLOW_CACHE_DRIVER ? ` (FLOW_CACHE_DRIVER=${process.env.FLOW_CACHE_DRIVER})` : '';
+    return { driver, note: `${driver}${forced}` };
+  } catch (error) {
+    return { driver: null, note: `no driver: ${(error as Error).message}` };
+  }
 }
 
 async function main(): Promise<void> {
@@ -126,15 +147,17 @@ async function main(): Promise<void> {
     process.stderr.write(` ${typeof value === 'number' ? formatNumber(value) : JSON.stringify(value)} (${((Date.now() - t) / 1000).toFixed(1)} s)\n`);
     return value;
   };
-  process.stderr.write(`flow-cache benchmark${quick ? ' (quick)' : ''}: median of ${p.repeats} per figure\n`);
+  const { driver, note: driverNote } = driverOfRun();
+  const raw = driver ?? 'sqlite';
+  process.stderr.write(`flow-cache benchmark${quick ? ' (quick)' : ''} on Node.js ${process.version}, store driver ${driverNote}: median of ${p.repeats} per figure\n`);
 
   // the store and its baselines, each in a fresh process; a case that fails is recorded, not fatal
-  const measure = async <T = number>(label: string, name: Parameters<typeof runCase>[0]): Promise<T | null> => {
+  const measure = async <T = number>(label: string, name: Parameters<typeof runCase>[0], env: NodeJS.ProcessEnv = {}, noteAs: string = name): Promise<T | null> => {
     try {
-      return await step(label, async () => runCase<T>(name, quick));
+      return await step(label, async () => runCase<T>(name, quick, env));
     } catch (error) {
       process.stderr.write(` failed: ${(error as Error).message}\n`);
-      notes[name] = `failed: ${(error as Error).message}`;
+      notes[noteAs] = `failed: ${(error as Error).message}`;
       return null;
     }
   };
@@ -147,13 +170,46 @@ async function main(): Promise<void> {
   figures['store.incr.lost'] = incr?.lost ?? null;
   if (incr && incr.lost > 0) notes['store.incr.lost'] = `${incr.lost} increments lost: update() is not atomic`;
   moveNote(notes, 'store.incr', ['store.incr.concurrent', 'store.incr.lost']);
-  figures['baseline.keyv.set.concurrent'] = await measure('keyv set, 1,000 in flight', 'baseline.keyv.set.concurrent');
-  figures['baseline.keyv.set.sequential'] = await measure('keyv set, one at a time', 'baseline.keyv.set.sequential');
-  figures['baseline.keyv.get'] = await measure('keyv get', 'baseline.keyv.get');
-  figures['baseline.sqlite.set.single'] = await measure('sqlite3 one commit per write', 'baseline.sqlite.set.single');
-  figures['baseline.sqlite.set.tx'] = await measure('sqlite3 one transaction, multi-row', 'baseline.sqlite.set.tx');
-  figures['baseline.sqlite.set.tx.prepared'] = await measure('sqlite3 one transaction, row by row', 'baseline.sqlite.set.tx.prepared');
-  figures['baseline.sqlite.get'] = await measure('sqlite3 get', 'baseline.sqlite.get');
+  // the longest event-loop stall while writing, with the store's driver and then each other driver this Node.js can load
+  const stallDrivers = driver ? [driver, ...availableDrivers().filter((d) => d !== driver)] : [];
+  if (!driver) {
+    figures['store.stall.ms.max'] = null;
+    notes['store.stall.ms.max'] = driverNote;
+  }
+  for (const d of stallDrivers) {
+    const suffix = d === driver ? '' : `.${d}`;
+    const name = `store.stall.ms.max${suffix}`;
+    const cpuName = `store.stall.cpu.ms.max${suffix}`;
+    const stall = await measure<StallResult>(`store stall, ${d}`, 'store.stall', { FLOW_CACHE_DRIVER: d }, name);
+    figures[name] = stall?.maxMs ?? null;
+    figures[cpuName] = stall?.cpuMaxMs ?? null;
+    if (stall && stall.cpuMaxMs === null) notes[cpuName] = `not measured: Node.js ${process.version} has no per-thread CPU clock (process.threadCpuUsage, Node.js >= 22)`;
+    else if (!stall) notes[cpuName] = notes[name];
+    if (stall) {
+      notes[name] =
+        `${d}; ${formatNumber(stall.entries)} entries per round, longest of any round ${formatNumber(stall.worstMs)} ms, ` +
+        `99th percentile ${formatNumber(stall.p99Ms)} ms, ${formatNumber(stall.rate)} sets/s (an idle loop reads ~1 ms)` +
+        (stall.driver === d ? '' : `; the store ran on ${stall.driver}, not ${d}`);
+    }
+  }
+  // keyv + @keyv/sqlite as shipped needs the native sqlite3 module: where it does not load, say so instead of guessing
+  const keyvCases = ['baseline.keyv.set.concurrent', 'baseline.keyv.set.sequential', 'baseline.keyv.get'] as const;
+  const keyvMissing = keyvSqliteLoadError();
+  if (keyvMissing) {
+    process.stderr.write(`  keyv baselines not measured: ${keyvMissing}\n`);
+    for (const name of keyvCases) {
+      figures[name] = null;
+      notes[name] = `not measured: ${keyvMissing}`;
+    }
+  } else {
+    figures['baseline.keyv.set.concurrent'] = await measure('keyv set, 1,000 in flight', 'baseline.keyv.set.concurrent');
+    figures['baseline.keyv.set.sequential'] = await measure('keyv set, one at a time', 'baseline.keyv.set.sequential');
+    figures['baseline.keyv.get'] = await measure('keyv get', 'baseline.keyv.get');
+  }
+  figures['baseline.sqlite.set.single'] = await measure(`${raw} one commit per write`, 'baseline.sqlite.set.single');
+  figures['baseline.sqlite.set.tx'] = await measure(`${raw} one transaction, multi-row`, 'baseline.sqlite.set.tx');
+  figures['baseline.sqlite.set.tx.prepared'] = await measure(`${raw} one transaction, row by row`, 'baseline.sqlite.set.tx.prepared');
+  figures['baseline.sqlite.get'] = await measure(`${raw} get`, 'baseline.sqlite.get');
   notes['baseline.keyv.set.concurrent'] ??= `${p.keyvSets} sets issued at once, completions counted for up to ${p.keyvBudgetMs / 2000} s (fsync-bound)`;
   notes['baseline.keyv.set.sequential'] ??= `${p.keyvSequentialSets} sets per repetition`;
   notes['store.get.cold'] ??= `${p.coldKeys.toLocaleString('en-US')} keys per repetition`;
@@ -221,6 +277,7 @@ async function main(): Promise<void> {
     seconds: Math.round(seconds * 10) / 10,
     repeats: p.repeats,
     node: process.version,
+    driver: driverNote,
     nodeRed: nodeRedVersion(),
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown'}`,
@@ -229,8 +286,8 @@ async function main(): Promise<void> {
   };
   const results = { meta, figures, ratios: ratioTable, notes };
   fs.writeFileSync(path.join(ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  const header = `Benchmark${quick ? ' (quick)' : ''}: ${meta.date}, Node ${meta.node}, Node-RED ${meta.nodeRed}, ${meta.cpus}, ${meta.seconds} s, median of ${p.repeats}`;
-  console.log(markdown(figures, notes, ratioTable, header));
+  const header = `Benchmark${quick ? ' (quick)' : ''}: ${meta.date}, Node ${meta.node}, store driver ${driverNote}, Node-RED ${meta.nodeRed}, ${meta.cpus}, ${meta.seconds} s, median of ${p.repeats}`;
+  console.log(markdown(figures, notes, ratioTable, header, raw));
 }
 
 main().catch((error: unknown) => {

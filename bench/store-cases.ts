@@ -1,8 +1,27 @@
 import path from 'node:path';
-import KeyvSqlite from '@keyv/sqlite';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type KeyvSqlite from '@keyv/sqlite';
 import Keyv from 'keyv';
+import type { DriverName } from '../nodes/lib/driver';
 import { Store } from '../nodes/lib/store';
-import { completedWithin, IN_FLIGHT, inFlight, KEYS, keyOf, median, medianOf, msSince, oneByOne, RawSqlite, removeDatabase, settle, tempDir, timed, sampleValue } from './lib';
+import {
+  completedWithin,
+  IN_FLIGHT,
+  inFlight,
+  KEYS,
+  keyOf,
+  median,
+  medianOf,
+  msSince,
+  oneByOne,
+  perSecond,
+  RawSqlite,
+  removeDatabase,
+  settle,
+  tempDir,
+  timed,
+  sampleValue,
+} from './lib';
 
 const NS = 'flow:bench';
 
@@ -28,6 +47,8 @@ export interface Plan {
   /** Keys read to warm up before the cold-read rounds, and keys read per round. */
   coldWarmup: number;
   coldKeys: number;
+  /** Entries written per round of the event-loop stall measurement. */
+  stallEntries: number;
 }
 
 export function plan(quick: boolean): Plan {
@@ -45,6 +66,7 @@ export function plan(quick: boolean): Plan {
         startupEntries: 100_000,
         coldWarmup: 1_000,
         coldKeys: 3_000,
+        stallEntries: 100_000,
       }
     : {
         repeats: 3,
@@ -59,6 +81,7 @@ export function plan(quick: boolean): Plan {
         startupEntries: 100_000,
         coldWarmup: KEYS,
         coldKeys: KEYS,
+        stallEntries: 100_000,
       };
 }
 
@@ -205,10 +228,94 @@ export async function storeStartup(dir: string, p: Plan): Promise<{ empty: numbe
   return { empty: median(empty), large: median(large) };
 }
 
+/** What store.stall measured: the event loop's longest stall while the store wrote `entries` new entries. */
+export interface StallResult {
+  /** The store's driver in this process. */
+  driver: DriverName;
+  entries: number;
+  /** Median over the rounds of each round's longest stall (ms). */
+  maxMs: number;
+  /** The longest stall of any round (ms). */
+  worstMs: number;
+  /** Median over the rounds of each round's 99th percentile delay (ms). */
+  p99Ms: number;
+  /**
+   * Median over the rounds of the most main-thread CPU time spent between two ticks of a 1 ms timer
+   * (ms): the stall without the time the process waited for a core on a busy machine. Null where
+   * Node.js has no per-thread CPU clock (process.threadCpuUsage: Node.js >= 22).
+   */
+  cpuMaxMs: number | null;
+  /** Median write rate (entries/s). */
+  rate: number;
+}
+
+/**
+ * store.stall.ms.max: the longest event-loop stall while the store writes `stallEntries` new entries,
+ * durable sets with 1,000 in flight, into a fresh store each round. Sampled with
+ * monitorEventLoopDelay at 1 ms: a stall is the gap between two ticks of a 1 ms timer, so an idle
+ * loop reads about 1 ms.
+ */
+export async function storeStall(dir: string, p: Plan): Promise<StallResult> {
+  const threadCpu = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage;
+  const cpuMs = () => {
+    const { user, system } = (threadCpu as () => NodeJS.CpuUsage)();
+    return (user + system) / 1000;
+  };
+  const maxima: number[] = [];
+  const cpuMaxima: number[] = [];
+  const p99s: number[] = [];
+  const rates: number[] = [];
+  let driver: DriverName | undefined;
+  for (let round = 0; round < p.repeats; round++) {
+    const file = path.join(dir, `stall-${round}.sqlite`);
+    const store = await Store.open(file);
+    driver = store.driver;
+    try {
+      await inFlight(IN_FLIGHT, IN_FLIGHT, (i) => store.set(NS, `warm.${i}`, sampleValue(i)));
+      await settle();
+      const delay = monitorEventLoopDelay({ resolution: 1 });
+      // main-thread CPU time between two ticks of a 1 ms timer: the part of a stall that is work on this thread
+      let cpuMax = 0;
+      let lastCpu = threadCpu ? cpuMs() : 0;
+      const cpuSampler = threadCpu
+        ? setInterval(() => {
+            const now = cpuMs();
+            cpuMax = Math.max(cpuMax, now - lastCpu);
+            lastCpu = now;
+          }, 1)
+        : undefined;
+      delay.enable();
+      const start = process.hrtime.bigint();
+      await inFlight(p.stallEntries, IN_FLIGHT, (i) => store.set(NS, `entry.${i}`, sampleValue(i)));
+      const ms = msSince(start);
+      delay.disable();
+      clearInterval(cpuSampler);
+      if (threadCpu) cpuMaxima.push(cpuMax);
+      maxima.push(delay.max / 1e6);
+      p99s.push(delay.percentile(99) / 1e6);
+      rates.push(perSecond(p.stallEntries, ms));
+    } finally {
+      await store.close();
+      removeDatabase(file);
+    }
+  }
+  return {
+    driver: driver as DriverName,
+    entries: p.stallEntries,
+    maxMs: median(maxima),
+    worstMs: Math.max(...maxima),
+    p99Ms: median(p99s),
+    cpuMaxMs: cpuMaxima.length > 0 ? median(cpuMaxima) : null,
+    rate: median(rates),
+  };
+}
+
 // ---- keyv + @keyv/sqlite as shipped ----
 
 function plainKeyv(file: string): Keyv {
-  return new Keyv({ store: new KeyvSqlite({ uri: `sqlite://${file}` }) });
+  // required here, not imported: its native sqlite3 module may not load on this Node.js, and only these baselines need it
+  const Adapter = (require('@keyv/sqlite') as { default: typeof KeyvSqlite }).default;
+  return new Keyv({ store: new Adapter({ uri: `sqlite://${file}` }) });
 }
 
 /** baseline.keyv.set.concurrent: keyv sets with up to 1,000 in flight, no pragmas (default journal, synchronous=FULL). */
@@ -268,7 +375,7 @@ export async function keyvGet(dir: string, p: Plan): Promise<number> {
   }
 }
 
-// ---- the sqlite3 driver directly, WAL + synchronous=NORMAL ----
+// ---- the store's SQLite driver directly (sqlite3 or node:sqlite, as the store picks), WAL + synchronous=NORMAL ----
 
 const RAW_TABLE = 'CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value TEXT)';
 const RAW_UPSERT = 'INSERT INTO kv(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value';
@@ -361,7 +468,7 @@ export async function sqliteSetTxPrepared(dir: string, p: Plan): Promise<number>
   }
 }
 
-/** baseline.sqlite.get: point selects by key, decoded with JSON.parse (as a cache read must); 8 prepared statements, 1,000 in flight (the fastest way found with this driver). */
+/** baseline.sqlite.get: point selects by key, decoded with JSON.parse (as a cache read must); 8 prepared statements, 1,000 in flight (the fastest way found with the sqlite3 driver; node:sqlite answers each at once). */
 export async function sqliteGet(dir: string, p: Plan): Promise<number> {
   const file = path.join(dir, 'raw-get.sqlite');
   await rawFill(file, 'kv', (i) => JSON.stringify(sampleValue(i)));
