@@ -913,7 +913,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
       // what a busy Node-RED does all the time; a timeout signal held only by AbortSignal.any() could be collected and never fire
       v8.setFlagsFromString('--expose-gc');
       const gc = vm.runInNewContext('gc') as () => void;
-      const collector = setInterval(gc, 20);
+      const collector = setInterval(gc, 100);
       try {
         await helper.load(nodes, fetchFlow(file, upstream.base, { url: `${upstream.base}/endless`, timeout: 0.5, maxResponseMb: 100 }));
         const caught = collect('caught');
