@@ -28,7 +28,7 @@ export = (RED: NodeAPI) => {
     let binding: StoreBinding;
     try {
       checkKeyConfig(config);
-      binding = new StoreBinding(RED, node, config.store);
+      binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
       rejectAll(node, status, (error as Error).message);
       return;

@@ -40,7 +40,7 @@ export = (RED: NodeAPI) => {
         checkKeyConfig(config);
       }
       configTtl = parseTtl(configNumber(config.ttl, 0), 'TTL');
-      binding = new StoreBinding(RED, node, config.store);
+      binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
       rejectAll(node, status, (error as Error).message);
       return;

@@ -100,7 +100,7 @@ export = (RED: NodeAPI) => {
     try {
       checkKeyConfig(config);
       cooldown = cooldownMs(config.cooldown ?? 5, config.cooldownUnits);
-      binding = new StoreBinding(RED, node, config.store);
+      binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
       rejectAll(node, status, (error as Error).message);
       return;
@@ -144,7 +144,7 @@ export = (RED: NodeAPI) => {
             // the cooldown starts over from now rather than holding until the clock reaches the stamp
             aheadBy = last - decidedAt;
             lastPassed = decidedAt;
-            return { value: decidedAt, ttl: cooldown / 1000 };
+            return { value: decidedAt, ttl: cooldown / 1000, evictable: false };
           }
           if (typeof last === 'number' && Number.isFinite(last) && decidedAt - last < cooldown) {
             lastPassed = last;
@@ -152,7 +152,7 @@ export = (RED: NodeAPI) => {
           }
           lastPassed = decidedAt;
           armed = true;
-          return { value: decidedAt, ttl: cooldown / 1000 };
+          return { value: decidedAt, ttl: cooldown / 1000, evictable: false };
         });
       } catch (error) {
         if (!failOpen) throw error;

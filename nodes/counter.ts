@@ -76,7 +76,7 @@ export = (RED: NodeAPI) => {
       step = finiteNumber(isBlank(config.step) ? 1 : config.step, 'step');
       initial = finiteNumber(isBlank(config.initial) ? 0 : config.initial, 'initial value');
       if (!RESET_PERIODS.includes(resetEvery)) throw new Error(`reset every must be never, day, week or month, got "${resetEvery}"`);
-      binding = new StoreBinding(RED, this, config.store);
+      binding = new StoreBinding(RED, this, config.store, status);
     } catch (error) {
       rejectAll(this, status, (error as Error).message);
       return;
@@ -114,7 +114,7 @@ export = (RED: NodeAPI) => {
         if (!Number.isFinite(count)) throw new InputError(`the count of "${key}" would leave the range of numbers`);
         const record: CountRecord = { count, periodStart };
         outcome = { record, previous: stored ? stored.count : null, rolledOver, redated };
-        return { value: record };
+        return { value: record, evictable: false };
       });
       const { record, previous, rolledOver, redated } = outcome!;
       if (redated !== null) {

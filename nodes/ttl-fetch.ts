@@ -351,7 +351,7 @@ export = (RED: NodeAPI) => {
         headerCredential = credentialDigest(secretHeaderName, secret);
       }
       if (secret && secretInUrl) urlCredential = credentialDigest('{{secret}}', secret);
-      binding = new StoreBinding(RED, node, config.store);
+      binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
       rejectAll(node, status, (error as Error).message);
       return;

@@ -2,10 +2,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { DateTime, IANAZone } from 'luxon';
 import { now } from './clock';
-import { CacheError, InputError } from './errors';
+import { CacheError, formatBytes, InputError } from './errors';
 import type { BaseNodeConfig, DoneFunction, Node, NodeAPI, NodeFlow, NodeMessage, NodeStatus, SendFunction } from './node-red';
 import { acquireStore, CacheNamespace, type StoreLease } from './registry';
-import type { Durability, Entry, EvictionPolicy, StoreOptions } from './store';
+import type { Durability, Entry, EvictionPolicy, EvictionRound, Store, StoreHealth, StoreOptions } from './store';
 
 export const KEY_TYPES = ['msg', 'str', 'flow', 'global', 'env', 'jsonata'] as const;
 export const MAX_KEY_LENGTH = 1024;
@@ -92,11 +92,14 @@ export class StoreBinding {
   private state: 'open' | 'closing' | 'closed' = 'open';
   readonly settings: StoreSettings;
   private readonly tabId: string;
+  private watched: { store: Store; stop: () => void } | undefined;
 
   constructor(
     RED: NodeAPI,
     private readonly node: Node,
     storeId: string | undefined,
+    /** Where the store's own news (failing writes, evictions) is shown, over the node's own status. */
+    private readonly status?: StatusReporter,
   ) {
     this.tabId = flowTabId(node);
     if (storeId) {
@@ -143,9 +146,33 @@ export class StoreBinding {
     return lease.then(({ store }) => {
       const name = this.settings.scope === 'shared' ? `shared:${this.settings.namespace}` : `flow:${this.tabId}`;
       const namespace = new CacheNamespace(store, name, this.settings.defaultTtl);
-      if (this.lease === lease) this.opened = namespace;
+      if (this.lease === lease) {
+        this.opened = namespace;
+        this.watch(store);
+      }
       return namespace;
     });
+  }
+
+  /** Shows on this node what happens to its store: writes failing (red until they succeed again), evictions (for a few seconds). */
+  private watch(store: Store): void {
+    const status = this.status;
+    if (!status || this.watched?.store === store) return;
+    this.watched?.stop();
+    const onHealth = (health: StoreHealth) =>
+      status.alert(health.ok ? undefined : { fill: 'red', shape: 'ring', text: `store cannot write: ${shortCause(health.error)}` });
+    const onEvicted = (round: EvictionRound) =>
+      status.notice({ fill: 'yellow', shape: 'ring', text: `store full: evicted ${round.entries} cache entries (${formatBytes(round.bytes)})` });
+    store.on('health', onHealth);
+    store.on('evicted', onEvicted);
+    if (!store.healthy) onHealth({ ok: false, error: new Error('writes are failing') });
+    this.watched = {
+      store,
+      stop: () => {
+        store.removeListener('health', onHealth);
+        store.removeListener('evicted', onEvicted);
+      },
+    };
   }
 
   /** From now on nothing new is opened; what is held stays usable until `release()`. */
@@ -156,6 +183,8 @@ export class StoreBinding {
   /** Lets go of the store (closing it if this was its last user); the binding cannot open again. */
   async release(): Promise<void> {
     this.state = 'closed';
+    this.watched?.stop();
+    this.watched = undefined;
     const lease = this.lease;
     this.lease = undefined;
     this.opened = undefined;
@@ -353,11 +382,35 @@ function shorten(text: string): string {
  */
 export class StatusReporter {
   static intervalMs = 250;
+  /** How long a notice (an eviction round) stays before the node's own status returns. */
+  static noticeMs = 5000;
   private last = 0;
   private timer: NodeJS.Timeout | undefined;
   private latest: NodeStatus | undefined;
+  private alerting: NodeStatus | undefined;
+  private noticing: NodeStatus | undefined;
+  private noticeTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly node: Node) {}
+
+  /** A status that stays over the node's own until it is lifted (undefined lifts it). */
+  alert(status: NodeStatus | undefined): void {
+    this.alerting = status;
+    this.show();
+  }
+
+  /** A status shown for `noticeMs` over the node's own (an alert still wins). */
+  notice(status: NodeStatus): void {
+    this.noticing = status;
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => {
+      this.noticing = undefined;
+      this.noticeTimer = undefined;
+      this.show();
+    }, StatusReporter.noticeMs);
+    this.noticeTimer.unref?.();
+    this.show();
+  }
 
   set(status: NodeStatus, immediate = false): void {
     this.latest = status;
@@ -375,13 +428,16 @@ export class StatusReporter {
   clear(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.noticeTimer = undefined;
   }
 
   private show(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.last = Date.now();
-    if (this.latest) this.node.status(this.latest);
+    const shown = this.alerting ?? this.noticing ?? this.latest;
+    if (shown) this.node.status(shown);
   }
 }
 
@@ -430,3 +486,11 @@ export function describe(value: unknown): string {
 }
 
 export type { Durability, EvictionPolicy };
+
+/** The driver's own words for a failure (the innermost cause), without the "cannot write cache database <path>:" leads. */
+function shortCause(error: Error | undefined): string {
+  let inner: unknown = error;
+  while (inner instanceof Error && (inner as { cause?: unknown }).cause instanceof Error) inner = (inner as { cause?: unknown }).cause;
+  const text = inner instanceof Error ? inner.message : 'unknown error';
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}

@@ -123,7 +123,7 @@ export class CacheNamespace {
   update(key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     return this.store.update(this.name, key, (current) => {
       const decision = change(current);
-      if (decision && 'value' in decision) return { value: decision.value, ttl: this.ttl(decision.ttl) };
+      if (decision && 'value' in decision) return { ...decision, ttl: this.ttl(decision.ttl) };
       return decision;
     });
   }

@@ -785,8 +785,7 @@ export class Store extends EventEmitter {
         }
       }
       batch.reject?.(failure);
-      if (first) this.emit('health', { ok: false, error: failure } satisfies StoreHealth);
-      this.failure = undefined; // the writers were told; the next write tries afresh
+      this.failure = undefined; // the writers were told (their nodes show it); the next write tries afresh
       return;
     }
     for (const [key, row] of batch.puts) {
