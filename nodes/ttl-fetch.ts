@@ -253,7 +253,7 @@ function tooLargeError(shown: string, limitBytes: number, declared?: number): Up
   const size = declared === undefined ? `more than ${formatBytes(limitBytes)}` : formatBytes(declared);
   return new UpstreamError(
     'UPSTREAM_TOO_LARGE',
-    `the response of ${shown} is ${size}, over the limit of ${formatBytes(limitBytes)} (raise "Largest response" if it is expected)`,
+    `the response of ${shown} is ${size}, over the limit of ${formatBytes(limitBytes)} (raise "Size limit" if it is expected)`,
     true,
   );
 }
@@ -327,7 +327,7 @@ export = (RED: NodeAPI) => {
       }
       const maxResponseMb = configNumber(config.maxResponseMb, DEFAULT_MAX_RESPONSE_MB);
       if (!Number.isFinite(maxResponseMb) || maxResponseMb <= 0 || maxResponseMb > MAX_MAX_RESPONSE_MB) {
-        throw new Error(`largest response must be a number of MB > 0 and <= ${MAX_MAX_RESPONSE_MB}, got ${describe(config.maxResponseMb)}`);
+        throw new Error(`size limit must be a number of MB > 0 and <= ${MAX_MAX_RESPONSE_MB}, got ${describe(config.maxResponseMb)}`);
       }
       maxResponseBytes = Math.max(1, Math.floor(maxResponseMb * 1024 * 1024));
       if (derived) {

@@ -890,7 +890,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
       assert.equal(byId.get('declared')?.code, 'UPSTREAM_TOO_LARGE');
       assert.match(byId.get('declared')?.message ?? '', /\/big is 97\.7 KB, over the limit of 64\.0 KB/);
       assert.equal(byId.get('chunked')?.code, 'UPSTREAM_TOO_LARGE');
-      assert.match(byId.get('chunked')?.message ?? '', /\/big is more than 64\.0 KB, over the limit of 64\.0 KB \(raise "Largest response"/);
+      assert.match(byId.get('chunked')?.message ?? '', /\/big is more than 64\.0 KB, over the limit of 64\.0 KB \(raise "Size limit"/);
       assert.equal(byId.get('byDefault')?.code, 'UPSTREAM_TOO_LARGE');
       assert.match(byId.get('byDefault')?.message ?? '', /over the limit of 5\.0 MB/);
       assert.equal(lastStatus('chunked').fill, 'red');
@@ -904,7 +904,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
       for (const [i, id] of ['zero', 'negative', 'huge', 'text'].entries()) {
         node(id).receive({ payload: 'x' });
         const errors = await caught.until(i + 1);
-        assert.match(errorOf(errors[i]).message, /largest response must be a number of MB > 0 and <= 1024/, id);
+        assert.match(errorOf(errors[i]).message, /size limit must be a number of MB > 0 and <= 1024/, id);
       }
       assert.equal(upstream.seen.length, 0);
     });
