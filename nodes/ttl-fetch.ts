@@ -359,7 +359,9 @@ export = (RED: NodeAPI) => {
 
     const flights = new Map<string, Promise<Entry>>();
     const active = new Set<Promise<void>>();
-    const closing = new AbortController();
+    // the exchanges under way, each with the function that cancels it (called when the node closes)
+    const exchanges = new Set<() => void>();
+    let closed = false;
     const warned = new WeakSet<Error>();
     let hits = 0;
     let misses = 0;
@@ -432,8 +434,8 @@ export = (RED: NodeAPI) => {
       // a timer of its own: a combined AbortSignal.any(AbortSignal.timeout(...)) can be collected and never fire (Node 20)
       const timer = setTimeout(() => stop(timeoutError(request.shown, timeoutS)), Math.round(timeoutS * 1000));
       const onClosing = () => stop(closingError(request.shown));
-      if (closing.signal.aborted) onClosing();
-      else closing.signal.addEventListener('abort', onClosing, { once: true });
+      if (closed) onClosing();
+      else exchanges.add(onClosing);
       const hidden = [...secretForms, ...hiddenParts(request.url)];
       try {
         let url = request.url;
@@ -463,7 +465,7 @@ export = (RED: NodeAPI) => {
           }
           const location = response.headers.get('location');
           if (REDIRECT_STATUSES.has(response.status) && location !== null) {
-            await response.body?.cancel().catch(ignore);
+            response.body?.cancel().catch(ignore);
             if (redirects >= MAX_REDIRECTS) throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${request.shown} failed: more than ${MAX_REDIRECTS} redirects`, true);
             let next: URL;
             try {
@@ -488,12 +490,12 @@ export = (RED: NodeAPI) => {
             continue;
           }
           if (response.status < 200 || response.status > 299) {
-            await response.body?.cancel().catch(ignore);
+            response.body?.cancel().catch(ignore);
             const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
             const reason = response.statusText ? ` ${scrub(response.statusText, hidden)}` : '';
             throw new UpstreamError('UPSTREAM_HTTP', `${shown} answered ${response.status}${reason}`, retryable, response.status);
           }
-          const raw = hopMethod === 'HEAD' ? await emptyBody(response) : await readBody(response, shown, stopped);
+          const raw = hopMethod === 'HEAD' ? emptyBody(response) : await readBody(response, shown, stopped);
           return { statusCode: response.status, contentType: response.headers.get('content-type'), raw, shown };
         }
       } catch (error) {
@@ -501,14 +503,14 @@ export = (RED: NodeAPI) => {
         throw error;
       } finally {
         clearTimeout(timer);
-        closing.signal.removeEventListener('abort', onClosing);
+        exchanges.delete(onClosing);
         // whatever is left of the exchange (an unread body, a socket) goes
         if (!failure) controller.abort();
       }
     }
 
-    async function emptyBody(response: Response): Promise<Buffer> {
-      await response.body?.cancel().catch(ignore);
+    function emptyBody(response: Response): Buffer {
+      response.body?.cancel().catch(ignore);
       return Buffer.alloc(0);
     }
 
@@ -518,7 +520,7 @@ export = (RED: NodeAPI) => {
       const declared = Number(response.headers.get('content-length') ?? Number.NaN);
       // the declared length counts encoded bytes: compared only when the body is not compressed
       if (!response.headers.get('content-encoding') && Number.isFinite(declared) && declared > maxResponseBytes) {
-        await response.body.cancel().catch(ignore);
+        response.body.cancel().catch(ignore);
         throw tooLargeError(shown, maxResponseBytes, declared);
       }
       const reader = response.body.getReader();
@@ -632,7 +634,8 @@ export = (RED: NodeAPI) => {
     });
 
     releaseOnClose(node, status, binding, () => {
-      closing.abort();
+      closed = true;
+      for (const cancel of [...exchanges]) cancel();
       return Promise.allSettled([...active]);
     });
   }
