@@ -76,14 +76,15 @@ export function availableDrivers(): DriverName[] {
 
 /** The driver `choice` resolves to here; a clear error when none (or not the one asked for) is available. */
 export function resolveDriver(choice: DriverChoice = 'auto'): DriverName {
-  const available = availableDrivers();
   if (choice === 'auto') {
+    const available = availableDrivers();
     if (available.length > 0) return available[0];
     throw new Error(
       `no SQLite driver: Node.js ${process.version} has no node:sqlite (it needs >= 22.13) and the optional sqlite3 module is not installed or did not build`,
     );
   }
-  if (!available.includes(choice)) {
+  // only the driver asked for is loaded (loading node:sqlite on Node 22 prints an experimental warning)
+  if (!(choice === 'node:sqlite' ? nodeSqliteModule() !== null : sqlite3Available())) {
     throw new Error(
       choice === 'node:sqlite'
         ? `driver node:sqlite needs Node.js >= 22.13 (this is ${process.version})`

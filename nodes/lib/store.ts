@@ -119,6 +119,8 @@ const RESTAMP_FUTURE = `UPDATE ${TABLE} SET stored_at = ?1,
   WHERE key IN (SELECT key FROM ${TABLE} WHERE stored_at > ?2 LIMIT ${1000}) RETURNING key`;
 const MAX_DEFERRED_PENDING = 10_000;
 const ROWS_PER_STATEMENT = 1000;
+/** Rows a write statement carries on a synchronous driver: each statement runs in one tick, so fewer rows keep ticks short. */
+const SYNC_ROWS_PER_STATEMENT = 250;
 const EAGER_BATCH_ROWS = 2000;
 const TOUCH_FLUSH_MS = 1_000;
 const MAX_DATE_MS = 8.64e15; // the last instant a JavaScript Date can hold
@@ -751,6 +753,8 @@ export class Store extends EventEmitter {
         return;
       }
       this.inflightClears = [];
+      // the batch's writers wake up next tick, not in the tick that ran its last statement
+      await this.pause();
       this.committedBytes += batch.bytes;
       this.inflightBytes -= batch.bytes;
       this.committedPinned += batch.pinned;
@@ -817,7 +821,7 @@ export class Store extends EventEmitter {
   /** Writes a batch in one transaction: all of it is committed, or none of it. */
   private async writeBatch(batch: Batch): Promise<void> {
     // a batch that is one statement is atomic by itself: no BEGIN/COMMIT round trips for it
-    const onlyPuts = batch.clears.length === 0 && this.touched.size === 0 && batch.puts.size <= ROWS_PER_STATEMENT;
+    const onlyPuts = batch.clears.length === 0 && this.touched.size === 0 && batch.puts.size <= this.rowsPerStatement;
     if (onlyPuts && [...batch.puts.values()].every((row) => row !== null)) {
       await this.writeStatements(batch);
       return;
@@ -833,6 +837,10 @@ export class Store extends EventEmitter {
     } finally {
       this.inTransaction = false;
     }
+  }
+
+  private get rowsPerStatement(): number {
+    return this.db.querySync ? SYNC_ROWS_PER_STATEMENT : ROWS_PER_STATEMENT;
   }
 
   /** With a synchronous driver, lets other work run before the next statement. */
@@ -852,7 +860,7 @@ export class Store extends EventEmitter {
         await this.pause();
       }
     }
-    const statements = writeStatementsOf(batch.puts, this.touched);
+    const statements = writeStatementsOf(batch.puts, this.touched, this.rowsPerStatement);
     this.touched.clear();
     for (let i = 0; i < statements.length; i++) {
       if (i > 0) await this.pause();
@@ -879,7 +887,7 @@ export class Store extends EventEmitter {
       if (this.inTransaction) querySync('ROLLBACK');
       querySync('BEGIN IMMEDIATE');
       for (const prefix of clears) querySync(`DELETE FROM ${TABLE} WHERE key >= ? AND key < ?`, [prefix, rangeEnd(prefix)]);
-      for (const [sql, params] of writeStatementsOf(this.pending, new Map())) querySync(sql, params);
+      for (const [sql, params] of writeStatementsOf(this.pending, new Map(), ROWS_PER_STATEMENT)) querySync(sql, params);
       querySync('COMMIT');
     } catch (error) {
       this.logger.error(`cache database ${this.file}: ${this.pending.size} writes lost at exit: ${(error as Error).message}`);
@@ -1008,7 +1016,7 @@ function restamp(row: Row, at: number): Row {
 }
 
 /** The statements that write `puts` (null: delete) and access times: a thousand rows each, one JSON parameter per statement. */
-function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<string, number>): [string, unknown[]][] {
+function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<string, number>, perStatement: number): [string, unknown[]][] {
   const statements: [string, unknown[]][] = [];
   const deletes: string[] = [];
   const rows: [string, Row][] = [];
@@ -1020,9 +1028,9 @@ function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<string, n
     const chunk = deletes.slice(i, i + ROWS_PER_STATEMENT);
     statements.push([`DELETE FROM ${TABLE} WHERE key IN (${chunk.map(() => '?').join(',')})`, chunk]);
   }
-  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+  for (let i = 0; i < rows.length; i += perStatement) {
     // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
-    const chunk = rows.slice(i, i + ROWS_PER_STATEMENT).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
+    const chunk = rows.slice(i, i + perStatement).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
     statements.push([UPSERT_ROWS, [JSON.stringify(chunk)]]);
   }
   if (touched.size > 0) {
