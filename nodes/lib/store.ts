@@ -459,6 +459,27 @@ export class Store extends EventEmitter {
     return rows.map((r) => String(r.key).slice(prefix.length));
   }
 
+  /**
+   * Every unexpired entry of a namespace, read from disk in one pass after a flush (for loading a
+   * namespace into memory at start; not a hot path).
+   */
+  async entries(namespace: string): Promise<[string, Entry][]> {
+    await this.flush();
+    const prefix = `${encodeNamespace(namespace)}:`;
+    const rows = (await this.query(
+      `SELECT key, value, evictable FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
+      [prefix, rangeEnd(prefix), now()],
+    )) as { key: string; value: string; evictable: number }[];
+    return rows.map((r) => [String(r.key).slice(prefix.length), toEntry(parseRow(String(r.value), Number(r.evictable) !== 0))]);
+  }
+
+  /** The names of the namespaces that hold rows on disk (after a flush). */
+  async namespaces(): Promise<string[]> {
+    await this.flush();
+    const rows = (await this.query(`SELECT DISTINCT substr(key, 1, instr(key, ':') - 1) AS ns FROM ${TABLE}`, [])) as { ns: string }[];
+    return rows.map((r) => Buffer.from(String(r.ns), 'hex').toString('utf8')).sort();
+  }
+
   /** Deletes every expired entry from disk; resolves to how many were removed. */
   async sweep(): Promise<number> {
     if (this.closed) return 0;

@@ -135,3 +135,31 @@ describe('namespaces', () => {
     await assert.rejects(store.clear(''), (e: unknown) => e instanceof CacheError && e.code === 'INVALID_NAMESPACE');
   });
 });
+
+describe('listing namespaces and their entries', () => {
+  it('entries() gives every unexpired entry of one namespace with its value; namespaces() names them all', async () => {
+    const file = tempFile();
+    const clock = new ManualClock().install();
+    const store = await openStore(file);
+    try {
+      await store.set('flow:a', 'k1', { n: 1 });
+      await store.set('flow:a', 'k2', new Map([['x', 1]]), 10);
+      await store.set('flow:a', 'gone', 1, 5);
+      await store.set('flow:a:x', 'other', 2);
+      await store.set('shared:b', 'k', 3);
+      clock.advance(6000);
+      const entries = await store.entries('flow:a');
+      assert.deepStrictEqual(
+        entries.map(([key, entry]) => [key, entry.value]),
+        [
+          ['k1', { n: 1 }],
+          ['k2', new Map([['x', 1]])],
+        ],
+      );
+      assert.deepStrictEqual(await store.namespaces(), ['flow:a', 'flow:a:x', 'shared:b']);
+    } finally {
+      await store.close();
+      clock.uninstall();
+    }
+  });
+});
