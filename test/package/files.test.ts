@@ -20,7 +20,8 @@ function filesUnder(dir: string): string[] {
 
 /**
  * What the tarball must hold, derived from the sources: the compiled runtime of every nodes/**.ts, each
- * node's editor .html, the icons, the locales, the editor resources, the examples, README, LICENSE and
+ * node's editor .html, the icons, the locales, the editor resources, the examples, the context store's
+ * entry point (context.js, for `require('node-red-contrib-flow-cache/context')`), README, LICENSE and
  * package.json.
  */
 function expectedFiles(): string[] {
@@ -32,7 +33,7 @@ function expectedFiles(): string[] {
     .map((file) => `dist/${file}`);
   const icons = filesUnder('icons').map((file) => `dist/nodes/${file}`);
   const locales = filesUnder('locales').map((file) => `dist/nodes/${file}`);
-  return [...runtime, ...editor, ...icons, ...locales, ...filesUnder('resources'), ...filesUnder('examples'), 'README.md', 'LICENSE', 'package.json'].sort();
+  return [...runtime, ...editor, ...icons, ...locales, ...filesUnder('resources'), ...filesUnder('examples'), 'context.js', 'README.md', 'LICENSE', 'package.json'].sort();
 }
 
 describe('the npm tarball', () => {
@@ -82,7 +83,7 @@ describe('the npm tarball', () => {
     const declared = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
     const builtins = new Set(builtinModules);
     const problems: string[] = [];
-    for (const file of packed.filter((f) => f.endsWith('.js') && f.startsWith('dist/'))) {
+    for (const file of packed.filter((f) => f.endsWith('.js') && (f.startsWith('dist/') || !f.includes('/')))) {
       const source = fs.readFileSync(path.join(root, file), 'utf8');
       for (const match of source.matchAll(/\brequire\(\s*['"]([^'"]+)['"]\s*\)/g)) {
         const spec = match[1];

@@ -1,0 +1,503 @@
+/**
+ * A Node-RED context store (settings.js `contextStorage`) on the package's SQLite store.
+ *
+ * All context is held in memory, loaded once at open(), so `flow.get('x')` is answered synchronously
+ * on every SQLite driver, as the built-in stores answer it. Every change is written through to the
+ * store: by default into the next group commit (a set with a callback calls back once it is
+ * committed), or, with `flushInterval`, every that many seconds. One row per top-level key of a
+ * scope, in the namespace `context:<scope>`, so a context file can be the cache's file as well.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { CacheError } from '../lib/errors';
+import { acquireStore, type StoreLease } from '../lib/registry';
+import { encodeValue } from '../lib/serialize';
+import type { Store, StoreLogger } from '../lib/store';
+import { describeImport, importLocalFileSystem } from './import-localfilesystem';
+import { type ContextLogger, nodeRedUtil, type PathPart, type PropertyUtil } from './node-red-util';
+import { blockedStep, describePath, undoFor } from './paths';
+
+/** `config` of the context store in settings.js (Node-RED adds `settings.userDir`). */
+export interface ContextStoreConfig {
+  /** The SQLite file; relative to the userDir. Default `<userDir>/flow-cache/context.sqlite`. */
+  path?: string;
+  /** Seconds between writes; 0 (default) writes each change with the store's next group commit. */
+  flushInterval?: number;
+  /** 'localfilesystem': copy Node-RED's file context store (`<userDir>/context/`) in at open. */
+  importFrom?: string;
+  settings?: { userDir?: string };
+}
+
+/** What the context store uses from its surroundings; tests pass their own. */
+export interface ContextStoreDeps {
+  util?: PropertyUtil;
+  logger?: ContextLogger;
+}
+
+type Callback = (error?: Error | null, ...values: unknown[]) => void;
+type Scope = Record<string, unknown>;
+
+/** The namespace of a scope in the store. */
+export function namespaceOf(scope: string): string {
+  return `context:${scope}`;
+}
+const PREFIX = 'context:';
+/** Keys the global context object has as methods, which the built-in stores leave out of keys('global'). */
+const GLOBAL_METHODS = new Set(['set', 'get', 'keys']);
+const EMPTY: Scope = Object.freeze(Object.create(null));
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
+const FAILURE_LOG_MS = 60_000;
+const noop = (): void => undefined;
+
+function userDirOf(config: ContextStoreConfig): string {
+  return config.settings?.userDir || path.join(os.homedir(), '.node-red');
+}
+
+function checkCallback(callback: unknown): void {
+  if (callback !== undefined && callback !== null && typeof callback !== 'function') throw new Error('Callback must be a function');
+}
+
+function invalidKey(key: unknown, why: string): Error {
+  return new CacheError('INVALID_KEY', `Invalid context key ${typeof key === 'string' ? JSON.stringify(key) : String(key)}: ${why}`);
+}
+
+export class FlowCacheContext {
+  /** The SQLite file the context is kept in. */
+  readonly file: string;
+  /** Milliseconds between writes; 0: each change goes into the next group commit. */
+  readonly flushIntervalMs: number;
+  private readonly importFrom: 'localfilesystem' | undefined;
+  private readonly userDir: string;
+  private readonly util: PropertyUtil;
+  private readonly log: ContextLogger;
+  private state: 'new' | 'opening' | 'open' | 'closing' | 'closed' = 'new';
+  private lease: StoreLease | undefined;
+  private store: Store | undefined;
+  private readonly scopes = new Map<string, Scope>();
+  /** Keys whose value in memory is not yet on disk: every key in `flushInterval` mode, and writes to retry. */
+  private dirty = new Map<string, Set<string>>();
+  private readonly inflight = new Set<Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay = 0;
+  private failingSince: number | undefined;
+  private lastFailureLog = 0;
+  private readonly onExit = (): void => this.writeAtExit();
+
+  constructor(config: ContextStoreConfig = {}, deps: ContextStoreDeps = {}) {
+    if (config === null || typeof config !== 'object') throw new Error('flow-cache context: config must be an object');
+    const interval = config.flushInterval ?? 0;
+    if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0) {
+      throw new Error(`flow-cache context: flushInterval must be a number of seconds >= 0, got ${JSON.stringify(config.flushInterval)}`);
+    }
+    if (config.importFrom !== undefined && config.importFrom !== 'localfilesystem') {
+      throw new Error(`flow-cache context: importFrom must be 'localfilesystem', got ${JSON.stringify(config.importFrom)}`);
+    }
+    if (config.path !== undefined && (typeof config.path !== 'string' || config.path.trim() === '')) {
+      throw new Error(`flow-cache context: path must be a file name, got ${JSON.stringify(config.path)}`);
+    }
+    this.userDir = userDirOf(config);
+    this.file = config.path ? path.resolve(this.userDir, config.path.trim()) : path.join(this.userDir, 'flow-cache', 'context.sqlite');
+    this.flushIntervalMs = Math.round(interval * 1000);
+    this.importFrom = config.importFrom;
+    const found = deps.util && deps.logger ? undefined : nodeRedUtil();
+    this.util = deps.util ?? (found as NonNullable<typeof found>).util;
+    this.log = deps.logger ?? prefixed((found as NonNullable<typeof found>).log);
+  }
+
+  /** Opens the file (moving a damaged one aside), copies localfilesystem context in if asked, and loads all context into memory. */
+  async open(): Promise<void> {
+    if (this.state === 'open' || this.state === 'opening') throw new Error('flow-cache context: already open');
+    this.state = 'opening';
+    const started = Date.now();
+    const logger: StoreLogger = { warn: (m) => this.log.warn(m), error: (m) => this.log.error(m) };
+    let lease: StoreLease;
+    try {
+      lease = await acquireStore(this.file, { logger });
+    } catch (error) {
+      this.state = 'closed';
+      throw error;
+    }
+    try {
+      if (this.importFrom) await this.importFiles(lease.store);
+      await this.load(lease.store);
+    } catch (error) {
+      this.scopes.clear();
+      this.state = 'closed';
+      await lease.release();
+      throw error;
+    }
+    this.lease = lease;
+    this.store = lease.store;
+    this.state = 'open';
+    if (this.flushIntervalMs > 0) {
+      this.timer = setInterval(() => void this.flush().catch(noop), this.flushIntervalMs);
+      this.timer.unref();
+    }
+    // before the store's own exit handler, which writes what is queued when the process exits
+    process.prependListener('exit', this.onExit);
+    let keys = 0;
+    for (const scope of this.scopes.values()) keys += Object.keys(scope).length;
+    this.log.info(
+      `${keys} context ${keys === 1 ? 'key' : 'keys'} of ${this.scopes.size} ${this.scopes.size === 1 ? 'scope' : 'scopes'} loaded from ${this.file} ` +
+        `in ${Date.now() - started} ms (${this.lease.store.driver}; ${this.flushIntervalMs > 0 ? `written every ${this.flushIntervalMs / 1000} s` : 'every change committed at once'})`,
+    );
+  }
+
+  /** Writes what is not yet on disk, stops and lets go of the file. */
+  async close(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    if (this.timer) clearInterval(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.timer = undefined;
+    this.retryTimer = undefined;
+    try {
+      await this.flush();
+    } catch {
+      // logged by the write that failed
+    }
+    let unsaved = 0;
+    for (const keys of this.dirty.values()) unsaved += keys.size;
+    if (unsaved > 0) this.log.error(`${unsaved} context ${unsaved === 1 ? 'change' : 'changes'} could not be written to ${this.file} and are lost`);
+    process.removeListener('exit', this.onExit);
+    this.dirty.clear();
+    this.scopes.clear();
+    const lease = this.lease;
+    this.lease = undefined;
+    this.store = undefined;
+    this.state = 'closed';
+    await lease?.release();
+  }
+
+  /** Reads one key, or several (an array), of a scope: returned, or passed to `callback(err, value...)`. */
+  get(scope: string, key: string | string[], callback?: Callback): unknown {
+    checkCallback(callback);
+    let result: unknown;
+    try {
+      result = Array.isArray(key) ? key.map((k) => this.getOne(scope, k)) : this.getOne(scope, key);
+    } catch (error) {
+      if (!callback) throw error;
+      callback(error as Error);
+      return undefined;
+    }
+    if (!callback) return result;
+    if (Array.isArray(key)) callback(undefined, ...(result as unknown[]));
+    else callback(undefined, result);
+    return undefined;
+  }
+
+  /**
+   * Sets one key, or several (an array of keys with an array of values, or one value for the first
+   * key and null for the others); `undefined` deletes. Without a callback the change is in memory at
+   * once and written with the next group commit; `callback(err)` is called once it is committed.
+   * A key or value that cannot be stored changes nothing: thrown, or passed to the callback.
+   */
+  set(scope: string, key: string | string[], value: unknown, callback?: Callback): void {
+    checkCallback(callback);
+    let commit: Promise<void>;
+    try {
+      commit = this.apply(scope, key, value);
+    } catch (error) {
+      if (!callback) throw error;
+      callback(error as Error);
+      return;
+    }
+    if (callback) {
+      commit.then(
+        () => this.callBack(callback, null),
+        (error: Error) => this.callBack(callback, error),
+      );
+    }
+  }
+
+  /** The top-level keys of a scope. */
+  keys(scope: string, callback?: Callback): string[] | undefined {
+    checkCallback(callback);
+    let keys = Object.keys(this.scopes.get(scope) ?? EMPTY);
+    if (scope === 'global') keys = keys.filter((key) => !GLOBAL_METHODS.has(key));
+    if (!callback) return keys;
+    callback(null, keys);
+    return undefined;
+  }
+
+  /** Removes a whole scope. */
+  async delete(scope: string): Promise<void> {
+    this.scopes.delete(scope);
+    this.dirty.delete(scope);
+    if (this.store && this.state === 'open') await this.store.clear(namespaceOf(scope));
+  }
+
+  /**
+   * Removes the context of flows and nodes that no longer exist: a flow scope whose flow is not in
+   * `activeNodes`, a node scope (`node:flow`) whose node or flow is not. Global context stays.
+   */
+  async clean(activeNodes: string[]): Promise<void> {
+    const active = new Set(activeNodes);
+    const gone: string[] = [];
+    for (const scope of this.scopes.keys()) {
+      if (scope === 'global') continue;
+      const colon = scope.indexOf(':');
+      const alive = colon === -1 ? active.has(scope) : active.has(scope.slice(0, colon)) && active.has(scope.slice(colon + 1));
+      if (!alive) gone.push(scope);
+    }
+    await Promise.all(gone.map((scope) => this.delete(scope)));
+  }
+
+  /** Writes every change not yet on disk now and waits for it (in `flushInterval` mode, and for retries). */
+  async flush(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const due = this.dirty;
+    this.dirty = new Map();
+    const writes: Promise<void>[] = [];
+    for (const [scope, keys] of due) for (const key of keys) writes.push(this.write(scope, key));
+    const results = await Promise.allSettled([...writes, ...this.inflight]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Resolves once every change made so far that is due is committed (or has failed). */
+  async committed(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  /** How many changed keys wait in memory to be written. */
+  get pendingWrites(): number {
+    let n = 0;
+    for (const keys of this.dirty.values()) n += keys.size;
+    return n;
+  }
+
+  // ---- internals ----
+
+  private getOne(scope: string, key: string): unknown {
+    if (typeof key !== 'string' || key.length === 0) throw invalidKey(key, 'a key is a non-empty string');
+    const data = this.scopes.get(scope) ?? EMPTY;
+    try {
+      return this.util.getObjectProperty(data, key);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'INVALID_EXPR') throw error;
+      return undefined;
+    }
+  }
+
+  /** Applies a set to memory, all of it or (on any error) none of it; resolves once it is committed. */
+  private apply(scope: string, key: string | string[], value: unknown): Promise<void> {
+    if (this.state !== 'open') throw new CacheError('STORE_CLOSED', `flow-cache context store ${this.file} is not open`);
+    if (typeof scope !== 'string' || scope.length === 0) throw new Error(`Invalid context scope ${String(scope)}`);
+    const keys = Array.isArray(key) ? key : [key];
+    const values = Array.isArray(key) ? (Array.isArray(value) ? value : [value]) : [value];
+    if (keys.length === 0) throw invalidKey(key, 'no key given');
+    const existing = this.scopes.get(scope);
+    const data: Scope = existing ?? Object.create(null);
+    // every key is checked before anything changes: a bad key in an array of keys sets none of them
+    for (const k of keys) this.parse(data, k);
+    const undos: (() => void)[] = [];
+    const touched = new Set<string>();
+    const rollBack = () => {
+      for (let i = undos.length - 1; i >= 0; i--) undos[i]();
+    };
+    try {
+      for (let i = 0; i < keys.length; i++) {
+        const v = i < values.length ? values[i] : null;
+        const parts = this.parse(data, keys[i]);
+        if (v !== undefined) {
+          const blocked = blockedStep(data, parts);
+          if (blocked) throw new CacheError('INVALID_KEY', `cannot set ${JSON.stringify(keys[i])}: ${blocked}`);
+        }
+        undos.push(undoFor(data, parts, v === undefined));
+        this.util.setObjectProperty(data, keys[i], v);
+        touched.add(String(parts[0]));
+      }
+      for (const top of touched) if (data[top] !== undefined) checkStorable(top, data[top]);
+    } catch (error) {
+      rollBack();
+      throw error;
+    }
+    if (!existing) this.scopes.set(scope, data);
+    if (this.flushIntervalMs > 0) {
+      for (const top of touched) this.markDirty(scope, top);
+      return Promise.resolve();
+    }
+    const commits = [...touched].map((top) => this.write(scope, top));
+    return commits.length === 1 ? commits[0] : Promise.all(commits).then(noop);
+  }
+
+  /** Node-RED's parse of a key (its errors are Node-RED's INVALID_EXPR), plus what the store cannot hold. */
+  private parse(data: Scope, key: unknown): PathPart[] {
+    if (typeof key !== 'string' || key.length === 0) throw invalidKey(key, 'a key is a non-empty string');
+    const parts = this.util.normalisePropertyExpression(key, data);
+    if (parts.some((part) => part === '__proto__')) throw invalidKey(key, '__proto__ cannot be set');
+    const top = String(parts[0]);
+    if (top.length === 0) throw invalidKey(key, 'the top-level name is empty');
+    if (LONE_SURROGATE.test(top)) throw invalidKey(key, 'it holds a lone UTF-16 surrogate');
+    return parts;
+  }
+
+  /** Writes a top-level key's value in memory (or its absence) through to the store. */
+  private write(scope: string, key: string): Promise<void> {
+    const store = this.store;
+    if (!store) return Promise.reject(new CacheError('STORE_CLOSED', `flow-cache context store ${this.file} is not open`));
+    const namespace = namespaceOf(scope);
+    const value = this.scopes.get(scope)?.[key];
+    const commit: Promise<unknown> = value === undefined ? store.delete(namespace, key) : store.set(namespace, key, value, undefined, { evictable: false });
+    const tracked = commit.then(
+      () => this.succeeded(),
+      (error: Error) => {
+        this.failed(scope, key, error);
+        throw error;
+      },
+    );
+    this.inflight.add(tracked);
+    const forget = () => this.inflight.delete(tracked);
+    tracked.then(forget, forget);
+    return tracked;
+  }
+
+  private succeeded(): void {
+    if (this.failingSince === undefined || this.dirty.size > 0) return;
+    this.log.warn(`context writes to ${this.file} succeed again`);
+    this.failingSince = undefined;
+    this.retryDelay = 0;
+  }
+
+  /**
+   * A write failed. Memory keeps the value (flows go on reading it); unless the value itself cannot
+   * be stored, the key is written again after 1 s, 2 s, 4 s … up to a minute, until it succeeds.
+   */
+  private failed(scope: string, key: string, error: Error): void {
+    if (this.state !== 'open' && this.state !== 'closing') return;
+    const unstorable = (error as CacheError).code === 'UNSTORABLE_VALUE';
+    const at = Date.now();
+    if (unstorable) {
+      this.log.error(`context ${scope} key ${JSON.stringify(key)} is not written to ${this.file}: ${error.message}`);
+      return;
+    }
+    if (!this.scopes.has(scope)) return; // the scope was deleted meanwhile
+    this.markDirty(scope, key);
+    const first = this.failingSince === undefined;
+    this.failingSince ??= at;
+    if (first || at - this.lastFailureLog >= FAILURE_LOG_MS) {
+      this.lastFailureLog = at;
+      this.log.error(`context writes to ${this.file} fail (${error.message}); ${this.pendingWrites} changed keys kept in memory and retried`);
+    }
+    if (this.state === 'open' && !this.retryTimer) {
+      this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay ? this.retryDelay * 2 : RETRY_MIN_MS);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        void this.flush().catch(noop);
+      }, this.retryDelay);
+      this.retryTimer.unref();
+    }
+  }
+
+  private markDirty(scope: string, key: string): void {
+    let keys = this.dirty.get(scope);
+    if (!keys) {
+      keys = new Set();
+      this.dirty.set(scope, keys);
+    }
+    keys.add(key);
+  }
+
+  /** Calls a caller's callback outside the promise chain; a callback that throws is logged, never left to crash the process. */
+  private callBack(callback: Callback, error: Error | null): void {
+    try {
+      callback(error);
+    } catch (thrown) {
+      this.log.error(`a context set callback threw: ${(thrown as Error)?.stack ?? String(thrown)}`);
+    }
+  }
+
+  /**
+   * The process is exiting with changes not yet written (flushInterval mode, or retries): they are
+   * queued in the store, whose own exit handler (next) commits them with a synchronous driver.
+   */
+  private writeAtExit(): void {
+    const store = this.store;
+    if (!store || this.dirty.size === 0) return;
+    for (const [scope, keys] of this.dirty) {
+      for (const key of keys) {
+        const value = this.scopes.get(scope)?.[key];
+        const queued = value === undefined ? store.delete(namespaceOf(scope), key) : store.set(namespaceOf(scope), key, value, undefined, { evictable: false });
+        queued.catch(noop);
+      }
+    }
+  }
+
+  private async importFiles(store: Store): Promise<void> {
+    const dir = path.join(this.userDir, 'context');
+    try {
+      const result = await importLocalFileSystem(store, dir, namespaceOf);
+      const report = describeImport(dir, result);
+      if (report) (result.damaged.length > 0 || result.refused.length > 0 ? this.log.warn : this.log.info).call(this.log, report);
+    } catch (error) {
+      this.log.error(`could not copy the localfilesystem context from ${dir}: ${(error as Error).message}; it is tried again at the next start`);
+    }
+  }
+
+  private async load(store: Store): Promise<void> {
+    for (const namespace of await store.namespaces()) {
+      if (!namespace.startsWith(PREFIX)) continue;
+      const data: Scope = Object.create(null);
+      for (const [key, entry] of await store.entries(namespace)) data[key] = entry.value;
+      this.scopes.set(namespace.slice(PREFIX.length), data);
+    }
+  }
+}
+
+/**
+ * Throws the store's error (naming the key and where in the value) for a value it cannot hold. Array
+ * elements that are undefined or missing (`flow.set('list[5]', x)` on a shorter list) become null
+ * first, in place: what JSON, and so localfilesystem after a restart, makes of them.
+ */
+function checkStorable(top: string, value: unknown): void {
+  try {
+    encodeValue(value);
+    return;
+  } catch (error) {
+    const gap = /^cannot store (undefined|an empty array slot) at /.test((error as Error).message);
+    if (!gap || !fillArrayGaps(value, new Set())) throw renamed(top, error as CacheError);
+  }
+  try {
+    encodeValue(value);
+  } catch (error) {
+    throw renamed(top, error as CacheError);
+  }
+}
+
+function renamed(top: string, error: CacheError): CacheError {
+  return new CacheError(error.code ?? 'UNSTORABLE_VALUE', error.message.replace(/ at value(?=$|[.[<])/, ` at ${describePath([top])}`));
+}
+
+/** Sets undefined and missing elements of the arrays in a value (plain objects and arrays, walked deeply) to null; whether any was. */
+function fillArrayGaps(value: unknown, seen: Set<object>): boolean {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return false;
+  seen.add(value);
+  let changed = false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (value[i] === undefined) {
+        value[i] = null;
+        changed = true;
+      } else if (fillArrayGaps(value[i], seen)) changed = true;
+    }
+    return changed;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== null && Object.getPrototypeOf(proto) !== null) return false; // Date, Map, Buffer …: left as they are
+  for (const key of Object.keys(value)) if (fillArrayGaps((value as Record<string, unknown>)[key], seen)) changed = true;
+  return changed;
+}
+
+function prefixed(log: ContextLogger): ContextLogger {
+  const tag = (message: string) => `[flow-cache context] ${message}`;
+  return {
+    info: (message) => log.info(tag(message)),
+    warn: (message) => log.warn(tag(message)),
+    error: (message) => log.error(tag(message)),
+  };
+}
