@@ -13,6 +13,8 @@ export { freePort };
 export const root = path.join(__dirname, '..', '..', '..');
 /** Screenshots and logs of a run (git-ignored). */
 export const artifacts = path.join(root, 'test-artifacts');
+/** The Node-RED line the editor under test belongs to: '4' (4.1, default) or '5' (NODE_RED_LINE=5). */
+export const nodeRedLine = userdir.nodeRedLine();
 /** The six node types of the package; cache-store is the config node. */
 export const FLOW_TYPES = ['cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'];
 export const ALL_TYPES = ['cache-store', ...FLOW_TYPES];
@@ -326,4 +328,18 @@ export async function importExample(page: Page, module: string, folder: string, 
   await page.waitForFunction(() => !(globalThis as any).document.querySelector('#red-ui-clipboard-dialog-ok').classList.contains('ui-state-disabled'));
   await page.locator('#red-ui-clipboard-dialog-ok').click();
   await dialog.waitFor({ state: 'hidden' });
+}
+
+/**
+ * The button that shows a sidebar tab ('debug', 'help', 'config', 'info', ...): Node-RED 4.1's tab link
+ * button, or the button in Node-RED 5's sidebar tab bar.
+ */
+export function sidebarTabButton(page: Page, tab: string): Locator {
+  return page.locator(`#red-ui-tab-${tab}-link-button, .red-ui-sidebar-tab-bar button[data-tab-id="${tab}"]`);
+}
+
+/** Shows a sidebar tab as a user does, with its button (Node-RED 5 hides a tab whose button is clicked while it shows). */
+export async function showSidebarTab(page: Page, tab: string): Promise<void> {
+  const button = sidebarTabButton(page, tab);
+  if (!(await button.evaluate((b: any) => b.tagName === 'BUTTON' && b.classList.contains('selected')))) await button.click();
 }
