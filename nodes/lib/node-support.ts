@@ -333,8 +333,8 @@ export const CLOSE_DRAIN_MS = 10_000;
 /**
  * Ends a node cleanly on redeploy or stop: clears its status timer, stops the binding from opening
  * anything, lets `settle` finish (node-specific in-flight work) and the messages still in
- * progress (including those that arrive while closing) end, then releases the store, which
- * closes (flushing deferred writes) once its last user has gone.
+ * progress end, including those Node-RED delivers after close began, then releases the store,
+ * which closes (flushing deferred writes) once its last user has gone.
  */
 export function releaseOnClose(node: Node, status: StatusReporter, binding: StoreBinding, settle?: () => Promise<unknown>): void {
   node.on('close', (_removed, done) => {
@@ -350,12 +350,24 @@ export function releaseOnClose(node: Node, status: StatusReporter, binding: Stor
   });
 }
 
-/** Waits until `node` has no message in progress, at most `limitMs`; warns about what is still running then. */
+/** One turn of the event loop: messages Node-RED had already routed to a node are delivered by then. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Waits until `node` has no message in progress and none still on its way, at most `limitMs`;
+ * warns about what is still running then. Node-RED delivers each message a turn of the event loop
+ * after routing it, so messages routed to the node just before it was stopped arrive after close
+ * began: two quiet turns with nothing in progress mean nothing more is coming.
+ */
 async function drain(node: Node, limitMs: number): Promise<void> {
-  const active = inProgress.get(node);
-  if (!active) return;
+  const active = inProgress.get(node) ?? new Set<Promise<void>>();
   const deadline = Date.now() + limitMs;
-  while (active.size > 0) {
+  for (;;) {
+    await nextTurn();
+    await nextTurn();
+    if (active.size === 0) return;
     const left = deadline - Date.now();
     if (left <= 0) {
       node.warn(`${active.size} message(s) still in progress ${limitMs / 1000} s after close began; releasing the store without them (their writes may fail)`);
