@@ -3,9 +3,12 @@
  *
  * All context is held in memory, loaded once at open(), so `flow.get('x')` is answered synchronously
  * on every SQLite driver, as the built-in stores answer it. Every change is written through to the
- * store: by default into the next group commit (a set with a callback calls back once it is
- * committed), or, with `flushInterval`, every that many seconds. One row per top-level key of a
- * scope, in the namespace `context:<scope>`, so a context file can be the cache's file as well.
+ * store, by default with the next group commit: the keys changed while one commit is under way go
+ * to the store together, in one transaction, as soon as it is done (so a burst of sets costs a few
+ * commits, not one each, and waits at most for one commit and its own); a set with a callback calls
+ * back once its commit is done. With `flushInterval`, changes are written every that many seconds.
+ * One row per top-level key of a scope, in the namespace `context:<scope>`, so a context file can be
+ * the cache's file as well.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +39,16 @@ export interface ContextStoreDeps {
 
 type Callback = (error?: Error | null, ...values: unknown[]) => void;
 type Scope = Record<string, unknown>;
+/** scope -> top-level keys */
+type KeySet = Map<string, Set<string>>;
+
+/** A set with a callback, waiting for the commit of the keys it changed. */
+interface Waiter {
+  scope: string;
+  keys: string[];
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
 
 /** The namespace of a scope in the store. */
 export function namespaceOf(scope: string): string {
@@ -76,9 +89,17 @@ export class FlowCacheContext {
   private lease: StoreLease | undefined;
   private store: Store | undefined;
   private readonly scopes = new Map<string, Scope>();
-  /** Keys whose value in memory is not yet on disk: every key in `flushInterval` mode, and writes to retry. */
-  private dirty = new Map<string, Set<string>>();
-  private readonly inflight = new Set<Promise<void>>();
+  /** Keys changed in memory and not yet handed to the store. */
+  private dirty: KeySet = new Map();
+  /** Keys whose write failed: written again by the retry timer, or with the next write. */
+  private retrying: KeySet = new Map();
+  private waiters: Waiter[] = [];
+  /** The batch being committed: at most one at a time, so the changes made meanwhile form the next one. */
+  private writing: Promise<void> | undefined;
+  /** The keys of that batch. */
+  private flying: KeySet = new Map();
+  private writeScheduled = false;
+  private lastError: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = 0;
@@ -159,11 +180,11 @@ export class FlowCacheContext {
     } catch {
       // logged by the write that failed
     }
-    let unsaved = 0;
-    for (const keys of this.dirty.values()) unsaved += keys.size;
+    const unsaved = this.pendingWrites;
     if (unsaved > 0) this.log.error(`${unsaved} context ${unsaved === 1 ? 'change' : 'changes'} could not be written to ${this.file} and are lost`);
     process.removeListener('exit', this.onExit);
     this.dirty.clear();
+    this.retrying.clear();
     this.scopes.clear();
     const lease = this.lease;
     this.lease = undefined;
@@ -197,16 +218,16 @@ export class FlowCacheContext {
    */
   set(scope: string, key: string | string[], value: unknown, callback?: Callback): void {
     checkCallback(callback);
-    let commit: Promise<void>;
+    let commit: Promise<void> | undefined;
     try {
-      commit = this.apply(scope, key, value);
+      commit = this.apply(scope, key, value, callback !== undefined && callback !== null);
     } catch (error) {
       if (!callback) throw error;
       callback(error as Error);
       return;
     }
     if (callback) {
-      commit.then(
+      (commit ?? Promise.resolve()).then(
         () => this.callBack(callback, null),
         (error: Error) => this.callBack(callback, error),
       );
@@ -227,6 +248,7 @@ export class FlowCacheContext {
   async delete(scope: string): Promise<void> {
     this.scopes.delete(scope);
     this.dirty.delete(scope);
+    this.retrying.delete(scope);
     if (this.store && this.state === 'open') await this.store.clear(namespaceOf(scope));
   }
 
@@ -246,29 +268,29 @@ export class FlowCacheContext {
     await Promise.all(gone.map((scope) => this.delete(scope)));
   }
 
-  /** Writes every change not yet on disk now and waits for it (in `flushInterval` mode, and for retries). */
+  /** Writes every change not yet on disk now (in `flushInterval` mode too, and those to retry); rejects if any write fails. */
   async flush(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    const due = this.dirty;
-    this.dirty = new Map();
-    const writes: Promise<void>[] = [];
-    for (const [scope, keys] of due) for (const key of keys) writes.push(this.write(scope, key));
-    const results = await Promise.allSettled([...writes, ...this.inflight]);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    this.lastError = undefined;
+    await this.writeDue(true);
+    if (this.retrying.size > 0) throw this.lastError ?? new Error('context writes failed');
   }
 
-  /** Resolves once every change made so far that is due is committed (or has failed). */
+  /**
+   * Resolves once every change made so far that is due is committed (or has failed): in `flushInterval`
+   * mode the batch under way, else every change.
+   */
   async committed(): Promise<void> {
-    await Promise.allSettled([...this.inflight]);
+    if (this.flushIntervalMs > 0) await this.writing;
+    else await this.writeDue(true);
   }
 
-  /** How many changed keys wait in memory to be written. */
+  /** How many changed keys are not yet on disk: waiting, being written, or to be retried. */
   get pendingWrites(): number {
-    let n = 0;
-    for (const keys of this.dirty.values()) n += keys.size;
-    return n;
+    const keys = new Set<string>();
+    for (const set of [this.dirty, this.retrying, this.flying]) for (const [scope, names] of set) for (const key of names) keys.add(`${scope}\u0000${key}`);
+    return keys.size;
   }
 
   // ---- internals ----
@@ -284,8 +306,11 @@ export class FlowCacheContext {
     }
   }
 
-  /** Applies a set to memory, all of it or (on any error) none of it; resolves once it is committed. */
-  private apply(scope: string, key: string | string[], value: unknown): Promise<void> {
+  /**
+   * Applies a set to memory, all of it or (on any error) none of it, and marks the keys for writing;
+   * with `wait`, resolves once they are committed.
+   */
+  private apply(scope: string, key: string | string[], value: unknown, wait: boolean): Promise<void> | undefined {
     if (this.state !== 'open') throw new CacheError('STORE_CLOSED', `flow-cache context store ${this.file} is not open`);
     if (typeof scope !== 'string' || scope.length === 0) throw new Error(`Invalid context scope ${String(scope)}`);
     const keys = Array.isArray(key) ? key : [key];
@@ -318,12 +343,58 @@ export class FlowCacheContext {
       throw error;
     }
     if (!existing) this.scopes.set(scope, data);
-    if (this.flushIntervalMs > 0) {
-      for (const top of touched) this.markDirty(scope, top);
-      return Promise.resolve();
+    for (const top of touched) mark(this.dirty, scope, top);
+    if (this.flushIntervalMs > 0) return undefined;
+    this.scheduleWrite();
+    if (!wait) return undefined;
+    return new Promise<void>((resolve, reject) => this.waiters.push({ scope, keys: [...touched], resolve, reject }));
+  }
+
+  /** Starts a write of the changed keys in the next turn of the event loop, unless one is under way (its end starts the next). */
+  private scheduleWrite(): void {
+    if (this.writeScheduled || this.writing) return;
+    this.writeScheduled = true;
+    setImmediate(() => {
+      this.writeScheduled = false;
+      void this.writeDue(false);
+    });
+  }
+
+  /**
+   * Hands every changed key (and every key to retry) to the store at once, so they share one commit,
+   * after the batch under way; resolves once committed (a failed write is retried, never thrown here).
+   * Without `retries`, only changes start a write: keys to retry wait for their timer or go along.
+   */
+  private writeDue(retries: boolean): Promise<void> {
+    const due = () => this.dirty.size > 0 || (retries && this.retrying.size > 0);
+    if (this.writing) return this.writing.then(() => (due() ? this.writeDue(retries) : undefined));
+    if (!due()) return Promise.resolve();
+    const batchKeys = this.retrying;
+    for (const [scope, keys] of this.dirty) for (const key of keys) mark(batchKeys, scope, key);
+    this.dirty = new Map();
+    this.retrying = new Map();
+    this.flying = batchKeys;
+    const waiters = this.waiters;
+    this.waiters = [];
+    const writes = new Map<string, Map<string, Promise<void>>>();
+    for (const [scope, keys] of batchKeys) {
+      const ofScope = new Map<string, Promise<void>>();
+      writes.set(scope, ofScope);
+      for (const key of keys) ofScope.set(key, this.write(scope, key));
     }
-    const commits = [...touched].map((top) => this.write(scope, top));
-    return commits.length === 1 ? commits[0] : Promise.all(commits).then(noop);
+    for (const waiter of waiters) {
+      Promise.all(waiter.keys.map((key) => writes.get(waiter.scope)?.get(key))).then(() => waiter.resolve(), waiter.reject);
+    }
+    const all: Promise<unknown>[] = [];
+    for (const ofScope of writes.values()) all.push(...ofScope.values());
+    const batch = Promise.allSettled(all).then(() => {
+      this.writing = undefined;
+      this.flying = new Map();
+      // what changed while this batch was committed goes next, at once
+      if (this.dirty.size > 0 && this.flushIntervalMs === 0 && this.state === 'open') void this.writeDue(false);
+    });
+    this.writing = batch;
+    return batch;
   }
 
   /** Node-RED's parse of a key (its errors are Node-RED's INVALID_EXPR), plus what the store cannot hold. */
@@ -351,14 +422,12 @@ export class FlowCacheContext {
         throw error;
       },
     );
-    this.inflight.add(tracked);
-    const forget = () => this.inflight.delete(tracked);
-    tracked.then(forget, forget);
+    tracked.catch(noop); // the error reaches callbacks through their waiters, and the log
     return tracked;
   }
 
   private succeeded(): void {
-    if (this.failingSince === undefined || this.dirty.size > 0) return;
+    if (this.failingSince === undefined || this.retrying.size > 0) return;
     this.log.warn(`context writes to ${this.file} succeed again`);
     this.failingSince = undefined;
     this.retryDelay = 0;
@@ -377,7 +446,8 @@ export class FlowCacheContext {
       return;
     }
     if (!this.scopes.has(scope)) return; // the scope was deleted meanwhile
-    this.markDirty(scope, key);
+    mark(this.retrying, scope, key);
+    this.lastError = error;
     const first = this.failingSince === undefined;
     this.failingSince ??= at;
     if (first || at - this.lastFailureLog >= FAILURE_LOG_MS) {
@@ -394,15 +464,6 @@ export class FlowCacheContext {
     }
   }
 
-  private markDirty(scope: string, key: string): void {
-    let keys = this.dirty.get(scope);
-    if (!keys) {
-      keys = new Set();
-      this.dirty.set(scope, keys);
-    }
-    keys.add(key);
-  }
-
   /** Calls a caller's callback outside the promise chain; a callback that throws is logged, never left to crash the process. */
   private callBack(callback: Callback, error: Error | null): void {
     try {
@@ -413,13 +474,14 @@ export class FlowCacheContext {
   }
 
   /**
-   * The process is exiting with changes not yet written (flushInterval mode, or retries): they are
-   * queued in the store, whose own exit handler (next) commits them with a synchronous driver.
+   * The process is exiting with changes not yet handed to the store (made in this turn of the event
+   * loop, held by flushInterval, or to retry): they are queued in the store now, and its own exit
+   * handler (next) commits them with a synchronous driver.
    */
   private writeAtExit(): void {
     const store = this.store;
-    if (!store || this.dirty.size === 0) return;
-    for (const [scope, keys] of this.dirty) {
+    if (!store) return;
+    for (const [scope, keys] of [...this.dirty, ...this.retrying, ...this.flying]) {
       for (const key of keys) {
         const value = this.scopes.get(scope)?.[key];
         const queued = value === undefined ? store.delete(namespaceOf(scope), key) : store.set(namespaceOf(scope), key, value, undefined, { evictable: false });
@@ -491,6 +553,15 @@ function fillArrayGaps(value: unknown, seen: Set<object>): boolean {
   if (proto !== null && Object.getPrototypeOf(proto) !== null) return false; // Date, Map, Buffer …: left as they are
   for (const key of Object.keys(value)) if (fillArrayGaps((value as Record<string, unknown>)[key], seen)) changed = true;
   return changed;
+}
+
+function mark(set: KeySet, scope: string, key: string): void {
+  let keys = set.get(scope);
+  if (!keys) {
+    keys = new Set();
+    set.set(scope, keys);
+  }
+  keys.add(key);
 }
 
 function prefixed(log: ContextLogger): ContextLogger {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { availableDrivers } from '../../nodes/lib/driver';
 import type { FlowCacheContext } from '../../nodes/context/context-store';
+import type { Store } from '../../nodes/lib/store';
 import { contextStore, defaultFile, freshDir, onDisk, onDiskContext, Recorded, setAsync } from './fixtures';
 
 /** The bound the README states: a synchronous set is on disk this long after it was made. */
@@ -59,6 +60,37 @@ describe('context durability', () => {
       const disk = await onDiskContext(file);
       assert.equal(disk.flow1.n, 1);
       assert.equal(Object.keys(disk.flow1).length, 1001);
+    });
+
+    it('writes the changes made while a commit is under way together, right after it, each key once with its latest value', async () => {
+      const store = (context as unknown as { store: Store }).store;
+      const original = store.set.bind(store);
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const calls: [string, string, unknown][] = [];
+      store.set = ((namespace: string, key: string, value: unknown, ttl?: number, options?: object) => {
+        calls.push([namespace, key, value]);
+        return held.then(() => original(namespace, key, value, ttl, options));
+      }) as typeof store.set;
+      context.set('flow1', 'n', 1);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(calls.length, 1, 'the first change went to the store at once');
+      const acknowledged = setAsync(context, 'flow1', 'acked', true);
+      for (let i = 2; i <= 100; i++) {
+        context.set('flow1', 'n', i);
+        if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(calls.length, 1, 'nothing else while that commit is under way');
+      release();
+      await acknowledged;
+      assert.deepStrictEqual(calls.slice(1).map(([, key, value]) => [key, value]).sort(), [
+        ['acked', true],
+        ['n', 100],
+      ]);
+      store.set = original;
+      assert.deepStrictEqual(await onDiskContext(file), { flow1: { acked: true, n: 100 } });
     });
 
     it('keeps a value it could not write in memory, says why, and writes it once the disk takes it again', async () => {

