@@ -332,12 +332,17 @@ export class FlowCacheContext {
         if (v !== undefined) {
           const blocked = blockedStep(data, parts);
           if (blocked) throw new CacheError('INVALID_KEY', `cannot set ${JSON.stringify(keys[i])}: ${blocked}`);
+          // only the new value is checked (not all of its top-level key: a big object takes one nested write after another)
+          checkStorable(describePath(parts), v);
+          if (parts.length > 1 && reaches(v, ancestors(data, parts))) {
+            throw new CacheError('UNSTORABLE_VALUE', `cannot store a circular reference at ${describePath(parts)}`);
+          }
         }
         undos.push(undoFor(data, parts, v === undefined));
         this.util.setObjectProperty(data, keys[i], v);
+        if (parts.length > 1 && v !== undefined) for (const container of ancestors(data, parts)) if (Array.isArray(container)) fillArrayGaps(container, new Set(), false);
         touched.add(String(parts[0]));
       }
-      for (const top of touched) if (data[top] !== undefined) checkStorable(top, data[top]);
     } catch (error) {
       rollBack();
       throw error;
@@ -512,31 +517,61 @@ export class FlowCacheContext {
 }
 
 /**
- * Throws the store's error (naming the key and where in the value) for a value it cannot hold. Array
- * elements that are undefined or missing (`flow.set('list[5]', x)` on a shorter list) become null
- * first, in place: what JSON, and so localfilesystem after a restart, makes of them.
+ * Throws the store's error (naming the key, `where`, and the place in the value) for a value it cannot
+ * hold. Array elements that are undefined or missing become null first, in place: what JSON, and so
+ * localfilesystem after a restart, makes of them.
  */
-function checkStorable(top: string, value: unknown): void {
+function checkStorable(where: string, value: unknown): void {
   try {
     encodeValue(value);
     return;
   } catch (error) {
     const gap = /^cannot store (undefined|an empty array slot) at /.test((error as Error).message);
-    if (!gap || !fillArrayGaps(value, new Set())) throw renamed(top, error as CacheError);
+    if (!gap || !fillArrayGaps(value, new Set())) throw renamed(where, error as CacheError);
   }
   try {
     encodeValue(value);
   } catch (error) {
-    throw renamed(top, error as CacheError);
+    throw renamed(where, error as CacheError);
   }
 }
 
-function renamed(top: string, error: CacheError): CacheError {
-  return new CacheError(error.code ?? 'UNSTORABLE_VALUE', error.message.replace(/ at value(?=$|[.[<])/, ` at ${describePath([top])}`));
+function renamed(where: string, error: CacheError): CacheError {
+  return new CacheError(error.code ?? 'UNSTORABLE_VALUE', error.message.replace(/ at value(?=$|[.[<])/, ` at ${where}`));
 }
 
-/** Sets undefined and missing elements of the arrays in a value (plain objects and arrays, walked deeply) to null; whether any was. */
-function fillArrayGaps(value: unknown, seen: Set<object>): boolean {
+/** The objects a nested write goes through: the top-level value down to the parent of the last step (those that exist). */
+function ancestors(data: Scope, parts: readonly PathPart[]): object[] {
+  const found: object[] = [];
+  let target: unknown = data[String(parts[0])];
+  for (let i = 1; i < parts.length && target !== null && typeof target === 'object'; i++) {
+    found.push(target);
+    target = (target as Record<string | number, unknown>)[parts[i]];
+  }
+  return found;
+}
+
+/** Whether `value` is, or holds (in arrays, plain objects, Maps and Sets), one of `targets`: storing it there would make a cycle. */
+function reaches(value: unknown, targets: object[], seen = new Set<object>()): boolean {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return false;
+  if (targets.includes(value)) return true;
+  seen.add(value);
+  if (value instanceof Map) {
+    for (const [k, v] of value) if (reaches(k, targets, seen) || reaches(v, targets, seen)) return true;
+    return false;
+  }
+  if (value instanceof Set) {
+    for (const item of value) if (reaches(item, targets, seen)) return true;
+    return false;
+  }
+  if (Array.isArray(value)) return value.some((item) => reaches(item, targets, seen));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== null && Object.getPrototypeOf(proto) !== null) return false;
+  return Object.keys(value).some((key) => reaches((value as Record<string, unknown>)[key], targets, seen));
+}
+
+/** Sets undefined and missing elements of the arrays in a value (plain objects and arrays; `deep`: walked all through) to null; whether any was. */
+function fillArrayGaps(value: unknown, seen: Set<object>, deep = true): boolean {
   if (value === null || typeof value !== 'object' || seen.has(value)) return false;
   seen.add(value);
   let changed = false;
@@ -545,10 +580,11 @@ function fillArrayGaps(value: unknown, seen: Set<object>): boolean {
       if (value[i] === undefined) {
         value[i] = null;
         changed = true;
-      } else if (fillArrayGaps(value[i], seen)) changed = true;
+      } else if (deep && fillArrayGaps(value[i], seen)) changed = true;
     }
     return changed;
   }
+  if (!deep) return false;
   const proto = Object.getPrototypeOf(value);
   if (proto !== null && Object.getPrototypeOf(proto) !== null) return false; // Date, Map, Buffer …: left as they are
   for (const key of Object.keys(value)) if (fillArrayGaps((value as Record<string, unknown>)[key], seen)) changed = true;
