@@ -10,6 +10,7 @@ import { formatNumber, keyvSqliteLoadError, ROOT, storeDriver, tempDir } from '.
 import type { NodeResult } from './nodes';
 import type { RssResult } from './rss';
 import { runCase } from './case';
+import { contextFigures } from './context';
 import { plan, type StallResult } from './store-cases';
 
 type Figures = Record<string, number | null>;
@@ -53,6 +54,21 @@ const DESCRIPTIONS: Record<string, [string, string]> = {
   'startup.ms.100k': ['ms', 'open to first get, store with 100,000 entries'],
   'rss.mb.1m': ['MiB', 'RSS growth after writing 1,000,000 entries (child process)'],
   'rss.mb.1m.peak': ['MiB', 'highest RSS growth during those writes'],
+  'context.set.sync': ['sets/s', 'context store (flow-cache/context): flow.set(k, v) without callback, 10,000 keys, until committed'],
+  'context.set.sync.memory': ['sets/s', "Node-RED's memory context store: flow.set(k, v)"],
+  'context.set.sync.localfilesystem': ['sets/s', "Node-RED's localfilesystem context store (cache on, flushInterval 30 s): flow.set(k, v)"],
+  'context.get.sync': ['gets/s', 'context store (flow-cache/context): flow.get(k), 10,000 keys'],
+  'context.get.sync.memory': ['gets/s', "Node-RED's memory context store: flow.get(k)"],
+  'context.get.sync.localfilesystem': ['gets/s', "Node-RED's localfilesystem context store: flow.get(k)"],
+  'context.set.async': ['sets/s', 'context store (flow-cache/context): flow.set(k, v, cb), 1,000 in flight'],
+  'context.set.async.memory': ['sets/s', "Node-RED's memory context store: flow.set(k, v, cb), 1,000 in flight"],
+  'context.set.async.localfilesystem': ['sets/s', "Node-RED's localfilesystem context store: flow.set(k, v, cb), 1,000 in flight"],
+  'context.open.ms.100k': ['ms', 'context store (flow-cache/context): open() to the first get, 100,000 keys in 100 flows'],
+  'context.open.heap.mb.100k': ['MiB', 'context store (flow-cache/context): heap held after that open (collected)'],
+  'context.open.rss.mb.100k': ['MiB', 'context store (flow-cache/context): RSS growth over that open (collected)'],
+  'context.open.ms.100k.localfilesystem': ['ms', "Node-RED's localfilesystem context store: open() to the first get, the same 100,000 keys"],
+  'context.open.heap.mb.100k.localfilesystem': ['MiB', "Node-RED's localfilesystem context store: heap held after that open (collected)"],
+  'context.open.rss.mb.100k.localfilesystem': ['MiB', "Node-RED's localfilesystem context store: RSS growth over that open (collected)"],
 };
 
 const RATIOS: [string, string, string, '>=' | '<=', number][] = [
@@ -218,6 +234,13 @@ async function main(): Promise<void> {
   figures['startup.ms.empty'] = startup?.empty ?? null;
   figures['startup.ms.100k'] = startup?.large ?? null;
   moveNote(notes, 'store.startup', ['startup.ms.empty', 'startup.ms.100k']);
+
+  // the context store beside Node-RED's memory and localfilesystem stores, each case in a fresh process
+  const contextStarted = Date.now();
+  const context = contextFigures(quick, (figure) => process.stderr.write(`  ${figure}\n`));
+  Object.assign(figures, context.figures);
+  Object.assign(notes, context.notes);
+  process.stderr.write(`  (context: ${((Date.now() - contextStarted) / 1000).toFixed(1)} s)\n`);
 
   // messages through nodes in a running Node-RED, in a child process
   const work = tempDir('flow-cache-bench-run-');
