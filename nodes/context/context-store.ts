@@ -447,7 +447,7 @@ export class FlowCacheContext {
     const unstorable = (error as CacheError).code === 'UNSTORABLE_VALUE';
     const at = Date.now();
     if (unstorable) {
-      this.log.error(`context ${scope} key ${JSON.stringify(key)} is not written to ${this.file}: ${error.message}`);
+      this.log.error(`context ${scope} key ${JSON.stringify(key)} is not written to ${this.file}: ${renamed(describePath([key]), error as CacheError).message}`);
       return;
     }
     if (!this.scopes.has(scope)) return; // the scope was deleted meanwhile

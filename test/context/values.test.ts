@@ -5,15 +5,17 @@ import vm from 'node:vm';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DateTime } from 'luxon';
 import type { FlowCacheContext } from '../../nodes/context/context-store';
-import { contextStore, defaultFile, freshDir, getAsync, onDiskContext, setAsync } from './fixtures';
+import { contextStore, defaultFile, freshDir, getAsync, onDiskContext, Recorded, setAsync } from './fixtures';
 
 describe('context values', () => {
   let userDir: string;
   let context: FlowCacheContext;
+  let logger: Recorded;
 
   beforeEach(async () => {
     userDir = freshDir();
-    context = contextStore(userDir);
+    logger = new Recorded();
+    context = contextStore(userDir, {}, logger);
     await context.open();
   });
   afterEach(async () => {
@@ -159,6 +161,17 @@ describe('context values', () => {
     await context.committed();
     await reopen();
     assert.deepStrictEqual(context.get('flow1', 'light'), { on: true });
+  });
+
+  it('logs a value changed in place into one it cannot store, naming the key, when a later set writes it; the disk keeps the last good value', async () => {
+    const rooms: Record<string, unknown> = { kitchen: 21 };
+    await setAsync(context, 'flow1', 'rooms', rooms);
+    rooms.callback = () => 1; // changed inside, without a set
+    context.set('flow1', 'rooms.hall', 19); // this set writes the whole top-level key
+    await context.committed();
+    assert.match(logger.errors.join('\n'), /context flow1 key "rooms" is not written to .*: cannot store a function at rooms\.callback/);
+    assert.deepStrictEqual(await onDiskContext(defaultFile(userDir)), { flow1: { rooms: { kitchen: 21 } } });
+    assert.equal(context.pendingWrites, 0, 'not retried: only a new set can fix it');
   });
 
   it('writes one row per top-level key, with the whole value, so a nested set rewrites its top-level key', async () => {
