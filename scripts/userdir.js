@@ -9,9 +9,24 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 
 /**
+ * Node-RED's `contextStorage` setting as settings.js source: a store's `module` that is not a built-in
+ * store's name ('memory', 'localfilesystem') becomes require(<module>), resolved from the userDir.
+ * @param {Record<string, {module: string, config?: object}>} stores
+ */
+function contextStorageSource(stores) {
+  const entries = Object.entries(stores).map(([name, store]) => {
+    const builtIn = store.module === 'memory' || store.module === 'localfilesystem';
+    const module = builtIn ? JSON.stringify(store.module) : `require(${JSON.stringify(store.module)})`;
+    return `  ${JSON.stringify(name)}: { module: ${module}, config: ${JSON.stringify(store.config ?? {})} }`;
+  });
+  return `{\n${entries.join(',\n')}\n}`;
+}
+
+/**
  * Writes <dir>/settings.js (editor on `host`:`port`, no tours, no catalogue or telemetry requests).
  * @param {string} dir the userDir
- * @param {{port?: number, host?: string}} [options]
+ * @param {{port?: number, host?: string, contextStorage?: Record<string, {module: string, config?: object}>}} [options]
+ *   contextStorage: Node-RED's setting of that name (none: Node-RED's default, the memory store)
  * @returns {string} the settings file
  */
 function writeSettings(dir, options = {}) {
@@ -27,14 +42,16 @@ function writeSettings(dir, options = {}) {
     logging: { console: { level: 'info' } },
   };
   const file = path.join(dir, 'settings.js');
-  fs.writeFileSync(file, `module.exports = ${JSON.stringify(settings, null, 2)};\n`);
+  let source = `module.exports = ${JSON.stringify(settings, null, 2)};\n`;
+  if (options.contextStorage) source += `module.exports.contextStorage = ${contextStorageSource(options.contextStorage)};\n`;
+  fs.writeFileSync(file, source);
   return file;
 }
 
 /**
  * Writes settings.js and links the package into <dir>/node_modules.
  * @param {string} dir the userDir
- * @param {{port?: number, host?: string}} [options]
+ * @param {{port?: number, host?: string, contextStorage?: Record<string, {module: string, config?: object}>}} [options]
  */
 function prepareUserDir(dir, options = {}) {
   fs.mkdirSync(path.join(dir, 'node_modules'), { recursive: true });
