@@ -12,6 +12,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { now } from '../lib/clock';
 import { CacheError } from '../lib/errors';
 import { acquireStore, type StoreLease } from '../lib/registry';
 import { encodeValue } from '../lib/serialize';
@@ -62,6 +63,8 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
 const FAILURE_LOG_MS = 60_000;
+/** The longest interval a timer can wait (2^31 - 1 ms, about 24.8 days), in whole seconds. */
+const MAX_FLUSH_INTERVAL_S = Math.floor((2 ** 31 - 1) / 1000);
 const noop = (): void => undefined;
 
 function userDirOf(config: ContextStoreConfig): string {
@@ -110,8 +113,10 @@ export class FlowCacheContext {
   constructor(config: ContextStoreConfig = {}, deps: ContextStoreDeps = {}) {
     if (config === null || typeof config !== 'object') throw new Error('flow-cache context: config must be an object');
     const interval = config.flushInterval ?? 0;
-    if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0) {
-      throw new Error(`flow-cache context: flushInterval must be a number of seconds >= 0, got ${JSON.stringify(config.flushInterval)}`);
+    if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0 || interval > MAX_FLUSH_INTERVAL_S) {
+      throw new Error(
+        `flow-cache context: flushInterval must be a number of seconds from 0 to ${MAX_FLUSH_INTERVAL_S}, got ${JSON.stringify(config.flushInterval)}`,
+      );
     }
     if (config.importFrom !== undefined && config.importFrom !== 'localfilesystem') {
       throw new Error(`flow-cache context: importFrom must be 'localfilesystem', got ${JSON.stringify(config.importFrom)}`);
@@ -445,7 +450,7 @@ export class FlowCacheContext {
   private failed(scope: string, key: string, error: Error): void {
     if (this.state !== 'open' && this.state !== 'closing') return;
     const unstorable = (error as CacheError).code === 'UNSTORABLE_VALUE';
-    const at = Date.now();
+    const at = now();
     if (unstorable) {
       this.log.error(`context ${scope} key ${JSON.stringify(key)} is not written to ${this.file}: ${renamed(describePath([key]), error as CacheError).message}`);
       return;

@@ -111,7 +111,8 @@ describe('context store files', () => {
   });
 
   it('refuses a bad config when Node-RED creates the store, naming the setting', () => {
-    assert.throws(() => contextStore(userDir, { flushInterval: -1 }), /flushInterval must be a number of seconds >= 0, got -1/);
+    assert.throws(() => contextStore(userDir, { flushInterval: -1 }), /flushInterval must be a number of seconds from 0 to 2147483, got -1/);
+    assert.throws(() => contextStore(userDir, { flushInterval: 30 * 86_400 }), /flushInterval must be a number of seconds from 0 to 2147483, got 2592000/);
     assert.throws(() => contextStore(userDir, { flushInterval: '30' as never }), /flushInterval must be a number/);
     assert.throws(() => contextStore(userDir, { importFrom: 'memory' }), /importFrom must be 'localfilesystem'/);
     assert.throws(() => contextStore(userDir, { path: '  ' }), /path must be a file name/);
