@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { get, NodeRedProcess, sendJson } from '../support/node-red-process';
+import { allRows, get, NodeRedProcess, sendJson } from '../support/node-red-process';
 import { CONTEXT_TAB, contextFlow, contextNodeRed, flowCacheContext, localFileSystemContext, ok, switchContextStore } from './context-support';
 
 const TIMEOUT = 180_000;
@@ -52,6 +52,52 @@ describe('the context store in Node-RED', () => {
     assert.equal(JSON.parse((await sidebar(proc, 'global')).g.msg).v, 'second');
     assert.match(proc.log, /Context store {2}: 'default' \[module=node-red-contrib-flow-cache\/context\]/);
     await proc.kill();
+  });
+
+  it('keeps the context of nodes inside a subflow across restarts, and drops a removed node’s context at the deploy that removes it', { timeout: TIMEOUT }, async () => {
+    const subflow = [
+      { id: 'sf1', type: 'subflow', name: 'counting subflow', info: '', env: [], in: [{ x: 0, y: 0, wires: [{ id: 'sfFn' }] }], out: [{ x: 0, y: 0, wires: [{ id: 'sfFn', port: 0 }] }] },
+      {
+        id: 'sfFn',
+        type: 'function',
+        z: 'sf1',
+        func: "const s = (context.get('s') || 0) + 1;\ncontext.set('s', s);\nflow.set('sf', s);\nmsg.payload = String(s);\nreturn msg;",
+        outputs: 1,
+        timeout: 0,
+        noerr: 0,
+        initialize: '',
+        finalize: '',
+        libs: [],
+        wires: [[]],
+      },
+      { id: 'subIn', type: 'http in', z: CONTEXT_TAB, url: '/sub', method: 'get', wires: [['sfInst']] },
+      { id: 'sfInst', type: 'subflow:sf1', z: CONTEXT_TAB, x: 100, y: 100, wires: [['reply']] },
+    ];
+    const flows = contextFlow(subflow);
+    const proc = await contextNodeRed('ctx-clean-', flows, flowCacheContext());
+    const file = path.join(proc.userDir, 'flow-cache', 'context.sqlite');
+    const scopesOnDisk = async () =>
+      new Set(
+        (await allRows(file))
+          .map((row) => Buffer.from(row.key.slice(0, row.key.indexOf(':')), 'hex').toString('utf8'))
+          .filter((namespace) => namespace.startsWith('context:')),
+      );
+    await proc.start();
+    assert.equal(await ok(proc, '/sub'), '1');
+    assert.equal(await ok(proc, '/sub'), '2');
+    await ok(proc, '/remember?v=gone-soon');
+    await proc.kill('SIGTERM');
+    await proc.start(); // Node-RED cleans context at every start: the subflow's node and flow context stay
+    assert.equal(await ok(proc, '/sub'), '3');
+    assert.ok((await scopesOnDisk()).has('context:remember:ctx'));
+    const deploy = await sendJson(proc.port, 'POST', '/flows', flows.filter((node) => (node as { id: string }).id !== 'remember'), {
+      'Node-RED-Deployment-Type': 'full',
+    });
+    assert.ok(deploy.status === 204 || deploy.status === 200, `${deploy.status} ${deploy.body}`);
+    await proc.kill('SIGTERM');
+    const scopes = await scopesOnDisk();
+    assert.ok(!scopes.has('context:remember:ctx'), [...scopes].join(', '));
+    for (const kept of ['context:global', 'context:sfInst', 'context:sfFn:sfInst']) assert.ok(scopes.has(kept), `${kept} in ${[...scopes].join(', ')}`);
   });
 
   it('keeps context in the cache’s own file when config.path names it: counters and context survive a SIGKILL together', { timeout: TIMEOUT }, async () => {
