@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { now } from './clock';
-import { DRIVER_CHOICES, type DriverChoice, type DriverName, openDriver, resolveDriver, type SqlDriver } from './driver';
+import { DRIVER_CHOICES, type DriverChoice, type DriverName, openDriver, openPlain, resolveDriver, type SqlDriver } from './driver';
 import { CacheError, formatBytes, StoreFullError, StoreIOError } from './errors';
 import { describeHolder, type FileLock, type Holder, takeLock } from './file-lock';
 import { LruMap } from './lru';
@@ -321,9 +321,20 @@ export class Store extends EventEmitter {
 
   /** Connects to a file of ours, brings its schema up to date and records this process as its holder. */
   private static async openDatabase(file: string, options: StoreOptions, driver: DriverChoice): Promise<SqlDriver> {
+    const leastRecentlyUsed = options.evictionPolicy === 'least-recently-used';
+    if (resolveDriver(driver) === 'sqlite3') {
+      // keyv's adapter creates its table as it connects, which would fix the page size of a new file:
+      // the schema is made first, on a plain connection
+      const setup = await openPlain(file, driver, { busyTimeoutMs: BUSY_TIMEOUT_MS });
+      try {
+        await ensureSchema(setup, leastRecentlyUsed);
+      } finally {
+        await setup.close();
+      }
+    }
     const db = await openDriver(file, driver, { busyTimeoutMs: BUSY_TIMEOUT_MS });
     try {
-      await ensureSchema(db, options.evictionPolicy === 'least-recently-used');
+      await ensureSchema(db, leastRecentlyUsed);
       return db;
     } catch (error) {
       await db.close().catch(() => undefined);

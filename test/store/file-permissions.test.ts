@@ -63,3 +63,13 @@ describe('file permissions', () => {
     assert.equal(octal(mode(`${file}.lock`)), '0600');
   });
 });
+
+describe('page size', () => {
+  it('a new file is made with 1 KiB pages (a durable write rewrites whole pages), whichever driver makes it', async () => {
+    const file = path.join(freshDir(), 'cache.sqlite');
+    const store = await openStore(file);
+    await store.set('ns', 'k', 'v');
+    await store.close();
+    assert.equal(fs.readFileSync(file).readUInt16BE(16), 1024);
+  });
+});
