@@ -14,6 +14,7 @@ import {
   openEditor,
   rawI18nKeys,
   screenshot,
+  showSidebarTab,
   startNodeRed,
   trayClosed,
   trayOpen,
@@ -348,7 +349,7 @@ describe('edit dialogs', () => {
     assert.equal((await editorNode(page, id)).store, stores[0].id, 'cache-get now uses the new store');
 
     // The config-node sidebar lists it, with its name.
-    await page.locator('#red-ui-tab-config-link-button').click();
+    await showSidebarTab(page, 'config');
     await page.locator('#red-ui-sidebar .red-ui-palette-node-config', { hasText: 'house store' }).waitFor();
     await screenshot(page.locator('#red-ui-sidebar'), 'config-sidebar');
   });

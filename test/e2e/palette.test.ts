@@ -15,6 +15,7 @@ import {
   openEditor,
   root,
   screenshot,
+  showSidebarTab,
   startNodeRed,
 } from './support';
 
@@ -118,7 +119,7 @@ describe('palette and help of a fresh editor', () => {
       page,
       FLOW_TYPES.map((type, i) => ({ id: `help${i}`, type, z, x: 200, y: 80 + i * 60, wires: [] })),
     );
-    await page.locator('#red-ui-tab-help-link-button').click();
+    await showSidebarTab(page, 'help');
     // The help section (the outermost .red-ui-help; the node's text sits in a nested one).
     const help = page.locator('.red-ui-help:visible').first();
     for (const [i, type] of FLOW_TYPES.entries()) {

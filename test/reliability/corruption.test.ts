@@ -47,6 +47,30 @@ async function startWithCacheFile(content: Buffer, damage: RegExp): Promise<void
   await proc.kill();
 }
 
+/** Node-RED on a userDir whose cache file is not ours: it keeps running, each message gets a clear error, the file is untouched. */
+async function startWithForeignFile(content: Buffer): Promise<void> {
+  const userDir = tempDir('foreign-');
+  const proc = await NodeRedProcess.prepare(userDir, endpointFlow());
+  const file = databaseIn(userDir);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(file, content, { mode: 0o600 });
+  await proc.start();
+  const reply = await get(proc.port, '/set?k=sensor.door&v=open');
+  assert.notEqual(reply.status, 200, 'the write is refused');
+  assert.ok(
+    proc.log.includes('is not a flow-cache database') || reply.body.includes('is not a flow-cache database'),
+    `the error says the file is not ours:\n${reply.body}\n${proc.log.slice(-2000)}`,
+  );
+  assert.ok(fs.readFileSync(file).equals(content), 'the file is left exactly as it was');
+  assert.deepEqual(
+    fs.readdirSync(path.dirname(file)).filter((name) => name.includes('.corrupt-')),
+    [],
+    'nothing is moved aside',
+  );
+  assert.equal((await get(proc.port, '/set?k=again&v=1')).status, reply.status, 'Node-RED is still running and answers');
+  await proc.kill();
+}
+
 describe('a damaged cache file at startup', () => {
   let healthy: Buffer;
 
@@ -67,16 +91,16 @@ describe('a damaged cache file at startup', () => {
   });
   after(() => NodeRedProcess.killAll());
 
-  it('garbage bytes: moved aside, a fresh store works', { timeout: TIMEOUT }, async () => {
-    await startWithCacheFile(randomBytes(64 * 1024), /not an SQLite database/);
+  it('garbage bytes (nothing tells whose they are): refused, left untouched, Node-RED keeps running', { timeout: TIMEOUT }, async () => {
+    await startWithForeignFile(randomBytes(64 * 1024));
   });
 
   it('a database truncated to half its size: moved aside, a fresh store works', { timeout: TIMEOUT }, async () => {
     await startWithCacheFile(healthy.subarray(0, Math.floor(healthy.length / 2)), /truncated/);
   });
 
-  it('a database truncated inside its header: moved aside, a fresh store works', { timeout: TIMEOUT }, async () => {
-    await startWithCacheFile(healthy.subarray(0, 60), /not an SQLite database/);
+  it('a database truncated inside its header: refused, left untouched, Node-RED keeps running', { timeout: TIMEOUT }, async () => {
+    await startWithForeignFile(healthy.subarray(0, 60));
   });
 
   it('a database whose schema page is overwritten: moved aside, a fresh store works', { timeout: TIMEOUT }, async () => {

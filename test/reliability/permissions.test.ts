@@ -40,7 +40,7 @@ describe('a database directory the Node-RED user cannot write', () => {
     assert.equal(canCreateIn(data), false, 'the directory really is read-only for the Node-RED user');
 
     await proc.start();
-    const cannot = new RegExp(`cannot (create|open) cache database ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
+    const cannot = new RegExp(`cannot (create|open|lock) cache database ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`);
     assertError(await get(proc.port, '/set?k=sensor.door&v=open'), 'cache-set', cannot);
     assertError(await get(proc.port, '/get?k=sensor.door'), 'cache-get (a store that cannot open is not a miss)', cannot);
     assertError(await get(proc.port, '/count?k=visits'), 'counter', cannot);
