@@ -116,7 +116,7 @@ const RESTAMP_FUTURE = `UPDATE ${TABLE} SET stored_at = ?1,
   expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?1 + (expires_at - stored_at) END,
   value = '{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')),
   size = length(CAST('{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')) AS BLOB))
-  WHERE key IN (SELECT key FROM ${TABLE} WHERE stored_at > ?2 LIMIT ${1000}) RETURNING key`;
+  WHERE key IN (SELECT key FROM ${TABLE} WHERE stored_at > ?2 LIMIT ${1000}) RETURNING lower(hex(key)) AS hk`;
 const MAX_DEFERRED_PENDING = 10_000;
 const ROWS_PER_STATEMENT = 1000;
 /** Rows a write statement carries on a synchronous driver: each statement runs in one tick, so fewer rows keep ticks short. */
@@ -141,6 +141,10 @@ export function encodeNamespace(namespace: string): string {
 /** A key as UTF-8 hex, for passing keys inside a JSON parameter (SQLite's JSON functions cut text at U+0000). */
 function hexKey(key: string): string {
   return Buffer.from(key, 'utf8').toString('hex');
+}
+
+function fromHex(hex: string): string {
+  return Buffer.from(hex, 'hex').toString('utf8');
 }
 
 function rangeEnd(prefix: string): string {
@@ -462,12 +466,12 @@ export class Store extends EventEmitter {
   async keys(namespace: string): Promise<string[]> {
     await this.flush();
     const prefix = `${encodeNamespace(namespace)}:`;
-    const rows = (await this.query(`SELECT key FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`, [
+    const rows = (await this.query(`SELECT lower(hex(key)) AS hk FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`, [
       prefix,
       rangeEnd(prefix),
       now(),
     ])) as { key: string }[];
-    return rows.map((r) => String(r.key).slice(prefix.length));
+    return (rows as unknown as { hk: string }[]).map((r) => fromHex(r.hk).slice(prefix.length));
   }
 
   /**
@@ -478,10 +482,10 @@ export class Store extends EventEmitter {
     await this.flush();
     const prefix = `${encodeNamespace(namespace)}:`;
     const rows = (await this.query(
-      `SELECT key, value, evictable FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
+      `SELECT lower(hex(key)) AS hk, value, evictable FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
       [prefix, rangeEnd(prefix), now()],
-    )) as { key: string; value: string; evictable: number }[];
-    return rows.map((r) => [String(r.key).slice(prefix.length), toEntry(parseRow(String(r.value), Number(r.evictable) !== 0))]);
+    )) as { hk: string; value: string; evictable: number }[];
+    return rows.map((r) => [fromHex(r.hk).slice(prefix.length), toEntry(parseRow(String(r.value), Number(r.evictable) !== 0))]);
   }
 
   /** The names of the namespaces that hold rows on disk (after a flush). */
@@ -500,10 +504,10 @@ export class Store extends EventEmitter {
       for (;;) {
         const at = now();
         const rows = (await this.query(
-          `DELETE FROM ${TABLE} WHERE key IN (SELECT key FROM ${TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ${ROWS_PER_STATEMENT}) RETURNING key`,
+          `DELETE FROM ${TABLE} WHERE key IN (SELECT key FROM ${TABLE} WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT ${ROWS_PER_STATEMENT}) RETURNING lower(hex(key)) AS hk`,
           [at],
         )) as { key: string }[];
-        this.forget(rows.map((r) => String(r.key)));
+        this.forget((rows as unknown as { hk: string }[]).map((r) => fromHex(r.hk)));
         removed += rows.length;
         if (rows.length < ROWS_PER_STATEMENT) break;
         await this.pause();
@@ -511,7 +515,7 @@ export class Store extends EventEmitter {
       for (;;) {
         const at = now();
         const rows = (await this.query(RESTAMP_FUTURE, [at, at + CLOCK_SLACK_MS])) as { key: string }[];
-        this.forget(rows.map((r) => String(r.key)));
+        this.forget((rows as unknown as { hk: string }[]).map((r) => fromHex(r.hk)));
         if (rows.length < ROWS_PER_STATEMENT) break;
         await this.pause();
       }
@@ -626,7 +630,7 @@ export class Store extends EventEmitter {
     const epoch = this.epoch;
     let found: { value: unknown; evictable: unknown } | undefined;
     try {
-      found = (await this.db.query(`SELECT value, evictable FROM ${TABLE} WHERE key = ?`, [fullKey]))[0] as typeof found;
+      found = (await this.db.query(`SELECT value, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`, [hexKey(fullKey)]))[0] as typeof found;
     } catch (error) {
       if (isCorruption(error)) this.recover(error);
       throw new StoreIOError('read', this.file, error);
@@ -937,21 +941,21 @@ export class Store extends EventEmitter {
     let bytes = 0;
     while (this.committedBytes > this.sizeLimitBytes) {
       const candidates = (await this.query(
-        `SELECT key, size FROM ${TABLE} WHERE evictable = 1 ORDER BY ${order}, rowid LIMIT ${ROWS_PER_STATEMENT}`,
+        `SELECT lower(hex(key)) AS hk, size FROM ${TABLE} WHERE evictable = 1 ORDER BY ${order}, rowid LIMIT ${ROWS_PER_STATEMENT}`,
         [],
-      )) as { key: string; size: number }[];
+      )) as { hk: string; size: number }[];
       if (candidates.length === 0) break;
       const victims: string[] = [];
       let excess = this.committedBytes - this.sizeLimitBytes;
       for (const c of candidates) {
         if (excess <= 0) break;
-        victims.push(String(c.key));
+        victims.push(c.hk);
         excess -= Number(c.size);
         bytes += Number(c.size);
       }
-      await this.query(`DELETE FROM ${TABLE} WHERE key IN (${victims.map(() => '?').join(',')})`, victims);
+      await this.query(`DELETE FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`, [JSON.stringify(victims)]);
       entries += victims.length;
-      this.forget(victims);
+      this.forget(victims.map(fromHex));
       await this.readCounts();
       await this.pause();
     }
@@ -1058,7 +1062,7 @@ function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<string, n
   }
   for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
     const chunk = deletes.slice(i, i + ROWS_PER_STATEMENT);
-    statements.push([`DELETE FROM ${TABLE} WHERE key IN (${chunk.map(() => '?').join(',')})`, chunk]);
+    statements.push([`DELETE FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`, [JSON.stringify(chunk.map(hexKey))]]);
   }
   for (let i = 0; i < rows.length; i += perStatement) {
     // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
