@@ -37,6 +37,11 @@ const TRIGGERS: Record<string, string> = {
   WHERE name IN ('bytes', 'pinned_bytes'); END`,
 };
 
+/** What each connection to a database of ours sets for itself (the rest lives in the file). */
+export async function configureConnection(db: SqlDriver): Promise<void> {
+  await db.query('PRAGMA synchronous=NORMAL');
+}
+
 /** Brings a database of ours up to date; `leastRecentlyUsed` decides whether the access-time index is kept. */
 export async function ensureSchema(db: SqlDriver, leastRecentlyUsed: boolean): Promise<void> {
   // small pages for a new file: a durable write rewrites whole pages (the row's, its index entries',
@@ -44,7 +49,7 @@ export async function ensureSchema(db: SqlDriver, leastRecentlyUsed: boolean): P
   // an existing file keeps the page size it was made with
   await db.query(`PRAGMA page_size=${PAGE_SIZE}`);
   await db.query('PRAGMA journal_mode=WAL');
-  await db.query('PRAGMA synchronous=NORMAL');
+  await configureConnection(db);
   await db.query('BEGIN IMMEDIATE');
   try {
     const [{ application_id: mark }] = await db.query('PRAGMA application_id');

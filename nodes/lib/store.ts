@@ -4,7 +4,7 @@ import { DRIVER_CHOICES, type DriverChoice, type DriverName, openDriver, openPla
 import { CacheError, formatBytes, StoreFullError, StoreIOError } from './errors';
 import { describeHolder, type FileLock, type Holder, takeLock } from './file-lock';
 import { LruMap } from './lru';
-import { ensureSchema, META_TABLE, TABLE } from './schema';
+import { configureConnection, ensureSchema, META_TABLE, TABLE } from './schema';
 import { decodeJson, encodeValue, type Json } from './serialize';
 import { checkFile, isCorruption, moveAside, prepareDirectory, prepareFile } from './sqlite-file';
 
@@ -273,6 +273,8 @@ export class Store extends EventEmitter {
     } catch (error) {
       throw new StoreIOError('create', file, error);
     }
+    // a file that is not ours is refused before anything, not even its lock file, is created beside it
+    const damage = await checkFile(file, driver);
     let taken: Awaited<ReturnType<typeof takeLock>>;
     try {
       taken = await takeLock(file, driver);
@@ -282,11 +284,7 @@ export class Store extends EventEmitter {
     if ('holder' in taken) throw lockedError(file, taken.holder);
     const lock = taken;
     try {
-      const damage = await checkFile(file, driver);
-      if (damage) {
-        const aside = moveAside(file, now());
-        logger.error(`cache database ${file} is damaged (${damage}); moved it to ${aside} and started an empty one`);
-      }
+      if (damage) setAside(file, damage, logger);
       try {
         prepareFile(file);
       } catch (error) {
@@ -296,9 +294,7 @@ export class Store extends EventEmitter {
         return await Store.connect(file, lock, options, logger, driver);
       } catch (error) {
         if (!isCorruption(error)) throw error instanceof CacheError ? error : new StoreIOError('open', file, error);
-        const aside = moveAside(file, now());
-        logger.error(`cache database ${file} is damaged (${(error as Error).message}); moved it to ${aside} and started an empty one`);
-        prepareFile(file);
+        setAside(file, (error as Error).message, logger);
         try {
           return await Store.connect(file, lock, options, logger, driver);
         } catch (again) {
@@ -338,7 +334,8 @@ export class Store extends EventEmitter {
     }
     const db = await openDriver(file, driver, { busyTimeoutMs: BUSY_TIMEOUT_MS });
     try {
-      await ensureSchema(db, leastRecentlyUsed);
+      if (db.name === 'sqlite3') await configureConnection(db);
+      else await ensureSchema(db, leastRecentlyUsed);
       return db;
     } catch (error) {
       await db.close().catch(() => undefined);
@@ -356,9 +353,7 @@ export class Store extends EventEmitter {
     void this.exclusive(async () => {
       try {
         await this.db.close().catch(() => undefined);
-        const aside = moveAside(this.file, now());
-        this.logger.error(`cache database ${this.file} is damaged (${(error as Error).message}); moved it to ${aside} and started an empty one`);
-        prepareFile(this.file);
+        setAside(this.file, (error as Error).message, this.logger);
         this.db = await Store.openDatabase(this.file, this.options, this.db.name);
         this.cache.clear();
         this.epoch++;
@@ -1042,6 +1037,13 @@ function validateOptions(options: StoreOptions): void {
 function defaultDriver(): DriverChoice {
   const named = process.env.FLOW_CACHE_DRIVER;
   return named && (DRIVER_CHOICES as readonly string[]).includes(named) ? (named as DriverChoice) : 'auto';
+}
+
+/** Moves a damaged database of ours aside, logs where it went, and leaves an empty file in its place. */
+function setAside(file: string, why: string, logger: StoreLogger): void {
+  const aside = moveAside(file, now());
+  logger.error(`cache database ${file} is damaged (${why}); moved it to ${aside} and started an empty one`);
+  prepareFile(file);
 }
 
 /** A row stamped at `at` instead of its future stamp, keeping its TTL (the value text is reused as is). */
