@@ -6,7 +6,7 @@
  *   write-all <file>               write one value of every kind, print the driver used
  *   read-all <file>                print every value written by write-all as tagged JSON
  */
-import { openDriver } from '../../../nodes/lib/driver';
+import { openPlain } from '../../../nodes/lib/driver';
 import { ensureSchema } from '../../../nodes/lib/schema';
 import { encodeValue } from '../../../nodes/lib/serialize';
 import { Store } from '../../../nodes/lib/store';
@@ -40,7 +40,8 @@ async function main(): Promise<void> {
       return;
     }
     case 'schema': {
-      const db = await openDriver(file, 'auto', { busyTimeoutMs: 5000 });
+      // as the store makes a schema: on a plain connection of the driver in use
+      const db = await openPlain(file, 'auto', { busyTimeoutMs: 5000 });
       try {
         await ensureSchema(db, false);
       } finally {
