@@ -122,8 +122,10 @@ describe('an example flow, imported, deployed and run', () => {
     assert.deepEqual(browser.pageErrors, []);
   });
 
-  test('the README picture: leak alerts gated, counted and remembered, with live statuses', async (t) => {
-    if (nodeRedLine !== '4') return t.skip('the README picture shows the Node-RED 4.1 editor');
+  // the README picture is of the Node-RED 4.1 editor: made by that line's run only (Node-RED 5's run
+  // checks the same nodes and statuses in the example test above)
+  const onLineOfReadmePicture = nodeRedLine === '4' ? test : () => undefined;
+  onLineOfReadmePicture('the README picture: leak alerts gated, counted and remembered, with live statuses', async () => {
     const { page } = browser;
     const flow = readmeFlow();
     await importNodes(page, [{ id: flow.tab, type: 'tab', label: 'Leak alerts', disabled: false, info: '' }, ...flow.nodes]);
