@@ -4,9 +4,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { NodeMessage } from '../nodes/lib/node-red';
-import { StatusReporter } from '../nodes/lib/node-support';
-import { KEYS, median, perSecond, profiled, ROOT, tempDir, sampleValue } from './lib';
+import type { NodeMessage } from '../nodes/red/api';
+import { StatusReporter } from '../nodes/red/status';
+import { KEYS, median, perSecond, profiled, ROOT, sampleValue, tempDir } from './lib';
 
 /** Message types the package may provide; a type is measured only if its compiled file exists and Node-RED registered it. */
 export const PACKAGE_NODES = ['cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'] as const;

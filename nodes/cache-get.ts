@@ -1,16 +1,10 @@
-import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
-import {
-  cacheInfo,
-  checkKeyConfig,
-  evaluate,
-  onInput,
-  rejectAll,
-  releaseOnClose,
-  resolveKey,
-  setMessageProperty,
-  StatusReporter,
-  StoreBinding,
-} from './lib/node-support';
+import { messageOf } from './lib/errors';
+import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
+import { StoreBinding } from './red/binding';
+import { checkKeyConfig, evaluate, resolveKey, setMessageProperty } from './red/input';
+import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
+import { StatusReporter } from './red/status';
+import { cacheInfo } from './red/time';
 
 interface CacheGetConfig extends BaseNodeConfig {
   property?: string;
@@ -30,7 +24,7 @@ export = (RED: NodeAPI) => {
       checkKeyConfig(config);
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, (error as Error).message);
+      rejectAll(node, status, messageOf(error));
       return;
     }
     let hits = 0;

@@ -1,19 +1,11 @@
-import { InputError } from './lib/errors';
-import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
-import {
-  cacheInfo,
-  checkKeyConfig,
-  configNumber,
-  describe,
-  evaluate,
-  onInput,
-  parseTtl,
-  rejectAll,
-  releaseOnClose,
-  resolveKey,
-  StatusReporter,
-  StoreBinding,
-} from './lib/node-support';
+import { InputError, messageOf } from './lib/errors';
+import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
+import { StoreBinding } from './red/binding';
+import { checkKeyConfig, describe, evaluate, parseTtl, resolveKey } from './red/input';
+import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
+import { configNumber } from './red/settings';
+import { StatusReporter } from './red/status';
+import { cacheInfo } from './red/time';
 
 interface CacheSetConfig extends BaseNodeConfig {
   operation?: string;
@@ -42,7 +34,7 @@ export = (RED: NodeAPI) => {
       configTtl = parseTtl(configNumber(config.ttl, 0), 'TTL');
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, (error as Error).message);
+      rejectAll(node, status, messageOf(error));
       return;
     }
     let writes = 0;

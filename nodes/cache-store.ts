@@ -1,6 +1,7 @@
-import type { Node, NodeAPI } from './lib/node-red';
-import type { CacheStoreNode } from './lib/node-support';
-import { type CacheStoreConfig, storeSettings } from './lib/store-settings';
+import { messageOf } from './lib/errors';
+import { STORE_DEFAULTS } from './lib/options';
+import type { Node, NodeAPI } from './red/api';
+import { type CacheStoreConfig, type CacheStoreNode, storeSettings } from './red/settings';
 
 export = (RED: NodeAPI) => {
   function CacheStore(this: CacheStoreNode, config: CacheStoreConfig) {
@@ -8,9 +9,10 @@ export = (RED: NodeAPI) => {
     try {
       this.settings = storeSettings(RED, config);
     } catch (error) {
-      this.configError = (error as Error).message;
+      this.configError = messageOf(error);
       this.error(`cache-store "${config.name || config.id}": ${this.configError}`);
     }
   }
-  RED.nodes.registerType('cache-store', CacheStore);
+  // the editor reads the store's defaults from here (RED.settings.cacheStoreDefaults), so the dialog and the store never disagree
+  RED.nodes.registerType('cache-store', CacheStore, { settings: { cacheStoreDefaults: { value: STORE_DEFAULTS, exportable: true } } });
 };

@@ -1,19 +1,12 @@
 import { Duration } from 'luxon';
 import { now } from './lib/clock';
-import { InputError } from './lib/errors';
-import type { BaseNodeConfig, Node, NodeAPI, NodeMessage } from './lib/node-red';
-import {
-  checkKeyConfig,
-  describe,
-  isoInZone,
-  numberFrom,
-  onInput,
-  rejectAll,
-  releaseOnClose,
-  resolveKey,
-  StatusReporter,
-  StoreBinding,
-} from './lib/node-support';
+import { InputError, messageOf } from './lib/errors';
+import type { BaseNodeConfig, Node, NodeAPI, NodeMessage } from './red/api';
+import { StoreBinding } from './red/binding';
+import { checkKeyConfig, describe, numberFrom, resolveKey } from './red/input';
+import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
+import { StatusReporter } from './red/status';
+import { isoInZone } from './red/time';
 
 interface CooldownGateConfig extends BaseNodeConfig {
   cooldown?: number | string;
@@ -102,7 +95,7 @@ export = (RED: NodeAPI) => {
       cooldown = cooldownMs(config.cooldown ?? 5, config.cooldownUnits);
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, (error as Error).message);
+      rejectAll(node, status, messageOf(error));
       return;
     }
     let passed = 0;

@@ -1,21 +1,13 @@
 import { DateTime } from 'luxon';
 import { now } from './lib/clock';
-import { CacheError, InputError } from './lib/errors';
-import type { BaseNodeConfig, Node, NodeAPI } from './lib/node-red';
-import {
-  checkKeyConfig,
-  describe,
-  finiteNumber,
-  isBlank,
-  isoInZone,
-  onInput,
-  rejectAll,
-  releaseOnClose,
-  resolveKey,
-  StatusReporter,
-  StoreBinding,
-} from './lib/node-support';
+import { CacheError, InputError, messageOf } from './lib/errors';
 import type { Entry } from './lib/store';
+import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
+import { StoreBinding } from './red/binding';
+import { checkKeyConfig, describe, finiteNumber, isBlank, resolveKey } from './red/input';
+import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
+import { StatusReporter } from './red/status';
+import { isoInZone } from './red/time';
 
 interface CounterConfig extends BaseNodeConfig {
   step?: number | string;
@@ -78,7 +70,7 @@ export = (RED: NodeAPI) => {
       if (!RESET_PERIODS.includes(resetEvery)) throw new Error(`reset every must be never, day, week or month, got "${resetEvery}"`);
       binding = new StoreBinding(RED, this, config.store, status);
     } catch (error) {
-      rejectAll(this, status, (error as Error).message);
+      rejectAll(this, status, messageOf(error));
       return;
     }
 
@@ -92,9 +84,9 @@ export = (RED: NodeAPI) => {
       const zone = binding.zone;
       const cache = await binding.namespace();
       let outcome: { record: CountRecord; previous: number | null; rolledOver: boolean; redated: number | null } | undefined;
-      // straight to the store: a count is kept until reset, whatever the store's default TTL;
-      // the prefix keeps counts apart from values cache-set writes under the same key (msg.topic)
-      await cache.store.update(cache.name, `${KEY_PREFIX}${key}`, (current) => {
+      // a count is kept until reset, whatever the store's default TTL; the prefix keeps counts
+      // apart from values cache-set writes under the same key (msg.topic)
+      await cache.withoutDefaultTtl().update(`${KEY_PREFIX}${key}`, (current) => {
         const at = now();
         const periodStart = periodStartOf(at, resetEvery, zone);
         const stored = current ? readRecord(current, key, action.kind !== 'add') : undefined;

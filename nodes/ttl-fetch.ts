@@ -1,23 +1,15 @@
 import { createHash, pbkdf2Sync } from 'node:crypto';
 import { now } from './lib/clock';
-import { CacheError, formatBytes, InputError } from './lib/errors';
-import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './lib/node-red';
-import {
-  checkKeyConfig,
-  configNumber,
-  describe,
-  fillPlaceholders,
-  isoInZone,
-  KEY_TYPES,
-  onInput,
-  rejectAll,
-  releaseOnClose,
-  resolveKey,
-  StatusReporter,
-  StoreBinding,
-} from './lib/node-support';
+import { CacheError, type ErrorCode, formatBytes, InputError, messageOf } from './lib/errors';
 import type { CacheNamespace } from './lib/registry';
 import type { Entry } from './lib/store';
+import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
+import { StoreBinding } from './red/binding';
+import { checkKeyConfig, describe, fillPlaceholders, KEY_TYPES, resolveKey } from './red/input';
+import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
+import { configNumber } from './red/settings';
+import { StatusReporter } from './red/status';
+import { isoInZone } from './red/time';
 
 interface HeaderConfig {
   name?: string;
@@ -37,7 +29,7 @@ interface TtlFetchConfig extends BaseNodeConfig {
   maxResponseMb?: number | string;
 }
 
-type ReturnType = 'json' | 'text' | 'buffer';
+type BodyKind = 'json' | 'text' | 'buffer';
 
 /**
  * What one cached response holds in the store (never the URL or a header: they may carry secrets).
@@ -45,7 +37,7 @@ type ReturnType = 'json' | 'text' | 'buffer';
  * an answer fetched with one secret is never given to a request made with another or with none.
  */
 interface StoredResponse {
-  kind: ReturnType;
+  kind: BodyKind;
   body: unknown;
   statusCode: number;
   contentType: string | null;
@@ -69,7 +61,7 @@ interface FetchRequest {
 }
 
 const METHODS = ['GET', 'HEAD', 'POST'];
-const RETURN_TYPES: readonly ReturnType[] = ['json', 'text', 'buffer'];
+const RETURN_TYPES: readonly BodyKind[] = ['json', 'text', 'buffer'];
 const TTL_UNITS: Record<string, number> = { seconds: 1, minutes: 60, hours: 3600, days: 86400 };
 const DEFAULT_TTL = 5;
 const DEFAULT_TIMEOUT_S = 30;
@@ -173,7 +165,7 @@ function scrub(text: string, secrets: readonly string[]): string {
 class UpstreamError extends CacheError {
   readonly statusCode: number | undefined;
   readonly retryable: boolean;
-  constructor(code: string, message: string, retryable: boolean, statusCode?: number) {
+  constructor(code: ErrorCode, message: string, retryable: boolean, statusCode?: number) {
     super(code, message);
     this.name = 'UpstreamError';
     this.retryable = retryable;
@@ -207,11 +199,11 @@ function fetchedAtOf(entry: Entry): number {
 function isStoredResponse(value: unknown): value is StoredResponse {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Partial<StoredResponse>;
-  return RETURN_TYPES.includes(v.kind as ReturnType) && typeof v.statusCode === 'number' && 'body' in v;
+  return RETURN_TYPES.includes(v.kind as BodyKind) && typeof v.statusCode === 'number' && 'body' in v;
 }
 
 /** The response body in the form it is stored for a return type (json: parsed; text: string; buffer: Buffer). */
-function storedBody(raw: Buffer, kind: ReturnType, shown: string): unknown {
+function storedBody(raw: Buffer, kind: BodyKind, shown: string): unknown {
   if (kind === 'buffer') return raw;
   const text = raw.toString('utf8');
   if (kind === 'text') return text;
@@ -224,7 +216,7 @@ function storedBody(raw: Buffer, kind: ReturnType, shown: string): unknown {
 }
 
 /** A private copy of a stored body in the wanted form (a cached entry may have been stored for another return type). */
-function bodyAs(stored: StoredResponse, wanted: ReturnType): unknown {
+function bodyAs(stored: StoredResponse, wanted: BodyKind): unknown {
   const { kind, body } = stored;
   if (kind === wanted) {
     if (Buffer.isBuffer(body)) return Buffer.from(body);
@@ -266,7 +258,7 @@ function requestBody(payload: unknown): { body: string | Buffer | undefined; con
   try {
     text = JSON.stringify(payload);
   } catch (error) {
-    throw new InputError(`msg.payload cannot be sent as JSON: ${(error as Error).message}`);
+    throw new InputError(`msg.payload cannot be sent as JSON: ${messageOf(error)}`);
   }
   return { body: text, contentType: 'application/json' };
 }
@@ -292,7 +284,7 @@ export = (RED: NodeAPI) => {
     const status = new StatusReporter(node);
     const configUrl = (config.url ?? '').trim();
     const method = (config.method || 'GET').toUpperCase();
-    const returnType = (config.returnType || 'json') as ReturnType;
+    const returnType = (config.returnType || 'json') as BodyKind;
     const ttlUnits = config.ttlUnits || 'minutes';
     const staleIfError = config.staleIfError !== false && config.staleIfError !== 'false';
     const derived = (config.key ?? '').trim() === '';
@@ -353,7 +345,7 @@ export = (RED: NodeAPI) => {
       if (secret && secretInUrl) urlCredential = credentialDigest('{{secret}}', secret);
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, (error as Error).message);
+      rejectAll(node, status, messageOf(error));
       return;
     }
 

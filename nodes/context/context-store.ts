@@ -13,7 +13,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { now } from '../lib/clock';
-import { CacheError } from '../lib/errors';
+import { CacheError, messageOf } from '../lib/errors';
 import { acquireStore, type StoreLease } from '../lib/registry';
 import { encodeValue } from '../lib/serialize';
 import type { Store, StoreLogger } from '../lib/store';
@@ -507,7 +507,7 @@ export class FlowCacheContext {
       const report = describeImport(dir, result);
       if (report) (result.damaged.length > 0 || result.refused.length > 0 ? this.log.warn : this.log.info).call(this.log, report);
     } catch (error) {
-      this.log.error(`could not copy the localfilesystem context from ${dir}: ${(error as Error).message}; it is tried again at the next start`);
+      this.log.error(`could not copy the localfilesystem context from ${dir}: ${messageOf(error)}; it is tried again at the next start`);
     }
   }
 
@@ -531,7 +531,7 @@ function checkStorable(where: string, value: unknown): void {
     encodeValue(value);
     return;
   } catch (error) {
-    const gap = /^cannot store (undefined|an empty array slot) at /.test((error as Error).message);
+    const gap = /^cannot store (undefined|an empty array slot) at /.test(messageOf(error));
     if (!gap || !fillArrayGaps(value, new Set())) throw renamed(where, error as CacheError);
   }
   try {

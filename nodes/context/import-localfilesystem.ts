@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { messageOf } from '../lib/errors';
 import type { Store } from '../lib/store';
 
 /** The namespace that records which files were copied (their modification times), so each is copied once. */
@@ -100,7 +101,7 @@ export async function importLocalFileSystem(store: Store, dir: string, namespace
             scopes.add(file.scope);
           },
           (error: unknown) => {
-            result.refused.push(`${file.relative} key ${JSON.stringify(key)} (${(error as Error).message})`);
+            result.refused.push(`${file.relative} key ${JSON.stringify(key)} (${messageOf(error)})`);
           },
         ),
       );

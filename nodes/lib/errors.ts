@@ -1,7 +1,34 @@
+/** Every `code` a CacheError can carry: stable, for flows that branch on msg.error / catch nodes. */
+export type ErrorCode =
+  // bad input from a message or a dialog
+  | 'INVALID_INPUT'
+  | 'INVALID_KEY'
+  | 'INVALID_NAMESPACE'
+  | 'INVALID_OPTION'
+  | 'INVALID_TTL'
+  | 'NOT_A_COUNT'
+  | 'UNSTORABLE_VALUE'
+  // the store
+  | 'STORE_CLOSED'
+  | 'STORE_FOREIGN_FILE'
+  | 'STORE_FULL'
+  | 'STORE_INVALID'
+  | 'STORE_IO'
+  | 'STORE_LOCKED'
+  | 'STORE_MISSING'
+  | 'NODE_CLOSING'
+  // ttl-fetch's upstream
+  | 'UPSTREAM_ABORTED'
+  | 'UPSTREAM_HTTP'
+  | 'UPSTREAM_NOT_JSON'
+  | 'UPSTREAM_TIMEOUT'
+  | 'UPSTREAM_TOO_LARGE'
+  | 'UPSTREAM_UNREACHABLE';
+
 /** Base class of every error the cache raises on purpose; `code` is stable for flows that branch on it. */
 export class CacheError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
     super(message);
     this.name = 'CacheError';
     this.code = code;
@@ -48,4 +75,15 @@ export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** The message of anything thrown: an Error's message, else the value as text. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'string') return error;
+  try {
+    return String(error);
+  } catch {
+    return 'unknown error';
+  }
 }

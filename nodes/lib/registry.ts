@@ -1,5 +1,7 @@
 import path from 'node:path';
-import { type Entry, Store, type StoreOptions, type UpdateDecision, type UpdateResult } from './store';
+import { messageOf } from './errors';
+import { resolveStoreOptions, sizeLimitBytes, type StoreOptions } from './options';
+import { type Entry, Store, type UpdateDecision, type UpdateResult } from './store';
 
 interface Shared {
   opening: Promise<Store>;
@@ -72,17 +74,17 @@ async function closeQuietly(store: Store, options: StoreOptions): Promise<void> 
   try {
     await store.close();
   } catch (error) {
-    options.logger?.error(`cache database ${store.file}: closing failed: ${(error as Error).message}`);
+    options.logger?.error(`cache database ${store.file}: closing failed: ${messageOf(error)}`);
   }
 }
 
 /** A second user asking for other settings gets the file's settings, and a warning saying so. */
 function warnIfDifferent(store: Store, options: StoreOptions): void {
+  const wanted = resolveStoreOptions(options);
   const differences: string[] = [];
-  const limit = Math.round((options.sizeLimitMb ?? 100) * 1024 * 1024);
-  if (limit !== store.sizeLimitBytes) differences.push(`size limit ${store.sizeLimitBytes / 1024 / 1024} MB`);
-  if ((options.evictionPolicy ?? 'least-recently-stored') !== store.evictionPolicy) differences.push(`eviction policy ${store.evictionPolicy}`);
-  if ((options.durability ?? 'immediate') !== store.durability) differences.push(`durability ${store.durability}`);
+  if (sizeLimitBytes(wanted.sizeLimitMb) !== store.sizeLimitBytes) differences.push(`size limit ${store.sizeLimitBytes / 1024 / 1024} MB`);
+  if (wanted.evictionPolicy !== store.evictionPolicy) differences.push(`eviction policy ${store.evictionPolicy}`);
+  if (wanted.durability !== store.durability) differences.push(`durability ${store.durability}`);
   if (differences.length > 0) {
     options.logger?.warn(
       `${store.file} is already open with other settings; its ${differences.join(', ')} apply until every node using the file has been ` +
@@ -117,6 +119,11 @@ export class CacheNamespace {
 
   keys(): Promise<string[]> {
     return this.store.keys(this.name);
+  }
+
+  /** The same namespace without a default TTL: for state kept until it is changed (counts), whatever the store's default. */
+  withoutDefaultTtl(): CacheNamespace {
+    return this.defaultTtl === 0 ? this : new CacheNamespace(this.store, this.name, 0);
   }
 
   /** Atomic read-modify-write; a decision without a TTL gets the namespace default. */

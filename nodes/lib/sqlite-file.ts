@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type DriverChoice, openPlain, sqliteCode } from './driver';
-import { CacheError } from './errors';
+import { CacheError, messageOf } from './errors';
 import { APPLICATION_ID, looksLikeOurs } from './schema';
 
 const HEADER = Buffer.from('SQLite format 3\0', 'latin1');
@@ -80,7 +80,7 @@ export async function checkFile(file: string, driver: DriverChoice): Promise<str
       await db.close();
     }
   } catch (error) {
-    if (isCorruption(error)) throw new ForeignFileError(file, `it cannot be read (${(error as Error).message}) and carries no mark of this package`);
+    if (isCorruption(error)) throw new ForeignFileError(file, `it cannot be read (${messageOf(error)}) and carries no mark of this package`);
     throw error;
   }
   if (reason) throw new ForeignFileError(file, reason);

@@ -1,40 +1,25 @@
 import { EventEmitter } from 'node:events';
 import { now } from './clock';
 import { DRIVER_CHOICES, type DriverChoice, type DriverName, openDriver, openPlain, resolveDriver, type SqlDriver } from './driver';
-import { CacheError, formatBytes, StoreFullError, StoreIOError } from './errors';
+import { CacheError, formatBytes, messageOf, StoreFullError, StoreIOError } from './errors';
 import { describeHolder, type FileLock, type Holder, takeLock } from './file-lock';
 import { LruMap } from './lru';
+import {
+  type Durability,
+  EVICTION_POLICY_TABLE,
+  type EvictionPolicy,
+  type ResolvedStoreOptions,
+  resolveStoreOptions,
+  type StoreLogger,
+  type StoreOptions,
+  sizeLimitBytes,
+} from './options';
 import { configureConnection, ensureSchema, META_TABLE, TABLE } from './schema';
 import { decodeJson, encodeValue, type Json } from './serialize';
 import { checkFile, isCorruption, moveAside, prepareDirectory, prepareFile } from './sqlite-file';
 
-export type EvictionPolicy = 'least-recently-stored' | 'least-recently-used' | 'none';
-export type Durability = 'immediate' | 'deferred';
-
-export const EVICTION_POLICIES: readonly EvictionPolicy[] = ['least-recently-stored', 'least-recently-used', 'none'];
-export const DURABILITIES: readonly Durability[] = ['immediate', 'deferred'];
-
-/** Where the store reports what it cannot throw to a caller (flush failures in deferred mode, recovery). */
-export interface StoreLogger {
-  warn(message: string): void;
-  error(message: string): void;
-}
-
-export interface StoreOptions {
-  /** Limit of stored bytes (values and their metadata), default 100 MB. */
-  sizeLimitMb?: number;
-  evictionPolicy?: EvictionPolicy;
-  durability?: Durability;
-  /** Seconds between flushes in deferred mode (default 30). */
-  flushInterval?: number;
-  /** Seconds between sweeps of expired entries (default 60; 0 = no active sweep). */
-  sweepInterval?: number;
-  /** Entries held in the in-memory read cache (default 10,000). */
-  readCacheEntries?: number;
-  /** SQLite driver: 'auto' (default: node:sqlite where Node.js has it, else sqlite3), or one by name. */
-  driver?: DriverChoice;
-  logger?: StoreLogger;
-}
+export type { Durability, EvictionPolicy, StoreLogger, StoreOptions } from './options';
+export { DURABILITIES, EVICTION_POLICIES, STORE_DEFAULTS } from './options';
 
 /** What the store tells its users about itself ('health' and 'evicted' events). */
 export interface StoreHealth {
@@ -206,10 +191,11 @@ export class Store extends EventEmitter {
   readonly evictionPolicy: EvictionPolicy;
   readonly durability: Durability;
   readonly driver: DriverName;
+  private readonly policy: (typeof EVICTION_POLICY_TABLE)[EvictionPolicy];
 
   private db: SqlDriver;
   private readonly lock: FileLock;
-  private readonly options: StoreOptions;
+  private readonly options: ResolvedStoreOptions;
   private recovering = false;
   private readonly logger: StoreLogger;
   private readonly cache: LruMap<string, Row | null>;
@@ -239,7 +225,7 @@ export class Store extends EventEmitter {
   lastEviction: EvictionRound | undefined;
   private readonly onExit = (): void => this.writeAtExit();
 
-  private constructor(file: string, db: SqlDriver, lock: FileLock, options: StoreOptions, logger: StoreLogger) {
+  private constructor(file: string, db: SqlDriver, lock: FileLock, options: ResolvedStoreOptions, logger: StoreLogger) {
     super();
     this.file = file;
     this.db = db;
@@ -247,14 +233,14 @@ export class Store extends EventEmitter {
     this.driver = db.name;
     this.options = options;
     this.logger = logger;
-    this.sizeLimitBytes = Math.round((options.sizeLimitMb ?? 100) * 1024 * 1024);
-    this.evictionPolicy = options.evictionPolicy ?? 'least-recently-stored';
-    this.durability = options.durability ?? 'immediate';
-    this.cache = new LruMap(options.readCacheEntries ?? 10_000);
-    const sweepSeconds = options.sweepInterval ?? 60;
-    if (sweepSeconds > 0) this.every(sweepSeconds * 1000, () => this.sweep());
-    if (this.durability === 'deferred') this.every((options.flushInterval ?? 30) * 1000, () => this.flush());
-    if (this.evictionPolicy === 'least-recently-used') this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
+    this.sizeLimitBytes = sizeLimitBytes(options.sizeLimitMb);
+    this.evictionPolicy = options.evictionPolicy;
+    this.policy = EVICTION_POLICY_TABLE[options.evictionPolicy];
+    this.durability = options.durability;
+    this.cache = new LruMap(options.readCacheEntries);
+    if (options.sweepInterval > 0) this.every(options.sweepInterval * 1000, () => this.sweep());
+    if (this.durability === 'deferred') this.every(options.flushInterval * 1000, () => this.flush());
+    if (EVICTION_POLICY_TABLE[this.evictionPolicy].tracksReads) this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
     process.on('exit', this.onExit);
   }
 
@@ -263,9 +249,9 @@ export class Store extends EventEmitter {
    * replaced; any other file (not SQLite, or another program's database) is refused and left
    * untouched; a file another process has open is refused with an error naming that process.
    */
-  static async open(file: string, options: StoreOptions = {}): Promise<Store> {
+  static async open(file: string, given: StoreOptions = {}): Promise<Store> {
+    const options = resolveStoreOptions(given);
     const logger = options.logger ?? { warn: () => undefined, error: () => undefined };
-    validateOptions(options);
     const driver = options.driver ?? defaultDriver();
     try {
       resolveDriver(driver);
@@ -294,7 +280,7 @@ export class Store extends EventEmitter {
         return await Store.connect(file, lock, options, logger, driver);
       } catch (error) {
         if (!isCorruption(error)) throw error instanceof CacheError ? error : new StoreIOError('open', file, error);
-        setAside(file, (error as Error).message, logger);
+        setAside(file, messageOf(error), logger);
         try {
           return await Store.connect(file, lock, options, logger, driver);
         } catch (again) {
@@ -307,7 +293,7 @@ export class Store extends EventEmitter {
     }
   }
 
-  private static async connect(file: string, lock: FileLock, options: StoreOptions, logger: StoreLogger, driver: DriverChoice): Promise<Store> {
+  private static async connect(file: string, lock: FileLock, options: ResolvedStoreOptions, logger: StoreLogger, driver: DriverChoice): Promise<Store> {
     const db = await Store.openDatabase(file, options, driver);
     try {
       const store = new Store(file, db, lock, options, logger);
@@ -320,8 +306,8 @@ export class Store extends EventEmitter {
   }
 
   /** Connects to a file of ours, brings its schema up to date and records this process as its holder. */
-  private static async openDatabase(file: string, options: StoreOptions, driver: DriverChoice): Promise<SqlDriver> {
-    const leastRecentlyUsed = options.evictionPolicy === 'least-recently-used';
+  private static async openDatabase(file: string, options: ResolvedStoreOptions, driver: DriverChoice): Promise<SqlDriver> {
+    const leastRecentlyUsed = EVICTION_POLICY_TABLE[options.evictionPolicy].tracksReads;
     if (resolveDriver(driver) === 'sqlite3') {
       // keyv's adapter creates its table as it connects, which would fix the page size of a new file:
       // the schema is made first, on a plain connection
@@ -353,14 +339,14 @@ export class Store extends EventEmitter {
     void this.exclusive(async () => {
       try {
         await this.db.close().catch(() => undefined);
-        setAside(this.file, (error as Error).message, this.logger);
+        setAside(this.file, messageOf(error), this.logger);
         this.db = await Store.openDatabase(this.file, this.options, this.db.name);
         this.cache.clear();
         this.epoch++;
         this.committedBytes = 0;
         this.committedPinned = 0;
       } catch (failure) {
-        this.logger.error(`cache database ${this.file}: recovery failed: ${(failure as Error).message}`);
+        this.logger.error(`cache database ${this.file}: recovery failed: ${messageOf(failure)}`);
       } finally {
         this.recovering = false;
       }
@@ -539,7 +525,7 @@ export class Store extends EventEmitter {
     try {
       await this.flush();
     } catch (error) {
-      this.logger.error(`cache database ${this.file}: ${this.pending.size} writes lost at close: ${(error as Error).message}`);
+      this.logger.error(`cache database ${this.file}: ${this.pending.size} writes lost at close: ${messageOf(error)}`);
     }
     this.closed = true;
     process.removeListener('exit', this.onExit);
@@ -575,7 +561,7 @@ export class Store extends EventEmitter {
     const timer = setInterval(() => {
       Promise.resolve()
         .then(task)
-        .catch((error: unknown) => this.logger.error(`cache database ${this.file}: ${(error as Error).message}`));
+        .catch((error: unknown) => this.logger.error(`cache database ${this.file}: ${messageOf(error)}`));
     }, ms);
     timer.unref();
     this.timers.push(timer);
@@ -615,7 +601,7 @@ export class Store extends EventEmitter {
       this.enqueue(fullKey, null);
       return undefined;
     }
-    if (this.evictionPolicy === 'least-recently-used') this.touched.set(fullKey, now());
+    if (this.policy.tracksReads) this.touched.set(fullKey, now());
     return row;
   }
 
@@ -668,7 +654,7 @@ export class Store extends EventEmitter {
    * must fit; with eviction on, the rows eviction may not remove (and `row`) must.
    */
   private fits(fullKey: string, row: Row): boolean {
-    if (this.evictionPolicy === 'none') return this.bytesAfter(fullKey, row) <= this.sizeLimitBytes;
+    if (!this.policy.evicts) return this.bytesAfter(fullKey, row) <= this.sizeLimitBytes;
     return this.keptAfter(fullKey, row) <= this.sizeLimitBytes;
   }
 
@@ -683,7 +669,7 @@ export class Store extends EventEmitter {
   /** Throws StoreFullError if `row` does not fit; the caller enqueues right after, with no await between. */
   private assertRoom(fullKey: string, row: Row): void {
     if (this.fits(fullKey, row)) return;
-    if (this.evictionPolicy === 'none') throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
+    if (!this.policy.evicts) throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
     const kept = this.keptAfter(fullKey, row) - row.size;
     throw new StoreFullError(
       this.sizeLimitBytes,
@@ -799,7 +785,7 @@ export class Store extends EventEmitter {
         this.logger.warn(`cache database ${this.file}: writes are committed again`);
         this.emit('health', { ok: true } satisfies StoreHealth);
       }
-      if (this.evictionPolicy !== 'none' && this.committedBytes > this.sizeLimitBytes) await this.evict();
+      if (this.policy.evicts && this.committedBytes > this.sizeLimitBytes) await this.evict();
     });
   }
 
@@ -921,7 +907,7 @@ export class Store extends EventEmitter {
       for (const [sql, params] of writeStatementsOf(this.pending, new Map(), ROWS_PER_STATEMENT)) querySync(sql, params);
       querySync('COMMIT');
     } catch (error) {
-      this.logger.error(`cache database ${this.file}: ${this.pending.size} writes lost at exit: ${(error as Error).message}`);
+      this.logger.error(`cache database ${this.file}: ${this.pending.size} writes lost at exit: ${messageOf(error)}`);
     }
   }
 
@@ -931,7 +917,7 @@ export class Store extends EventEmitter {
    */
   private async evict(): Promise<void> {
     await this.readCounts();
-    const order = this.evictionPolicy === 'least-recently-used' ? 'accessed_at' : 'stored_at';
+    const order = this.policy.orderColumn ?? 'stored_at';
     let entries = 0;
     let bytes = 0;
     while (this.committedBytes > this.sizeLimitBytes) {
@@ -1012,24 +998,6 @@ export class Store extends EventEmitter {
       if (isCorruption(error)) this.recover(error);
       throw new StoreIOError('use', this.file, error);
     }
-  }
-}
-
-function validateOptions(options: StoreOptions): void {
-  if (options.sizeLimitMb !== undefined && !(Number.isFinite(options.sizeLimitMb) && options.sizeLimitMb > 0)) {
-    throw new CacheError('INVALID_OPTION', `sizeLimitMb must be a number > 0, got ${String(options.sizeLimitMb)}`);
-  }
-  if (options.evictionPolicy !== undefined && !EVICTION_POLICIES.includes(options.evictionPolicy)) {
-    throw new CacheError('INVALID_OPTION', `evictionPolicy must be one of ${EVICTION_POLICIES.join(', ')}, got ${String(options.evictionPolicy)}`);
-  }
-  if (options.durability !== undefined && !DURABILITIES.includes(options.durability)) {
-    throw new CacheError('INVALID_OPTION', `durability must be one of ${DURABILITIES.join(', ')}, got ${String(options.durability)}`);
-  }
-  if (options.flushInterval !== undefined && !(Number.isFinite(options.flushInterval) && options.flushInterval > 0)) {
-    throw new CacheError('INVALID_OPTION', `flushInterval must be a number of seconds > 0, got ${String(options.flushInterval)}`);
-  }
-  if (options.driver !== undefined && !DRIVER_CHOICES.includes(options.driver)) {
-    throw new CacheError('INVALID_OPTION', `driver must be one of ${DRIVER_CHOICES.join(', ')}, got ${String(options.driver)}`);
   }
 }
 

@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { NodeMessage } from '../../nodes/lib/node-red';
 import { Store } from '../../nodes/lib/store';
+import type { NodeMessage } from '../../nodes/red/api';
 import { allNodes, helper, initRuntime, ManualClock, node, tempDir } from '../support/harness';
 import { integrityCheck } from '../support/node-red-process';
 

@@ -6,8 +6,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import type { NodeMessage } from '../../nodes/lib/node-red';
-import { StatusReporter } from '../../nodes/lib/node-support';
+import type { NodeMessage } from '../../nodes/red/api';
+import { StatusReporter } from '../../nodes/red/status';
 import { allNodes, helper, initRuntime, node, tempDir } from '../support/harness';
 import { integrityCheck } from '../support/node-red-process';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { NodeMessage } from '../../nodes/lib/node-red';
+import type { NodeMessage } from '../../nodes/red/api';
 import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();

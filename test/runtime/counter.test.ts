@@ -3,11 +3,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { DateTime } from 'luxon';
-import type { NodeMessage } from '../../nodes/lib/node-red';
-import { hostZone } from '../../nodes/lib/node-support';
 import { acquireStore } from '../../nodes/lib/registry';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
+import type { NodeMessage } from '../../nodes/red/api';
+import { hostZone } from '../../nodes/red/time';
 import { RecordingLogger } from '../store/fixtures';
+import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 

@@ -4,7 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import type { NodeMessage } from '../../nodes/lib/node-red';
+import type { NodeMessage } from '../../nodes/red/api';
 import { allNodes, collect, helper, initRuntime, ManualClock, node, nodeRedLine } from '../support/harness';
 
 /** One node of an exported flow, as the example files hold it. */

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { StatusReporter } from '../../nodes/lib/node-support';
 import { acquireStore } from '../../nodes/lib/registry';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
+import { StatusReporter } from '../../nodes/red/status';
 import { onDisk } from '../store/fixtures';
+import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 const kb = (n: number) => 'x'.repeat(n * 1024);

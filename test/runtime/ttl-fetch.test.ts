@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { afterEach, before, beforeEach, describe, it } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { afterEach, before, beforeEach, describe, it } from 'node:test';
-import type { NodeMessage } from '../../nodes/lib/node-red';
+import type { NodeMessage } from '../../nodes/red/api';
 import { allNodes, catchAndComplete, collect, helper, initRuntime, lastStatus, ManualClock, node, nodeRedLine, tempDir } from '../support/harness';
 
 const nodes = allNodes();

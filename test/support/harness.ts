@@ -4,8 +4,8 @@ import path from 'node:path';
 import { after, afterEach, before, beforeEach } from 'node:test';
 import helper from 'node-red-node-test-helper';
 import { setClock } from '../../nodes/lib/clock';
-import type { NodeMessage } from '../../nodes/lib/node-red';
-import { StatusReporter } from '../../nodes/lib/node-support';
+import type { NodeMessage } from '../../nodes/red/api';
+import { StatusReporter } from '../../nodes/red/status';
 
 export { helper };
 

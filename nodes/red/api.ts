@@ -39,7 +39,11 @@ export interface Node {
 export interface NodeAPI {
   nodes: {
     createNode(node: Node, config: object): void;
-    registerType(type: string, nodeConstructor: unknown, options?: { credentials?: Record<string, { type: string }> }): void;
+    registerType(
+      type: string,
+      nodeConstructor: unknown,
+      options?: { credentials?: Record<string, { type: string }>; settings?: Record<string, { value: unknown; exportable?: boolean }> },
+    ): void;
     getNode(id: string): unknown;
   };
   util: {

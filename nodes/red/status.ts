@@ -1,0 +1,80 @@
+// Node statuses: rate-limited, with the store's own news shown over the node's.
+import type { Node, NodeStatus } from './api';
+
+/** A status text cut to what the editor shows under a node. */
+export function shorten(text: string): string {
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/**
+ * Sets a node's status at most every `intervalMs` (the latest one always shows, a little later),
+ * so a burst of messages does not flood the editor with status events.
+ */
+export class StatusReporter {
+  static intervalMs = 250;
+  /** How long a notice (an eviction round) stays before the node's own status returns. */
+  static noticeMs = 5000;
+  private last = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private latest: NodeStatus | undefined;
+  private alerting: NodeStatus | undefined;
+  private noticing: NodeStatus | undefined;
+  private noticeTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly node: Node) {}
+
+  /** A status that stays over the node's own until it is lifted (undefined lifts it). */
+  alert(status: NodeStatus | undefined): void {
+    this.alerting = status;
+    this.show();
+  }
+
+  /** A status shown for `noticeMs` over the node's own (an alert still wins). */
+  notice(status: NodeStatus): void {
+    this.noticing = status;
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.noticeTimer = setTimeout(() => {
+      this.noticing = undefined;
+      this.noticeTimer = undefined;
+      this.show();
+    }, StatusReporter.noticeMs);
+    this.noticeTimer.unref?.();
+    this.show();
+  }
+
+  set(status: NodeStatus, immediate = false): void {
+    this.latest = status;
+    const t = Date.now();
+    if (immediate || t - this.last >= StatusReporter.intervalMs) {
+      this.show();
+      return;
+    }
+    if (!this.timer) {
+      this.timer = setTimeout(() => this.show(), StatusReporter.intervalMs - (t - this.last));
+      this.timer.unref?.();
+    }
+  }
+
+  clear(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.noticeTimer) clearTimeout(this.noticeTimer);
+    this.noticeTimer = undefined;
+  }
+
+  private show(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.last = Date.now();
+    const shown = this.alerting ?? this.noticing ?? this.latest;
+    if (shown) this.node.status(shown);
+  }
+}
+
+export /** The driver's own words for a failure (the innermost cause), without the "cannot write cache database <path>:" leads. */
+function shortCause(error: Error | undefined): string {
+  let inner: unknown = error;
+  while (inner instanceof Error && (inner as { cause?: unknown }).cause instanceof Error) inner = (inner as { cause?: unknown }).cause;
+  const text = inner instanceof Error ? inner.message : 'unknown error';
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
