@@ -1,6 +1,7 @@
 import { messageOf } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
 import { StoreBinding } from './red/binding';
+import { bindRuntime, textsOf } from './red/i18n';
 import { checkKeyConfig, evaluate, resolveKey, setMessageProperty } from './red/input';
 import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
 import { StatusReporter } from './red/status';
@@ -13,6 +14,8 @@ interface CacheGetConfig extends BaseNodeConfig {
 }
 
 export = (RED: NodeAPI) => {
+  bindRuntime(RED);
+  const t = textsOf(RED, 'cache-get');
   function CacheGet(this: Node, config: CacheGetConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -38,7 +41,7 @@ export = (RED: NodeAPI) => {
         setMessageProperty(RED, msg, property, entry.value);
         msg.cache = cacheInfo(key, true, entry, binding.zone);
         hits++;
-        status.set({ fill: 'green', shape: 'dot', text: `hit ${key} (${hits} hit / ${misses} miss)` });
+        status.set({ fill: 'green', shape: 'dot', text: t('status.hit', { key, hits, misses }) });
         send([msg, null]);
         return;
       }
@@ -47,11 +50,11 @@ export = (RED: NodeAPI) => {
       if (defaultType !== 'none') {
         const fallback = await evaluate(RED, node, config.default ?? '', defaultType, msg);
         setMessageProperty(RED, msg, property, fallback);
-        status.set({ fill: 'yellow', shape: 'dot', text: `default for ${key} (${hits} hit / ${misses} miss)` });
+        status.set({ fill: 'yellow', shape: 'dot', text: t('status.default', { key, hits, misses }) });
         send([msg, null]);
         return;
       }
-      status.set({ fill: 'yellow', shape: 'ring', text: `miss ${key} (${hits} hit / ${misses} miss)` });
+      status.set({ fill: 'yellow', shape: 'ring', text: t('status.miss', { key, hits, misses }) });
       send([null, msg]);
     });
 

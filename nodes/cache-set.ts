@@ -1,6 +1,7 @@
 import { InputError, messageOf } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
 import { StoreBinding } from './red/binding';
+import { bindRuntime, textsOf } from './red/i18n';
 import { checkKeyConfig, describe, evaluate, parseTtl, resolveKey } from './red/input';
 import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
 import { configNumber } from './red/settings';
@@ -17,6 +18,8 @@ interface CacheSetConfig extends BaseNodeConfig {
 const OPERATIONS = ['set', 'delete', 'clear'];
 
 export = (RED: NodeAPI) => {
+  bindRuntime(RED);
+  const t = textsOf(RED, 'cache-set');
   function CacheSet(this: Node, config: CacheSetConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -27,7 +30,7 @@ export = (RED: NodeAPI) => {
     let binding: StoreBinding;
     let configTtl: number;
     try {
-      if (!OPERATIONS.includes(operation)) throw new Error(`operation must be set, delete or clear, got "${operation}"`);
+      if (!OPERATIONS.includes(operation)) throw new InputError(t('errors.operation', { operation }));
       if (operation !== 'clear') {
         checkKeyConfig(config);
       }
@@ -44,7 +47,7 @@ export = (RED: NodeAPI) => {
         const cache = await binding.namespace();
         await cache.clear();
         msg.cache = { key: null, hit: false, storedAt: null, expiresAt: null, age: null, cleared: true };
-        status.set({ fill: 'blue', shape: 'dot', text: 'cleared' });
+        status.set({ fill: 'blue', shape: 'dot', text: t('status.cleared') });
         send(msg);
         return;
       }
@@ -53,20 +56,22 @@ export = (RED: NodeAPI) => {
         const cache = await binding.namespace();
         const existed = await cache.delete(key);
         msg.cache = cacheInfo(key, existed, undefined, binding.zone);
-        status.set({ fill: 'blue', shape: 'ring', text: `deleted ${key}` });
+        status.set({ fill: 'blue', shape: 'ring', text: t('status.deleted', { key }) });
         send(msg);
         return;
       }
       const ttl = msg.ttl === undefined ? configTtl : parseTtl(msg.ttl, 'msg.ttl');
       const value = await evaluate(RED, node, valueProperty, valueType, msg);
       if (value === undefined) {
-        throw new InputError(`nothing to store: ${valueType === 'msg' ? `msg.${valueProperty}` : `the ${valueType} value`} is ${describe(value)}`);
+        throw new InputError(
+          t('errors.nothingToStore', { what: valueType === 'msg' ? `msg.${valueProperty}` : t('errors.typedValue', { type: valueType }), value: describe(value) }),
+        );
       }
       const cache = await binding.namespace();
       const { previous, entry } = await cache.update(key, () => ({ value, ttl }));
       msg.cache = cacheInfo(key, previous !== undefined, entry, binding.zone);
       writes++;
-      status.set({ fill: 'green', shape: 'dot', text: `stored ${key} (${writes})` });
+      status.set({ fill: 'green', shape: 'dot', text: t('status.stored', { key, count: writes }) });
       send(msg);
     });
 

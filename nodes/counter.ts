@@ -4,6 +4,7 @@ import { CacheError, InputError, messageOf } from './lib/errors';
 import type { Entry } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
 import { StoreBinding } from './red/binding';
+import { bindRuntime, text, textsOf } from './red/i18n';
 import { checkKeyConfig, describe, finiteNumber, isBlank, resolveKey } from './red/input';
 import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
 import { StatusReporter } from './red/status';
@@ -52,10 +53,12 @@ function readRecord(entry: Entry, key: string, replacing: boolean): CountRecord 
     }
   }
   if (replacing) return undefined;
-  throw new CacheError('NOT_A_COUNT', `"${KEY_PREFIX}${key}" holds ${describe(value)}, not a count; delete it or send msg.count to set it`);
+  throw new CacheError('NOT_A_COUNT', text(undefined, 'counter', 'errors.notACount', { key: `${KEY_PREFIX}${key}`, value: describe(value) }));
 }
 
 export = (RED: NodeAPI) => {
+  bindRuntime(RED);
+  const t = textsOf(RED, 'counter');
   function Counter(this: Node, config: CounterConfig) {
     RED.nodes.createNode(this, config);
     const status = new StatusReporter(this);
@@ -66,8 +69,8 @@ export = (RED: NodeAPI) => {
     try {
       checkKeyConfig(config);
       step = finiteNumber(isBlank(config.step) ? 1 : config.step, 'step');
-      initial = finiteNumber(isBlank(config.initial) ? 0 : config.initial, 'initial value');
-      if (!RESET_PERIODS.includes(resetEvery)) throw new Error(`reset every must be never, day, week or month, got "${resetEvery}"`);
+      initial = finiteNumber(isBlank(config.initial) ? 0 : config.initial, t('fields.initial'));
+      if (!RESET_PERIODS.includes(resetEvery)) throw new InputError(t('errors.resetEvery', { value: resetEvery }));
       binding = new StoreBinding(RED, this, config.store, status);
     } catch (error) {
       rejectAll(this, status, messageOf(error));
@@ -103,22 +106,20 @@ export = (RED: NodeAPI) => {
         if (action.kind === 'set') count = action.count;
         else if (action.kind === 'reset') count = initial;
         else count = base + action.amount;
-        if (!Number.isFinite(count)) throw new InputError(`the count of "${key}" would leave the range of numbers`);
+        if (!Number.isFinite(count)) throw new InputError(t('errors.range', { key }));
         const record: CountRecord = { count, periodStart };
         outcome = { record, previous: stored ? stored.count : null, rolledOver, redated };
         return { value: record, evictable: false };
       });
       const { record, previous, rolledOver, redated } = outcome!;
       if (redated !== null) {
-        this.warn(
-          `the ${resetEvery} of "${key}" was stored as starting ${isoInZone(redated, zone)}, after the current one (${isoInZone(record.periodStart, zone)}): ` +
-            'the clock was set back; the count continues in the current period',
-        );
+        this.warn(t('warnings.clockSetBack', { period: t(`periods.${resetEvery}`), key, stored: isoInZone(redated, zone), current: isoInZone(record.periodStart, zone) }));
       }
       msg.payload = record.count;
       msg.counter = { key, count: record.count, previous, periodStart: isoInZone(record.periodStart, zone) };
-      const note = action.kind === 'reset' ? ' (reset)' : action.kind === 'set' ? ' (set)' : rolledOver ? ` (new ${resetEvery})` : redated !== null ? ' (clock set back)' : '';
-      status.set({ fill: 'green', shape: 'dot', text: `${key}: ${record.count}${note}` });
+      const shown = { key, count: record.count, period: t(`periods.${resetEvery}`) };
+      const which = action.kind === 'reset' ? 'reset' : action.kind === 'set' ? 'set' : rolledOver ? 'newPeriod' : redated !== null ? 'clockSetBack' : 'count';
+      status.set({ fill: 'green', shape: 'dot', text: t(`status.${which}`, shown) });
       send(msg);
     });
 

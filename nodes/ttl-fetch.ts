@@ -5,11 +5,17 @@ import type { CacheNamespace } from './lib/registry';
 import type { Entry } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
 import { StoreBinding } from './red/binding';
+import { bindRuntime, type Substitutions, shared, text } from './red/i18n';
 import { checkKeyConfig, describe, fillPlaceholders, KEY_TYPES, resolveKey } from './red/input';
 import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
 import { configNumber } from './red/settings';
 import { StatusReporter } from './red/status';
 import { isoInZone } from './red/time';
+
+/** A text of ttl-fetch's catalogue. */
+function tf(key: string, substitutions?: Substitutions): string {
+  return text(undefined, 'ttl-fetch', key, substitutions);
+}
 
 interface HeaderConfig {
   name?: string;
@@ -211,7 +217,7 @@ function storedBody(raw: Buffer, kind: BodyKind, shown: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new UpstreamError('UPSTREAM_NOT_JSON', `the response of ${shown} is not JSON (set "Return" to text or buffer to take it as it is)`, true);
+    throw new UpstreamError('UPSTREAM_NOT_JSON', tf('errors.notJson', { url: shown }), true);
   }
 }
 
@@ -229,25 +235,21 @@ function bodyAs(stored: StoredResponse, wanted: BodyKind): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new InputError('the cached response is not JSON (it was stored for another return type); send msg.refresh = true to fetch it again');
+    throw new InputError(tf('errors.cachedNotJson'));
   }
 }
 
 function timeoutError(shown: string, timeoutS: number): UpstreamError {
-  return new UpstreamError('UPSTREAM_TIMEOUT', `request to ${shown} timed out after ${timeoutS} s`, true);
+  return new UpstreamError('UPSTREAM_TIMEOUT', tf('errors.timedOut', { url: shown, seconds: timeoutS }), true);
 }
 
 function closingError(shown: string): UpstreamError {
-  return new UpstreamError('UPSTREAM_ABORTED', `request to ${shown} was cancelled: the node is closing`, false);
+  return new UpstreamError('UPSTREAM_ABORTED', tf('errors.cancelled', { url: shown }), false);
 }
 
 function tooLargeError(shown: string, limitBytes: number, declared?: number): UpstreamError {
-  const size = declared === undefined ? `more than ${formatBytes(limitBytes)}` : formatBytes(declared);
-  return new UpstreamError(
-    'UPSTREAM_TOO_LARGE',
-    `the response of ${shown} is ${size}, over the limit of ${formatBytes(limitBytes)} (raise "Size limit" if it is expected)`,
-    true,
-  );
+  const size = declared === undefined ? tf('errors.moreThan', { size: formatBytes(limitBytes) }) : formatBytes(declared);
+  return new UpstreamError('UPSTREAM_TOO_LARGE', tf('errors.tooLarge', { url: shown, size, limit: formatBytes(limitBytes) }), true);
 }
 
 function requestBody(payload: unknown): { body: string | Buffer | undefined; contentType: string | undefined } {
@@ -258,7 +260,7 @@ function requestBody(payload: unknown): { body: string | Buffer | undefined; con
   try {
     text = JSON.stringify(payload);
   } catch (error) {
-    throw new InputError(`msg.payload cannot be sent as JSON: ${messageOf(error)}`);
+    throw new InputError(tf('errors.payloadNotJson', { cause: messageOf(error) }));
   }
   return { body: text, contentType: 'application/json' };
 }
@@ -278,6 +280,7 @@ function fixedOrigin(configUrl: string): string | undefined {
 const ignore = () => undefined;
 
 export = (RED: NodeAPI) => {
+  bindRuntime(RED);
   function TtlFetch(this: Node, config: TtlFetchConfig) {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -305,40 +308,36 @@ export = (RED: NodeAPI) => {
     let urlCredential = '';
     let binding: StoreBinding;
     try {
-      if (!METHODS.includes(method)) throw new Error(`method must be one of ${METHODS.join(', ')}, got ${describe(config.method)}`);
-      if (!RETURN_TYPES.includes(returnType)) throw new Error(`return type must be one of ${RETURN_TYPES.join(', ')}, got ${describe(config.returnType)}`);
-      if (!(ttlUnits in TTL_UNITS)) throw new Error(`TTL units must be one of ${Object.keys(TTL_UNITS).join(', ')}, got ${describe(config.ttlUnits)}`);
+      if (!METHODS.includes(method)) throw new InputError(tf('errors.method', { choices: METHODS.join(', '), value: describe(config.method) }));
+      if (!RETURN_TYPES.includes(returnType)) throw new InputError(tf('errors.returnType', { choices: RETURN_TYPES.join(', '), value: describe(config.returnType) }));
+      if (!(ttlUnits in TTL_UNITS)) throw new InputError(tf('errors.ttlUnits', { choices: Object.keys(TTL_UNITS).join(', '), value: describe(config.ttlUnits) }));
       const ttl = configNumber(config.ttl, DEFAULT_TTL);
-      if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) throw new Error(`TTL must be a number > 0, got ${describe(config.ttl)}`);
+      if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) throw new InputError(tf('errors.ttl', { value: describe(config.ttl) }));
       const ttlSeconds = ttl * TTL_UNITS[ttlUnits];
       ttlMs = Math.round(ttlSeconds * 1000);
       keepSeconds = staleIfError ? ttlSeconds + Math.max(MIN_STALE_KEEP_S, STALE_KEEP_FACTOR * ttlSeconds) : ttlSeconds;
       timeoutS = configNumber(config.timeout, DEFAULT_TIMEOUT_S);
       if (typeof timeoutS !== 'number' || !Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > MAX_TIMEOUT_S) {
-        throw new Error(`timeout must be a number of seconds > 0 and <= ${MAX_TIMEOUT_S}, got ${describe(config.timeout)}`);
+        throw new InputError(tf('errors.timeout', { max: MAX_TIMEOUT_S, value: describe(config.timeout) }));
       }
       const maxResponseMb = configNumber(config.maxResponseMb, DEFAULT_MAX_RESPONSE_MB);
       if (!Number.isFinite(maxResponseMb) || maxResponseMb <= 0 || maxResponseMb > MAX_MAX_RESPONSE_MB) {
-        throw new Error(`size limit must be a number of MB > 0 and <= ${MAX_MAX_RESPONSE_MB}, got ${describe(config.maxResponseMb)}`);
+        throw new InputError(tf('errors.sizeLimit', { max: MAX_MAX_RESPONSE_MB, value: describe(config.maxResponseMb) }));
       }
       maxResponseBytes = Math.max(1, Math.floor(maxResponseMb * 1024 * 1024));
       if (derived) {
-        if (!(KEY_TYPES as readonly string[]).includes(config.keyType || 'msg')) throw new Error(`unknown key type "${config.keyType}"`);
+        if (!(KEY_TYPES as readonly string[]).includes(config.keyType || 'msg')) throw new InputError(shared('keyTypeUnknown', { type: String(config.keyType) }));
       } else {
         checkKeyConfig(config);
       }
-      if (secretInUrl && !secret) throw new Error('the URL holds {{secret}} but the node has no secret');
+      if (secretInUrl && !secret) throw new InputError(tf('errors.secretMissing'));
       if (secret && !secretInUrl && !secretOrigin) {
-        throw new Error(
-          configUrl === ''
-            ? 'the node has a secret but no URL: the secret is sent only to the origin of the node URL, so set it (msg.url can still replace it)'
-            : 'the node has a secret but the scheme, host or port of its URL is a placeholder: the secret is sent only to a fixed origin',
-        );
+        throw new InputError(tf(configUrl === '' ? 'errors.secretNoUrl' : 'errors.secretNoOrigin'));
       }
       headers = headerSet(config);
       if (secret && !secretInUrl) {
-        if (!HEADER_NAME.test(secretHeaderName)) throw new Error(`secret header name ${describe(secretHeaderName)} is not valid`);
-        if (BAD_HEADER_VALUE.test(secret)) throw new Error(`the secret header ${secretHeaderName} has a line break in its value`);
+        if (!HEADER_NAME.test(secretHeaderName)) throw new InputError(tf('errors.secretHeaderName', { name: describe(secretHeaderName) }));
+        if (BAD_HEADER_VALUE.test(secret)) throw new InputError(tf('errors.secretHeaderValue', { name: secretHeaderName }));
         for (const name of Object.keys(headers)) if (name.toLowerCase() === secretHeaderName.toLowerCase()) delete headers[name];
         headerCredential = credentialDigest(secretHeaderName, secret);
       }
@@ -363,10 +362,10 @@ export = (RED: NodeAPI) => {
       let raw: string;
       let fromConfig = false;
       if (msg.url !== undefined && msg.url !== null && msg.url !== '') {
-        if (typeof msg.url !== 'string') throw new InputError(`msg.url must be a string, got ${describe(msg.url)}`);
+        if (typeof msg.url !== 'string') throw new InputError(tf('errors.msgUrl', { value: describe(msg.url) }));
         raw = msg.url.trim();
       } else {
-        if (!configUrl) throw new InputError('no URL: set the URL of the node or send msg.url');
+        if (!configUrl) throw new InputError(tf('errors.noUrl'));
         const template = secretInUrl ? configUrl.replace(SECRET_PLACEHOLDER, encodeURIComponent(secret as string)) : configUrl;
         raw = fillPlaceholders(RED, template, msg, 'URL');
         fromConfig = true;
@@ -375,13 +374,13 @@ export = (RED: NodeAPI) => {
       try {
         parsed = new URL(raw);
       } catch {
-        throw new InputError(`malformed URL ${describe(scrub(shownText(raw), secretForms))}: give an absolute http:// or https:// URL`);
+        throw new InputError(tf('errors.malformedUrl', { url: describe(scrub(shownText(raw), secretForms)) }));
       }
       if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-        throw new InputError(`only http:// and https:// URLs can be fetched, got ${describe(`${parsed.protocol}//`)}`);
+        throw new InputError(tf('errors.protocol', { value: describe(`${parsed.protocol}//`) }));
       }
       if (parsed.username || parsed.password) {
-        throw new InputError('the URL must not hold a user name or password: put an Authorization header in the secret header field');
+        throw new InputError(tf('errors.userInfo'));
       }
       parsed.hash = '';
       const sendSecret = headerCredential !== '' && parsed.origin === secretOrigin;
@@ -453,20 +452,20 @@ export = (RED: NodeAPI) => {
             if (failure) throw failure;
             const err = error as { message?: string; cause?: { code?: string; message?: string } };
             const reason = err?.cause?.message || err?.cause?.code || err?.message || String(error);
-            throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${shown} failed: ${scrub(reason, hidden)}`, true);
+            throw new UpstreamError('UPSTREAM_UNREACHABLE', tf('errors.failed', { url: shown, cause: scrub(reason, hidden) }), true);
           }
           const location = response.headers.get('location');
           if (REDIRECT_STATUSES.has(response.status) && location !== null) {
             response.body?.cancel().catch(ignore);
-            if (redirects >= MAX_REDIRECTS) throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${request.shown} failed: more than ${MAX_REDIRECTS} redirects`, true);
+            if (redirects >= MAX_REDIRECTS) throw new UpstreamError('UPSTREAM_UNREACHABLE', tf('errors.redirects', { url: request.shown, max: MAX_REDIRECTS }), true);
             let next: URL;
             try {
               next = new URL(location, url);
             } catch {
-              throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${shown} failed: it redirects to a malformed URL`, true);
+              throw new UpstreamError('UPSTREAM_UNREACHABLE', tf('errors.redirectMalformed', { url: shown }), true);
             }
             if ((next.protocol !== 'http:' && next.protocol !== 'https:') || next.username || next.password) {
-              throw new UpstreamError('UPSTREAM_UNREACHABLE', `request to ${shown} failed: it redirects to a URL that is not plain http:// or https://`, true);
+              throw new UpstreamError('UPSTREAM_UNREACHABLE', tf('errors.redirectProtocol', { url: shown }), true);
             }
             next.hash = '';
             hidden.push(...hiddenParts(next));
@@ -485,7 +484,7 @@ export = (RED: NodeAPI) => {
             response.body?.cancel().catch(ignore);
             const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
             const reason = response.statusText ? ` ${scrub(response.statusText, hidden)}` : '';
-            throw new UpstreamError('UPSTREAM_HTTP', `${shown} answered ${response.status}${reason}`, retryable, response.status);
+            throw new UpstreamError('UPSTREAM_HTTP', tf('errors.http', { url: shown, status: response.status, reason }), retryable, response.status);
           }
           const raw = hopMethod === 'HEAD' ? emptyBody(response) : await readBody(response, shown, stopped);
           return { statusCode: response.status, contentType: response.headers.get('content-type'), raw, shown };
@@ -589,7 +588,7 @@ export = (RED: NodeAPI) => {
       if (entry && fresh && msg.refresh !== true) {
         deliver(msg, send, request.key, entry, true, false);
         hits++;
-        status.set({ fill: 'green', shape: 'dot', text: `hit (${hits} hit / ${misses} miss)` });
+        status.set({ fill: 'green', shape: 'dot', text: tf('status.hit', { hits, misses }) });
         return;
       }
       let fetched: Entry;
@@ -604,17 +603,17 @@ export = (RED: NodeAPI) => {
         if (!(staleIfError && entry && error instanceof UpstreamError && error.retryable)) throw error;
         if (!warned.has(error)) {
           warned.add(error);
-          node.warn(`${error.message}; sending the cached response stored ${Math.round(Math.max(0, now() - fetchedAtOf(entry)) / 1000)} s ago`);
+          node.warn(tf('warnings.servingCached', { cause: error.message, seconds: Math.round(Math.max(0, now() - fetchedAtOf(entry)) / 1000) }));
         }
         deliver(msg, send, request.key, entry, true, !fresh);
         hits++;
         const reason = error.statusCode ?? error.code.replace('UPSTREAM_', '').toLowerCase();
-        status.set({ fill: 'yellow', shape: 'ring', text: `${fresh ? 'cached' : 'stale'}: ${reason} (${hits} hit / ${misses} miss)` });
+        status.set({ fill: 'yellow', shape: 'ring', text: tf(fresh ? 'status.cached' : 'status.stale', { reason, hits, misses }) });
         return;
       }
       deliver(msg, send, request.key, fetched, false, false);
       misses++;
-      status.set({ fill: 'blue', shape: 'dot', text: `fetched ${(fetched.value as StoredResponse).statusCode} (${hits} hit / ${misses} miss)` });
+      status.set({ fill: 'blue', shape: 'dot', text: tf('status.fetched', { status: (fetched.value as StoredResponse).statusCode, hits, misses }) });
     }
 
     onInput(node, status, (msg, send) => {
@@ -636,13 +635,13 @@ export = (RED: NodeAPI) => {
   function headerSet(config: TtlFetchConfig): Record<string, string> {
     const result: Record<string, string> = {};
     const list = config.headers ?? [];
-    if (!Array.isArray(list)) throw new Error('headers must be a list of name/value pairs');
+    if (!Array.isArray(list)) throw new InputError(tf('errors.headersList'));
     for (const header of list) {
       const name = String(header?.name ?? '').trim();
       const value = String(header?.value ?? '');
       if (name === '' && value === '') continue;
-      if (!HEADER_NAME.test(name)) throw new Error(`header name ${describe(name)} is not valid`);
-      if (BAD_HEADER_VALUE.test(value)) throw new Error(`header ${name} has a line break in its value`);
+      if (!HEADER_NAME.test(name)) throw new InputError(tf('errors.headerName', { name: describe(name) }));
+      if (BAD_HEADER_VALUE.test(value)) throw new InputError(tf('errors.headerValue', { name }));
       result[name] = value;
     }
     return result;

@@ -28,18 +28,29 @@ export type ErrorCode =
 /** Base class of every error the cache raises on purpose; `code` is stable for flows that branch on it. */
 export class CacheError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
+  /**
+   * The message as a text key and its values, for callers that show it in the user's language:
+   * Node-RED nodes look `text` up under `cache-store.store` in their catalogue.
+   */
+  readonly detail: ErrorDetail | undefined;
+  constructor(code: ErrorCode, message: string, detail?: ErrorDetail) {
     super(message);
     this.name = 'CacheError';
     this.code = code;
+    this.detail = detail;
   }
+}
+
+export interface ErrorDetail {
+  text: string;
+  values?: Record<string, string | number>;
 }
 
 /** A value that cannot be stored (function, symbol, circular reference, unknown class instance). */
 export class UnstorableValueError extends CacheError {
   readonly path: string;
   constructor(path: string, what: string) {
-    super('UNSTORABLE_VALUE', `cannot store ${what} at ${path}`);
+    super('UNSTORABLE_VALUE', `cannot store ${what} at ${path}`, { text: 'unstorable', values: { what, path } });
     this.name = 'UnstorableValueError';
     this.path = path;
   }
@@ -47,17 +58,23 @@ export class UnstorableValueError extends CacheError {
 
 /** A write that cannot fit under the store's size limit: eviction is off, or what it may free is not enough. */
 export class StoreFullError extends CacheError {
-  constructor(limitBytes: number, neededBytes: number, reason = 'eviction policy is "none"') {
-    super('STORE_FULL', `store is full: ${formatBytes(neededBytes)} needed, limit ${formatBytes(limitBytes)} reached and ${reason}`);
+  constructor(limitBytes: number, neededBytes: number, reason = 'eviction policy is "none"', reasonText = 'fullNoEviction', reasonValues: Record<string, string> = {}) {
+    super('STORE_FULL', `store is full: ${formatBytes(neededBytes)} needed, limit ${formatBytes(limitBytes)} reached and ${reason}`, {
+      text: reasonText,
+      values: { needed: formatBytes(neededBytes), limit: formatBytes(limitBytes), ...reasonValues },
+    });
     this.name = 'StoreFullError';
   }
 }
 
 /** The database could not be opened, read or written; wraps the driver's error. */
+export type StoreAction = 'create' | 'lock' | 'open' | 'read' | 'write' | 'use';
+
 export class StoreIOError extends CacheError {
   override readonly cause: unknown;
-  constructor(action: string, file: string, cause: unknown) {
-    super('STORE_IO', `cannot ${action} cache database ${file}: ${cause instanceof Error ? cause.message : String(cause)}`);
+  constructor(action: StoreAction, file: string, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super('STORE_IO', `cannot ${action} cache database ${file}: ${why}`, { text: `io.${action}`, values: { file, cause: why } });
     this.name = 'StoreIOError';
     this.cause = cause;
   }

@@ -81,7 +81,8 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
     driver: options.driver,
     logger: options.logger,
   };
-  const bad = (message: string) => new CacheError('INVALID_OPTION', message);
+  const bad = (message: string, option = message.split(' ')[0]) =>
+    new CacheError('INVALID_OPTION', message, { text: `option.${option}`, values: { value: String(options[option as keyof StoreOptions]) } });
   if (!isPositive(resolved.sizeLimitMb)) throw bad(`sizeLimitMb must be a number of MB > 0, got ${String(options.sizeLimitMb)}`);
   if (!Object.hasOwn(EVICTION_POLICY_TABLE, resolved.evictionPolicy)) {
     throw bad(`evictionPolicy must be one of ${EVICTION_POLICIES.join(', ')}, got ${String(options.evictionPolicy)}`);

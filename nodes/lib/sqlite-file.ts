@@ -12,6 +12,7 @@ export class ForeignFileError extends CacheError {
     super(
       'STORE_FOREIGN_FILE',
       `${file} is not a flow-cache database (${why}); it was left untouched: choose another file for the cache store`,
+      { text: 'foreign', values: { file, why } },
     );
     this.name = 'ForeignFileError';
   }

@@ -3,6 +3,7 @@ import { CacheError, formatBytes } from '../lib/errors';
 import { acquireStore, CacheNamespace, type StoreLease } from '../lib/registry';
 import type { EvictionRound, Store, StoreHealth } from '../lib/store';
 import type { Node, NodeAPI, NodeFlow } from './api';
+import { shared } from './i18n';
 import { type CacheStoreNode, defaultStoreSettings, type StoreSettings } from './settings';
 import { type StatusReporter, shortCause } from './status';
 import { hostZone } from './time';
@@ -40,8 +41,8 @@ export class StoreBinding {
     this.tabId = flowTabId(node);
     if (storeId) {
       const configNode = RED.nodes.getNode(storeId) as CacheStoreNode | null;
-      if (!configNode) throw new CacheError('STORE_MISSING', `the cache-store config node ${storeId} is missing (deleted or disabled?)`);
-      if (configNode.configError || !configNode.settings) throw new CacheError('STORE_INVALID', `cache-store: ${configNode.configError}`);
+      if (!configNode) throw new CacheError('STORE_MISSING', shared('storeMissing', { id: storeId }));
+      if (configNode.configError || !configNode.settings) throw new CacheError('STORE_INVALID', shared('storeInvalid', { reason: configNode.configError ?? '' }));
       this.settings = configNode.settings;
     } else {
       this.settings = defaultStoreSettings(RED);
@@ -89,12 +90,16 @@ export class StoreBinding {
     if (!status || this.watched?.store === store) return;
     this.watched?.stop();
     const onHealth = (health: StoreHealth) =>
-      status.alert(health.ok ? undefined : { fill: 'red', shape: 'ring', text: `store cannot write: ${shortCause(health.error)}` });
+      status.alert(health.ok ? undefined : { fill: 'red', shape: 'ring', text: shared('cannotWrite', { cause: shortCause(health.error) }) });
     const onEvicted = (round: EvictionRound) =>
-      status.notice({ fill: 'yellow', shape: 'ring', text: `store full: evicted ${round.entries} cache entries (${formatBytes(round.bytes)})` });
+      status.notice({
+        fill: 'yellow',
+        shape: 'ring',
+        text: shared('evicted', { entries: round.entries, bytes: formatBytes(round.bytes) }),
+      });
     store.on('health', onHealth);
     store.on('evicted', onEvicted);
-    if (!store.healthy) onHealth({ ok: false, error: new Error('writes are failing') });
+    if (!store.healthy) onHealth({ ok: false, error: new Error(shared('writesFailing')) });
     this.watched = {
       store,
       stop: () => {
@@ -128,10 +133,7 @@ export class StoreBinding {
   }
 
   private closedError(): CacheError {
-    return new CacheError(
-      'NODE_CLOSING',
-      `${this.node.type} is ${this.state === 'closed' ? 'stopped' : 'stopping'} (redeploy or shutdown): message not processed, nothing written`,
-    );
+    return new CacheError('NODE_CLOSING', shared(this.state === 'closed' ? 'nodeStopped' : 'nodeStopping', { type: this.node.type }));
   }
 }
 

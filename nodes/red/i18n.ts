@@ -2,6 +2,7 @@
 // (locales/<lang>/<node>.json), through Node-RED's RED._ in the runtime's language.
 import fs from 'node:fs';
 import path from 'node:path';
+import { CacheError } from '../lib/errors';
 import type { NodeAPI } from './api';
 
 export const MODULE = 'node-red-contrib-flow-cache';
@@ -42,14 +43,15 @@ export function fill(template: string, substitutions: Substitutions = {}): strin
 /**
  * The text for `key` of a node's catalogue (`status.hit` of `cache-get` is `cache-get.status.hit` in
  * locales/<lang>/cache-get.json). Node-RED's own translation is used where the runtime has the
- * catalogue; where it has none (a test harness, or the key untranslated) the English text is used.
+ * catalogue; where it has none (a test harness, or the key untranslated) the English text is used. Without `RED`, the runtime bound last is used.
  */
 export function text(RED: NodeAPI | undefined, catalog: Catalog, key: string, substitutions?: Substitutions): string {
   const full = `${catalog}.${key}`;
   const id = `${MODULE}/${catalog}:${full}`;
-  if (RED && typeof RED._ === 'function') {
+  const red = RED ?? runtime;
+  if (red && typeof red._ === 'function') {
     try {
-      const translated = RED._(id, substitutions);
+      const translated = red._(id, substitutions);
       if (typeof translated === 'string' && translated !== id && translated !== full && translated !== '') return translated;
     } catch {
       // fall through to the English text
@@ -62,4 +64,26 @@ export function text(RED: NodeAPI | undefined, catalog: Catalog, key: string, su
 /** A text bound to one node's catalogue. */
 export function textsOf(RED: NodeAPI | undefined, catalog: Catalog) {
   return (key: string, substitutions?: Substitutions): string => text(RED, catalog, key, substitutions);
+}
+
+let runtime: NodeAPI | undefined;
+
+/** Remembers the runtime whose language the shared texts below use (every node module calls it as it loads). */
+export function bindRuntime(RED: NodeAPI): void {
+  runtime = RED;
+}
+
+/** A text shared by every node (key checks, store statuses), from the `runtime` section of the cache-store catalogue. */
+export function shared(key: string, substitutions?: Substitutions): string {
+  return text(runtime, 'cache-store', `runtime.${key}`, substitutions);
+}
+
+/** An error of the store, in the user's language: its detail looked up under `store` of the cache-store catalogue. */
+export function localize<E>(error: E): E {
+  if (error instanceof CacheError && error.detail) {
+    const key = `store.${error.detail.text}`;
+    const translated = text(runtime, 'cache-store', key, error.detail.values);
+    if (translated !== `cache-store.${key}`) error.message = translated;
+  }
+  return error;
 }

@@ -1,6 +1,7 @@
 // Keys, TTLs and numbers from a node's dialog or a message, each checked with a readable error.
 import { InputError } from '../lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage } from './api';
+import { shared } from './i18n';
 
 export const KEY_TYPES = ['msg', 'str', 'flow', 'global', 'env', 'jsonata'] as const;
 export const MAX_KEY_LENGTH = 1024;
@@ -19,7 +20,7 @@ export function numberFrom(value: unknown): number | undefined {
 /** A finite number from a message or the dialog, else an InputError naming `where`. */
 export function finiteNumber(value: unknown, where: string): number {
   const n = numberFrom(value);
-  if (n === undefined) throw new InputError(`${where} must be a finite number, got ${describe(value)}`);
+  if (n === undefined) throw new InputError(shared('notFinite', { where, value: describe(value) }));
   return n;
 }
 
@@ -46,9 +47,11 @@ export function fillPlaceholders(RED: NodeAPI, template: string, msg: NodeMessag
     } catch {
       value = undefined;
     }
-    if (value === undefined || value === null || value === '') throw new InputError(`${what} placeholder {{${property}}}: msg.${name} is not set`);
+    if (value === undefined || value === null || value === '') throw new InputError(shared('placeholderNotSet', { what, placeholder: `{{${property}}}`, name }));
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
-      throw new InputError(`${what} placeholder {{${property}}}: msg.${name} is a ${Array.isArray(value) ? 'array' : typeof value}, not text`);
+      throw new InputError(
+        shared('placeholderNotText', { what, placeholder: `{{${property}}}`, name, type: Array.isArray(value) ? 'array' : typeof value }),
+      );
     }
     return String(value);
   });
@@ -85,28 +88,28 @@ export async function resolveKey(RED: NodeAPI, node: Node, config: BaseNodeConfi
   if (keyType === 'str') key = fillPlaceholders(RED, keyValue, msg, 'key');
   else if (keyType === 'msg') key = messageProperty(RED, msg, keyValue);
   else key = await evaluate(RED, node, keyValue, keyType, msg);
-  const where = keyType === 'str' ? 'the key' : `key ${keyType}.${keyValue}`;
-  if (key === undefined || key === null) throw new InputError(`${where} is not set`);
-  if (typeof key !== 'string') throw new InputError(`${where} must be a string, got ${Array.isArray(key) ? 'array' : typeof key}`);
-  if (key.length === 0) throw new InputError(`${where} is empty`);
-  if (key.length > MAX_KEY_LENGTH) throw new InputError(`${where} is ${key.length} characters long; the limit is ${MAX_KEY_LENGTH}`);
+  const where = keyType === 'str' ? shared('theKey') : shared('keyFrom', { property: `${keyType}.${keyValue}` });
+  if (key === undefined || key === null) throw new InputError(shared('keyNotSet', { where }));
+  if (typeof key !== 'string') throw new InputError(shared('keyNotString', { where, type: Array.isArray(key) ? 'array' : typeof key }));
+  if (key.length === 0) throw new InputError(shared('keyEmpty', { where }));
+  if (key.length > MAX_KEY_LENGTH) throw new InputError(shared('keyTooLong', { where, length: key.length, limit: MAX_KEY_LENGTH }));
   return key;
 }
 
 /** Checks the key property of a node's configuration; throws a readable error. */
 export function checkKeyConfig(config: BaseNodeConfig): void {
   const keyType = config.keyType || 'msg';
-  if (!(KEY_TYPES as readonly string[]).includes(keyType)) throw new Error(`unknown key type "${keyType}"`);
+  if (!(KEY_TYPES as readonly string[]).includes(keyType)) throw new InputError(shared('keyTypeUnknown', { type: keyType }));
   if (keyType !== 'msg' && keyType !== 'str') return;
   const key = config.key ?? (keyType === 'msg' ? 'topic' : '');
-  if (typeof key !== 'string' || key.trim() === '') throw new Error('the key is empty');
+  if (typeof key !== 'string' || key.trim() === '') throw new InputError(shared('keyConfigEmpty'));
 }
 
 /** Parses a TTL given in seconds (from the dialog or msg.ttl): a finite number >= 0, else an error. */
 export function parseTtl(value: unknown, where: string): number {
   const n = numberFrom(value);
   if (n === undefined || n < 0) {
-    throw new InputError(`${where} must be a number of seconds >= 0, got ${describe(value)}`);
+    throw new InputError(shared('ttlInvalid', { where, value: describe(value) }));
   }
   return n;
 }

@@ -2,6 +2,7 @@
 import { InputError, messageOf } from '../lib/errors';
 import type { DoneFunction, Node, NodeMessage, SendFunction } from './api';
 import type { StoreBinding } from './binding';
+import { localize, shared } from './i18n';
 import { type StatusReporter, shorten } from './status';
 
 /** The messages each node is working on, so closing can wait for them. */
@@ -28,7 +29,7 @@ export function onInput(node: Node, status: StatusReporter, handler: (msg: NodeM
     const settled = work.then(
       () => done(),
       (error: unknown) => {
-        const err = error instanceof Error ? error : new Error(String(error));
+        const err = localize(error instanceof Error ? error : new Error(String(error)));
         status.set({ fill: 'red', shape: 'ring', text: shorten(err.message) }, true);
         done(err);
       },
@@ -64,7 +65,7 @@ export function releaseOnClose(node: Node, status: StatusReporter, binding: Stor
       .catch(() => undefined)
       .then(() => drain(node, CLOSE_DRAIN_MS))
       .then(() => binding.release())
-      .catch((error: unknown) => node.error(`closing the cache store failed: ${messageOf(error)}`))
+      .catch((error: unknown) => node.error(shared('closeFailed', { cause: messageOf(localize(error)) })))
       .then(() => done());
   });
 }
@@ -89,7 +90,7 @@ async function drain(node: Node, limitMs: number): Promise<void> {
     if (active.size === 0) return;
     const left = deadline - Date.now();
     if (left <= 0) {
-      node.warn(`${active.size} message(s) still in progress ${limitMs / 1000} s after close began; releasing the store without them (their writes may fail)`);
+      node.warn(shared('drainTimeout', { count: active.size, seconds: limitMs / 1000 }));
       return;
     }
     let timer: NodeJS.Timeout | undefined;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { InputError } from '../lib/errors';
 import { resolveStoreOptions, STORE_DEFAULTS, type StoreOptions } from '../lib/options';
 import type { Node, NodeAPI } from './api';
+import { localize, text } from './i18n';
 import { isBlank } from './input';
 import { isValidZone } from './time';
 
@@ -61,13 +62,13 @@ export function configNumber(value: unknown, fallback: number): number {
 /** Checks a cache-store configuration and turns it into store settings; throws a readable error. */
 export function storeSettings(RED: NodeAPI, config: CacheStoreConfig): StoreSettings {
   const scope = config.scope || STORE_DEFAULTS.scope;
-  if (scope !== 'flow' && scope !== 'shared') throw new InputError(`scope must be "flow" or "shared", got "${scope}"`);
+  if (scope !== 'flow' && scope !== 'shared') throw new InputError(text(RED, 'cache-store', 'errors.scope', { scope }));
   const namespace = (config.namespace ?? '').trim();
-  if (scope === 'shared' && namespace === '') throw new InputError('a shared store needs a namespace name');
+  if (scope === 'shared' && namespace === '') throw new InputError(text(RED, 'cache-store', 'errors.namespace'));
   const defaultTtl = configNumber(config.defaultTtl, STORE_DEFAULTS.defaultTtl);
-  if (!Number.isFinite(defaultTtl) || defaultTtl < 0) throw new InputError(`default TTL must be a number of seconds >= 0, got "${config.defaultTtl}"`);
+  if (!Number.isFinite(defaultTtl) || defaultTtl < 0) throw new InputError(text(RED, 'cache-store', 'errors.defaultTtl', { value: String(config.defaultTtl) }));
   const timezone = (config.timezone ?? '').trim();
-  if (timezone && !isValidZone(timezone)) throw new InputError(`unknown time zone "${timezone}" (use an IANA name such as Europe/Berlin)`);
+  if (timezone && !isValidZone(timezone)) throw new InputError(text(RED, 'cache-store', 'errors.timezone', { value: timezone }));
   const options: StoreOptions = {
     sizeLimitMb: configNumber(config.sizeLimitMb, STORE_DEFAULTS.sizeLimitMb),
     evictionPolicy: (config.evictionPolicy || STORE_DEFAULTS.evictionPolicy) as StoreOptions['evictionPolicy'],
@@ -75,7 +76,11 @@ export function storeSettings(RED: NodeAPI, config: CacheStoreConfig): StoreSett
     flushInterval: configNumber(config.flushInterval, STORE_DEFAULTS.flushInterval),
   };
   // the store's own check, so the dialog's settings fail at deploy with the same words the store would use
-  resolveStoreOptions(options);
+  try {
+    resolveStoreOptions(options);
+  } catch (error) {
+    throw localize(error);
+  }
   const given = (config.path ?? '').trim();
   const file = given ? path.resolve(userDir(RED), given) : defaultDatabaseFile(RED);
   return { file, scope, namespace, defaultTtl, timezone, options };
