@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
-import { availableDrivers } from '../../nodes/lib/driver';
 import type { FlowCacheContext } from '../../nodes/context/context-store';
+import { availableDrivers } from '../../nodes/lib/driver';
 import type { Store } from '../../nodes/lib/store';
 import { contextStore, defaultFile, freshDir, onDisk, onDiskContext, Recorded, setAsync } from './fixtures';
 

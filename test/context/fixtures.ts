@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { type ContextStoreConfig, FlowCacheContext, namespaceOf } from '../../nodes/context/context-store';
 import type { NodeRedUtilModule } from '../../nodes/context/node-red-util';
-import { nodeRedLine } from '../support/harness';
 import { freshDir, onDisk } from '../store/fixtures';
+import { nodeRedLine } from '../support/harness';
 
 export { freshDir, onDisk };
 

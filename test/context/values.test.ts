@@ -1,8 +1,8 @@
 // What context values may be: JSON, plus Date, Map, Set, Buffer, BigInt and luxon DateTime as the store keeps
 // them; what cannot be stored is refused with an error that names where, and changes nothing.
 import assert from 'node:assert/strict';
-import vm from 'node:vm';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import vm from 'node:vm';
 import { DateTime } from 'luxon';
 import type { FlowCacheContext } from '../../nodes/context/context-store';
 import { contextStore, defaultFile, freshDir, getAsync, onDiskContext, Recorded, setAsync } from './fixtures';

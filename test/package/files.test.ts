@@ -1,8 +1,8 @@
 // What `npm pack` puts in the tarball: everything Node-RED needs to load and run the package, and nothing else.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { builtinModules } from 'node:module';
 import fs from 'node:fs';
+import { builtinModules } from 'node:module';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 
