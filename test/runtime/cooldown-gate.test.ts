@@ -94,6 +94,7 @@ describe('cooldown-gate', () => {
       elapsed: 48 * MINUTE,
       remaining: 3 * HOUR + 12 * MINUTE,
       remainingText: '3 h 12 min',
+      reason: 'cooldown',
     });
     assert.equal(lastStatus('gate1').fill, 'yellow');
     assert.match(lastStatus('gate1').text ?? '', /3 h 12 min left \(1 passed \/ 1 suppressed\)/);
@@ -281,6 +282,7 @@ describe('cooldown-gate', () => {
       elapsed: 0,
       remaining: 4 * HOUR,
       remainingText: '4 h',
+      reason: 'cooldown',
     });
     assert.equal(warnings('gate1').length, 1);
     assert.match(warnings('gate1')[0], /binary_sensor\.kitchen_leak was armed 364 d 23 h ahead of the clock \(the clock was set back\); it holds for 4 h from now/);
