@@ -23,15 +23,18 @@ const HA_INPUTS = new Set(['server-state-changed', 'poll-state', 'trigger-state'
 /** Home Assistant node types a flow ends in or passes through (replaced by a helper that collects). */
 const HA_OUTPUTS = new Set(['api-call-service', 'api-current-state', 'api-render-template', 'ha-api', 'ha-fire-event', 'ha-sensor', 'ha-button']);
 const HA_TYPES = new Set(['server', ...HA_INPUTS, ...HA_OUTPUTS]);
-/** Exactly the node types each Home Assistant example leaves unknown when that package is not installed. */
+/**
+ * Exactly the node types each Home Assistant example leaves unknown when that package is not installed
+ * (no `server` among them: the examples bring no server config, their nodes take the user's own).
+ */
 const HA_UNKNOWN: Record<string, string[]> = {
-  'home-assistant/cached-weather.json': ['server', 'api-call-service'],
-  'home-assistant/daily-counter.json': ['server', 'server-state-changed', 'api-call-service'],
-  'home-assistant/deferred-store.json': ['server', 'server-state-changed', 'api-call-service'],
-  'home-assistant/energy-stats.json': ['server', 'poll-state', 'api-call-service'],
-  'home-assistant/expiring-entries.json': ['server', 'server-state-changed', 'api-call-service'],
-  'home-assistant/leak-notification.json': ['server', 'server-state-changed', 'api-call-service'],
-  'home-assistant/motion-counter.json': ['server', 'server-state-changed', 'api-call-service'],
+  'home-assistant/cached-weather.json': ['api-call-service'],
+  'home-assistant/daily-counter.json': ['server-state-changed', 'api-call-service'],
+  'home-assistant/deferred-store.json': ['server-state-changed', 'api-call-service'],
+  'home-assistant/energy-stats.json': ['poll-state', 'api-call-service'],
+  'home-assistant/expiring-entries.json': ['server-state-changed', 'api-call-service'],
+  'home-assistant/leak-notification.json': ['server-state-changed', 'api-call-service'],
+  'home-assistant/motion-counter.json': ['server-state-changed', 'api-call-service'],
 };
 
 const HOUR = 3_600_000;
@@ -115,24 +118,19 @@ interface Prepared {
 }
 
 /**
- * The example as the runtime gets it: a tab node for its z if it has none, inject nodes that fire
- * only when the test says so, every URL pointing at the local server; with `stubs`, debug and Home
- * Assistant nodes become helper nodes (same id and wires) and the `server` config node goes.
+ * The example as the runtime gets it (its own tab included): inject nodes that fire only when the test
+ * says so, every URL pointing at the local server; with `stubs`, debug and Home Assistant nodes become
+ * helper nodes (same id and wires).
  */
 function prepare(example: FlowNode[], base: string, stubs: boolean): Prepared {
-  const tabs = new Set(example.filter((n) => n.type === 'tab').map((n) => n.id));
   const flow: object[] = [];
   const outputs: string[] = [];
-  for (const z of new Set(example.map((n) => n.z).filter((z): z is string => typeof z === 'string'))) {
-    if (!tabs.has(z)) flow.push({ id: z, type: 'tab', label: `example ${z}` });
-  }
   for (const original of example) {
     const n: FlowNode = { ...original };
     if (n.type === 'inject') Object.assign(n, { repeat: '', crontab: '', once: false });
     if (n.type !== 'comment' && n.type !== 'tab') {
       for (const [k, v] of Object.entries(n)) if (k !== 'info' && k !== 'name') n[k] = localUrls(v, base);
     }
-    if (stubs && n.type === 'server') continue;
     if (stubs && (n.type === 'debug' || HA_OUTPUTS.has(n.type))) {
       flow.push({ id: n.id, type: 'helper', z: n.z, name: n.name, wires: n.type === 'debug' ? [] : (n.wires ?? []) });
       outputs.push(n.id);
@@ -637,10 +635,12 @@ describe('examples', () => {
   for (const name of examples) {
     const isHa = name.startsWith('home-assistant/');
 
-    it(`${name}: is one importable flow on one tab, with x/y and a comment`, () => {
+    it(`${name}: is one importable flow on its own tab, with x/y and a comment`, () => {
       const flow = readExample(name);
-      const tabs = new Set(flow.filter((n) => n.z !== undefined).map((n) => n.z));
-      assert.equal(tabs.size, 1, `${name} spreads over ${tabs.size} tabs`);
+      const tabs = flow.filter((n) => n.type === 'tab');
+      assert.equal(tabs.length, 1, `${name} holds ${tabs.length} tab nodes`);
+      const onOther = flow.filter((n) => n.z !== undefined && n.z !== tabs[0].id);
+      assert.deepEqual(onOther.map((n) => n.id), [], `${name}: nodes on another tab than its own`);
       assert.ok(flow.some((n) => n.type === 'comment'), `${name} has no comment node`);
       const ids = new Set<string>();
       for (const n of flow) {
