@@ -1,4 +1,3 @@
-import { DateTime } from 'luxon';
 import { now } from './lib/clock';
 import { CacheError, InputError, messageOf } from './lib/errors';
 import type { Entry } from './lib/store';
@@ -7,6 +6,7 @@ import { StoreBinding } from './red/binding';
 import { bindRuntime, text, textsOf } from './red/i18n';
 import { checkKeyConfig, describe, finiteNumber, isBlank, resolveKey } from './red/input';
 import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
+import { periodStartOf, type ResetEvery } from './red/periods';
 import { StatusReporter } from './red/status';
 import { isoInZone } from './red/time';
 
@@ -16,7 +16,6 @@ interface CounterConfig extends BaseNodeConfig {
   resetEvery?: string;
 }
 
-type ResetEvery = 'never' | 'day' | 'week' | 'month';
 const RESET_PERIODS: readonly ResetEvery[] = ['never', 'day', 'week', 'month'];
 
 /** Counts live under `counter:<key>` in the node's namespace. */
@@ -31,12 +30,6 @@ interface CountRecord {
 
 /** What one message asks for. */
 type Action = { kind: 'add'; amount: number } | { kind: 'reset' } | { kind: 'set'; count: number };
-
-/** The start (ms) of the period holding `at`, at local midnight in `zone`; luxon weeks start on Monday. */
-function periodStartOf(at: number, resetEvery: ResetEvery, zone: string): number | null {
-  if (resetEvery === 'never') return null;
-  return DateTime.fromMillis(at, { zone }).startOf(resetEvery).toMillis();
-}
 
 /**
  * Reads what is stored under a key as a count; a plain number (e.g. written by cache-set) counts as one.
