@@ -1,45 +1,130 @@
-/* Editor helpers shared by every node of node-red-contrib-flow-cache (loaded before the nodes' editor scripts). */
+/*
+ * Editor helpers shared by every node of node-red-contrib-flow-cache (each node's .html loads this file
+ * before its own script). What the dialogs have in common is decided here once: the Store and Key
+ * fields, the common defaults, the time units, the validators and the texts they show.
+ *
+ * Texts: a node's own texts are in its catalogue (locales/<lang>/<type>.json, under "<type>"); the texts
+ * of these helpers are in the cache-store catalogue under "cache-store.editor" (every other node's Store
+ * field needs the cache-store node anyway), as the runtime's shared texts are under "cache-store.runtime".
+ * `text(id)` reads them.
+ */
 (function () {
   'use strict';
+  var MODULE = 'node-red-contrib-flow-cache';
   var KEY_TYPES = ['msg', 'str', 'flow', 'global', 'env', 'jsonata'];
+  var UNITS = ['seconds', 'minutes', 'hours', 'days'];
+  var CATEGORY = 'flow cache';
+  var COLOR = '#9FD4C4';
+  /** Longest key or URL a node label shows before it is cut with "…". */
+  var LABEL_LENGTH = 30;
+
+  /** A text of these helpers (cache-store catalogue, "cache-store.editor" section). */
+  function text(id, values) {
+    return RED._(MODULE + '/cache-store:cache-store.editor.' + id, values);
+  }
+
+  /** A text of one node's own catalogue: nodeText('ttl-fetch', 'errors.url'). */
+  function nodeText(type, id, values) {
+    return RED._(MODULE + '/' + type + ':' + type + '.' + id, values);
+  }
 
   function isBlank(v) {
     return v === undefined || v === null || String(v).trim() === '';
   }
 
-  /** A `validate` function: a number (or numeric text) >= min; `allowBlank` accepts '' (meaning "default"). */
+  /** True while `node`'s edit dialog is open (its fields then hold the current choices, not yet saved). */
+  function editing(node) {
+    var stack = RED.editor && typeof RED.editor.getEditStack === 'function' ? RED.editor.getEditStack() : [];
+    return stack.indexOf(node) !== -1;
+  }
+
+  /** A property as the user sees it: the open dialog's field, else the saved value; blank gives `fallback`. */
+  function current(node, property, fallback) {
+    var value = node[property];
+    if (editing(node)) {
+      var config = node._def && node._def.category === 'config';
+      var field = $((config ? '#node-config-input-' : '#node-input-') + property);
+      if (field.length) value = field.val();
+    }
+    return isBlank(value) ? fallback : value;
+  }
+
+  // Validators declare two parameters: only then does Node-RED (4.1+) show a returned text as the error.
+
+  /** Wraps a validator so that an absent or empty value is valid (the runtime then uses the default). */
+  function orDefault(validate) {
+    return function (v, opt) {
+      return v === undefined || v === null || v === '' || validate.call(this, v, opt);
+    };
+  }
+
+  /**
+   * A number (or numeric text) >= min, or > min with `exclusive`, and <= `max` if given;
+   * `allowBlank` accepts '' (meaning "the default").
+   */
   function number(min, options) {
     options = options || {};
-    // Two parameters: Node-RED treats a returned text as an error only for a validator of arity 2.
     return function (v, _opt) {
-      if (isBlank(v)) return options.allowBlank ? true : 'required';
+      if (isBlank(v)) return options.allowBlank ? true : text('errors.required');
       var n = Number(v);
-      if (!isFinite(n)) return 'not a number';
-      if (options.exclusive ? n <= min : n < min) return 'must be ' + (options.exclusive ? '> ' : '>= ') + min;
-      if (options.integer && Math.floor(n) !== n) return 'must be a whole number';
+      if (!isFinite(n)) return text('errors.notANumber');
+      if (options.exclusive && n <= min) return text('errors.above', { min: min });
+      if (n < min) return text('errors.atLeast', { min: min });
+      if (options.max !== undefined && n > options.max) return text('errors.atMost', { max: options.max });
       return true;
     };
   }
 
-  /** A `validate` function for a value that must be one of `choices`. */
+  /** A finite number; blank means the default. */
+  function finite(v, _opt) {
+    return isBlank(v) || isFinite(Number(v)) || text('errors.notANumber');
+  }
+
+  /** One of `choices` (a flow edited by hand may hold anything). */
   function oneOf(choices) {
-    // Two parameters: Node-RED treats a returned text as an error only for a validator of arity 2.
     return function (v, _opt) {
-      return choices.indexOf(v) !== -1 || 'must be one of ' + choices.join(', ');
+      return choices.indexOf(v) !== -1 || text('errors.oneOf', { choices: choices.join(', ') });
     };
   }
 
-  /** A `validate` function for the key: a non-empty msg property or string (other types are checked at run time). */
+  /**
+   * The value of a TypedInput whose type is in the property `typeField`, checked by Node-RED's own
+   * validator for that type. `types` are the types the field offers; `absent` is the type for which an
+   * absent value is valid (the runtime's default property, e.g. msg.payload).
+   */
+  function typed(typeField, types, fallbackType, absent) {
+    return function (v, opt) {
+      var type = current(this, typeField, fallbackType);
+      if (types.indexOf(type) === -1) return text('errors.type', { type: type });
+      if (v === undefined && type === absent) return true;
+      return RED.validators.typedInput({ type: type }).call(this, v, opt);
+    };
+  }
+
+  /**
+   * The key: a TypedInput of KEY_TYPES. A msg property or text must not be empty (an absent msg key
+   * means msg.topic); `optional` (ttl-fetch) accepts an empty key of any type.
+   */
   function key(optional) {
-    // Two parameters: Node-RED treats a returned text as an error only for a validator of arity 2.
-    return function (v, _opt) {
-      var type = $('#node-input-keyType').length ? $('#node-input-keyType').val() : this.keyType;
-      type = type || 'msg';
-      if (KEY_TYPES.indexOf(type) === -1) return 'unknown key type';
-      if (optional) return true;
+    return function (v, opt) {
+      var type = current(this, 'keyType', 'msg');
+      if (KEY_TYPES.indexOf(type) === -1) return text('errors.type', { type: type });
       if (v === undefined && type === 'msg') return true; // absent: the runtime uses msg.topic
-      if ((type === 'msg' || type === 'str') && isBlank(v)) return 'the key is empty';
-      return true;
+      if (isBlank(v)) {
+        if (optional) return true;
+        if (type === 'msg' || type === 'str') return text('errors.keyEmpty');
+      }
+      return RED.validators.typedInput({ type: type }).call(this, v, opt);
+    };
+  }
+
+  /** The defaults every flow node shares: name, optional store, key (msg.topic unless `keyOptional`). */
+  function commonDefaults(keyOptional) {
+    return {
+      name: { value: '' },
+      store: { value: '', type: 'cache-store', required: false },
+      key: { value: keyOptional ? '' : 'topic', validate: key(keyOptional) },
+      keyType: { value: 'msg', validate: orDefault(oneOf(KEY_TYPES)) },
     };
   }
 
@@ -48,22 +133,110 @@
     $('#node-input-key').typedInput({ default: 'msg', types: KEY_TYPES, typeField: '#node-input-keyType' });
   }
 
+  /** Cuts a label part to LABEL_LENGTH characters. */
+  function shorten(value) {
+    return value.length > LABEL_LENGTH ? value.slice(0, LABEL_LENGTH - 1) + '\u2026' : value;
+  }
+
+  /** The key as a node label shows it: msg.topic, flow.x, the text itself, "expression" for JSONata, "?" if empty. */
+  function keyLabel(node) {
+    var type = node.keyType || 'msg';
+    var value = node.key === undefined ? 'topic' : String(node.key);
+    if (value.trim() === '') return '?';
+    return shorten(type === 'str' ? value : type === 'jsonata' ? text('key.expression') : type + '.' + value);
+  }
+
+  /**
+   * The Store field: the config select's empty choice (Node-RED shows "none" or "Add new cache
+   * store...") is named for what it is, the default store, and a line under the field says which file
+   * and which namespace that is. Node-RED rebuilds the options when a store is added or edited from the
+   * dialog, so the empty choice is renamed again after each rebuild.
+   */
+  function storeField() {
+    var select = $('#node-input-store');
+    if (select.length === 0 || !select.is('select')) return;
+    var rename = function () {
+      select.find('option[value="_ADD_"]').text(text('store.default'));
+    };
+    rename();
+    new MutationObserver(rename).observe(select[0], { childList: true });
+    $('<div class="form-row flow-cache-store-hint">')
+      .css({ margin: '-6px 0 12px 104px', 'font-size': '0.9em', color: 'var(--red-ui-secondary-text-color, #777)' })
+      .html(text('store.hint'))
+      .insertAfter(select.closest('.form-row'));
+  }
+
+  /** Fills a <select> with the time units and selects the node's unit (`fallback` if it has none or an unknown one). */
+  function unitSelect(node, property, fallback) {
+    var select = $('#node-input-' + property).empty();
+    UNITS.forEach(function (unit) {
+      $('<option>')
+        .val(unit)
+        .text(text('units.' + unit))
+        .appendTo(select);
+    });
+    select.val(UNITS.indexOf(node[property]) === -1 ? fallback : node[property]);
+  }
+
+  /** A unit's short form for node labels ("min"); an unknown unit gives `fallback`'s. */
+  function shortUnit(unit, fallback) {
+    return text('short.' + (UNITS.indexOf(unit) === -1 ? fallback : unit));
+  }
+
+  /**
+   * A flow node's definition for RED.nodes.registerType: palette place, colour, icon, palette label,
+   * the common defaults before the node's own, the Key and Store fields prepared before the node's own
+   * oneditprepare. `options.keyOptional`: an empty key is allowed (ttl-fetch).
+   */
+  function flowNode(type, definition, options) {
+    options = options || {};
+    var prepare = definition.oneditprepare;
+    return Object.assign(
+      {
+        category: CATEGORY,
+        color: COLOR,
+        icon: type + '.svg',
+        inputs: 1,
+        paletteLabel: function () {
+          return nodeText(type, 'label.palette');
+        },
+        labelStyle: function () {
+          return this.name ? 'node_label_italic' : '';
+        },
+      },
+      definition,
+      {
+        defaults: Object.assign(commonDefaults(options.keyOptional), definition.defaults),
+        oneditprepare: function () {
+          keyInput();
+          storeField();
+          if (prepare) prepare.call(this);
+        },
+      },
+    );
+  }
+
   window.FlowCacheEditor = {
+    MODULE: MODULE,
     KEY_TYPES: KEY_TYPES,
+    UNITS: UNITS,
+    text: text,
+    nodeText: nodeText,
+    isBlank: isBlank,
+    current: current,
+    orDefault: orDefault,
     number: number,
+    finite: finite,
     oneOf: oneOf,
+    typed: typed,
     key: key,
+    commonDefaults: commonDefaults,
     keyInput: keyInput,
-    /** The defaults every node shares: name, optional store, key. */
-    commonDefaults: function (keyOptional) {
-      return {
-        name: { value: '' },
-        store: { value: '', type: 'cache-store', required: false },
-        key: { value: keyOptional ? '' : 'topic', validate: key(keyOptional) },
-        keyType: { value: 'msg' },
-      };
-    },
-    color: '#9FD4C4',
-    category: 'flow cache',
+    keyLabel: keyLabel,
+    shorten: shorten,
+    storeField: storeField,
+    unitSelect: unitSelect,
+    shortUnit: shortUnit,
+    flowNode: flowNode,
   };
 })();
