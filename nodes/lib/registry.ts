@@ -139,3 +139,8 @@ export class CacheNamespace {
     return ttlSeconds === undefined || ttlSeconds === 0 ? this.defaultTtl || undefined : ttlSeconds;
   }
 }
+
+/** The files of the stores open right now (any user: nodes, the context store), for inspection. */
+export function openStoreFiles(): string[] {
+  return [...open.keys()];
+}
