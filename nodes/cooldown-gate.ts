@@ -347,6 +347,8 @@ export = (RED: NodeAPI) => {
     const { windowMs, limit, period } = settings;
     const startedAt = now();
     const quietUntil = startedAt + settings.startupQuietMs;
+    /** The quiet time ends when the clock reaches its end, or after as much real time: a clock set back does not stretch it. */
+    let quietOver = settings.startupQuietMs === 0;
     /** With a limit above 1 or a calendar period, messages carry the count and the status shows the limit. */
     const counting = limit > 1 || period !== 'sliding';
     const limitText =
@@ -500,17 +502,20 @@ export = (RED: NodeAPI) => {
       work.finally(() => flushing.delete(work));
     });
 
+    /** When a summary due at `due` is sent: not in the start-up quiet time (downstream nodes, such as Home Assistant's, may not be connected yet). */
+    const fireAt = (due: number) => (quietOver ? due : Math.max(due, quietUntil));
+
     function rearm(): void {
       if (closed) return;
       let first = Number.POSITIVE_INFINITY;
-      for (const when of schedule.values()) if (when < first) first = when;
+      for (const due of schedule.values()) first = Math.min(first, fireAt(due));
       if (first === Number.POSITIVE_INFINITY) alarm.cancel();
       else if (alarm.due !== first) alarm.at(first);
     }
 
     function plan(key: string, due: number): void {
       if (closed) return;
-      schedule.set(key, Math.max(due, quietUntil));
+      schedule.set(key, due);
       rearm();
     }
 
@@ -575,7 +580,7 @@ export = (RED: NodeAPI) => {
 
     async function flushDue(): Promise<void> {
       const at = now();
-      const due = [...schedule].filter(([, when]) => when <= at).map(([key]) => key);
+      const due = [...schedule].filter(([, when]) => fireAt(when) <= at).map(([key]) => key);
       for (const key of due) schedule.delete(key);
       rearm();
       await Promise.all(due.map(flushKey));
@@ -609,10 +614,22 @@ export = (RED: NodeAPI) => {
 
     // ---- start-up quiet time ----
 
-    const quietAlarm = new Alarm(() => status.set({}));
-    if (settings.startupQuietMs > 0) {
+    const quietAlarm = new Alarm(endQuiet);
+    let quietTimer: NodeJS.Timeout | undefined;
+    function endQuiet(): void {
+      if (quietOver) return;
+      quietOver = true;
+      quietAlarm.cancel();
+      clearTimeout(quietTimer);
+      if (closed) return;
+      status.set({});
+      rearm();
+    }
+    if (!quietOver) {
       status.set({ fill: 'blue', shape: 'ring', text: t('status.quiet', { remaining: durationText(settings.startupQuietMs) }) });
       quietAlarm.at(quietUntil);
+      quietTimer = setTimeout(endQuiet, settings.startupQuietMs);
+      quietTimer.unref?.();
     }
 
     /** A message in the start-up quiet time: suppressed without arming the gate; says how long until it could pass. */
@@ -633,7 +650,9 @@ export = (RED: NodeAPI) => {
       } catch {
         // only what the quiet time says: the store is not needed to hold a message back now
       }
-      const remaining = Math.max(quietUntil - at, gateLeft);
+      // a clock set back since the start would show a quiet time longer than configured
+      const quietLeft = Math.min(quietUntil - at, settings.startupQuietMs);
+      const remaining = Math.max(quietLeft, gateLeft);
       const info: CooldownInfo = {
         key,
         lastPassed: isoInZone(lastPass, binding.zone),
@@ -645,7 +664,7 @@ export = (RED: NodeAPI) => {
       info.reason = 'startup';
       msg.cooldown = info;
       suppressed++;
-      status.set({ fill: 'blue', shape: 'ring', text: t('status.startup', { key, remaining: durationText(quietUntil - at), ...counts() }) });
+      status.set({ fill: 'blue', shape: 'ring', text: t('status.startup', { key, remaining: durationText(quietLeft), ...counts() }) });
     }
 
     // ---- messages ----
@@ -793,10 +812,13 @@ export = (RED: NodeAPI) => {
       }
 
       const at = now();
-      if (at < quietUntil) {
-        await quiet(key, msg, at);
-        send([null, msg]);
-        return;
+      if (!quietOver) {
+        if (at < quietUntil) {
+          await quiet(key, msg, at);
+          send([null, msg]);
+          return;
+        }
+        endQuiet();
       }
       if (settings.classic) await classic(key, msg, send);
       else await limited(key, msg, send);
@@ -806,6 +828,7 @@ export = (RED: NodeAPI) => {
       closed = true;
       alarm.cancel();
       quietAlarm.cancel();
+      clearTimeout(quietTimer);
       schedule.clear();
       done();
     });

@@ -50,7 +50,12 @@ export class Alarm {
   private sleep(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    if (manual || this.when === undefined) return;
+    if (this.when === undefined) return;
+    if (manual) {
+      // the clock moves only when a test moves it: what is due already fires at once, the rest on fireDueAlarms()
+      if (this.when <= now()) this.timer = setTimeout(() => this.check(), 0);
+      return;
+    }
     const wait = Math.min(MAX_SLEEP_MS, Math.max(0, this.when - now()));
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -61,8 +66,9 @@ export class Alarm {
 }
 
 /**
- * Tests that move the clock by hand: `true` stops alarms from firing on their own; they fire when
- * `fireDueAlarms()` is called and the clock has reached them. `false` restores real timers.
+ * Tests that move the clock by hand: `true` stops alarms from waiting on real time; one armed for an
+ * instant the clock has reached fires at once, the others when `fireDueAlarms()` is called after the
+ * clock has been moved to them. `false` restores real timers.
  */
 export function useManualAlarms(on: boolean): void {
   manual = on;
