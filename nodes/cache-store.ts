@@ -1,5 +1,6 @@
 import { messageOf } from './lib/errors';
 import { STORE_DEFAULTS } from './lib/options';
+import { registerAdminApi } from './red/admin';
 import type { Node, NodeAPI } from './red/api';
 import { bindRuntime, shared } from './red/i18n';
 import { type CacheStoreConfig, type CacheStoreNode, storeSettings } from './red/settings';
@@ -17,4 +18,6 @@ export = (RED: NodeAPI) => {
   }
   // the editor reads the store's defaults from here (RED.settings.cacheStoreDefaults), so the dialog and the store never disagree
   RED.nodes.registerType('cache-store', CacheStore, { settings: { cacheStoreDefaults: { value: STORE_DEFAULTS, exportable: true } } });
+  // what the stores hold, for the editor's flow cache sidebar (routes added once per admin app)
+  registerAdminApi(RED);
 };
