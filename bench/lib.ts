@@ -1,7 +1,7 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { DRIVER_CHOICES, type DriverChoice, type DriverName, resolveDriver } from '../nodes/lib/driver';
 
 const load = createRequire(__filename);
@@ -34,6 +34,26 @@ export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The spread of a set of measurements: extremes, quartiles (linear interpolation) and median. */
+export interface Spread {
+  n: number;
+  min: number;
+  q1: number;
+  median: number;
+  q3: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => {
+    const pos = (sorted.length - 1) * q;
+    const low = Math.floor(pos);
+    return sorted[low] + (sorted[Math.min(low + 1, sorted.length - 1)] - sorted[low]) * (pos - low);
+  };
+  return { n: sorted.length, min: sorted[0], q1: at(0.25), median: median(sorted), q3: at(0.75), max: sorted[sorted.length - 1] };
 }
 
 /**

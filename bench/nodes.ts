@@ -1,23 +1,42 @@
 // Messages per second through one node in a running Node-RED (the embedded runtime, no editor).
-// Run by bench/run.js in a child process: `node dist/bench/nodes.js [--quick] --out <file.json>`.
+// Run by bench/run.js, one child process per node: `node --expose-gc dist/bench/nodes.js <node> [--quick] --out <file.json>`.
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { NodeMessage } from '../nodes/red/api';
-import { StatusReporter } from '../nodes/red/status';
-import { KEYS, median, perSecond, profiled, ROOT, sampleValue, tempDir } from './lib';
+import { KEYS, median, perSecond, profiled, ROOT, type Spread, sampleValue, spread, tempDir } from './lib';
 
 /** Message types the package may provide; a type is measured only if its compiled file exists and Node-RED registered it. */
 export const PACKAGE_NODES = ['cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'] as const;
+export type PackageNode = (typeof PACKAGE_NODES)[number];
+
+/** Keys the gets, cooldowns and counts go over; URLs ttl-fetch fetches. */
+const HOT_KEYS = 1_000;
+const FETCH_KEYS = 100;
 
 /** Messages in flight while a node is measured (the sender tops up as messages arrive). */
 const WINDOW = 1_000;
 
 export interface NodeResult {
-  /** messages/s, null when not measured */
+  /**
+   * messages/s, null when not measured: the median of the node's rounds, each over the time its main
+   * thread ran or waited for I/O (wall time less the time it waited for a core on a busy machine)
+   */
   rate: number | null;
+  /** the same on the wall clock */
+  wallRate?: number | null;
   note: string;
+  /** messages/s of each measured round (as `rate`) */
+  rounds?: number[];
+  /** messages/s of the change-node round before each of this node's rounds */
+  changeRounds?: number[];
+  /** this node / the change node, one ratio per pair of rounds (as `rate`) */
+  ratio?: Spread | null;
+  /** the median of the same ratios on the wall clock */
+  wallRatio?: number | null;
+  /** the share of the rounds' wall time the main thread waited for a core: median and highest */
+  wait?: { median: number; max: number } | null;
 }
 
 interface RuntimeNode {
@@ -97,16 +116,43 @@ async function startUpstream(): Promise<{ url: string; requests: () => number; c
 }
 
 interface Bench {
-  /** Node id messages are sent into. */
-  target: string;
   /** Makes message i. */
   message: (i: number) => NodeMessage;
   /** Messages sent before measuring (fills the store, warms the code); not timed. */
   warmup: number;
 }
 
-/** Sends `count` messages into `target`, at most WINDOW in flight, and resolves with messages/s once all arrived at the sink. */
-function pump(target: RuntimeNode, sink: { arrived: number; onArrive?: () => void }, count: number, message: (i: number) => NodeMessage, offset: number): Promise<number> {
+/** Where the messages that passed a node are counted (its sink, second output and catch node). */
+interface Sink {
+  arrived: number;
+  onArrive?: () => void;
+}
+
+/** A node under measurement: where messages go in, where they are counted, and the next message number. */
+interface Subject {
+  name: string;
+  target: RuntimeNode;
+  sink: Sink;
+  message: (i: number) => NodeMessage;
+  next: number;
+  /** Messages per round, sized from the warm-up so that a round lasts about `roundMs`. */
+  count: number;
+}
+
+/** How the nodes are measured: `pairs` rounds of the change node and of each node, alternately, each about `roundMs` long. */
+export interface NodePlan {
+  pairs: number;
+  roundMs: number;
+  /** Untimed pairs of rounds that warm the code and size the rounds. */
+  warmupPairs: number;
+}
+
+export function nodePlan(quick: boolean): NodePlan {
+  return quick ? { pairs: 5, roundMs: 100, warmupPairs: 2 } : { pairs: 11, roundMs: 250, warmupPairs: 3 };
+}
+
+/** Sends `count` messages into `target`, at most WINDOW in flight, and resolves with the milliseconds until all arrived at the sink. */
+function pump(target: RuntimeNode, sink: Sink, count: number, message: (i: number) => NodeMessage, offset: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const base = sink.arrived;
     let sent = 0;
@@ -125,10 +171,9 @@ function pump(target: RuntimeNode, sink: { arrived: number; onArrive?: () => voi
     sink.onArrive = () => {
       lastProgress = Date.now();
       if (sink.arrived - base >= count) {
-        const ms = Number(process.hrtime.bigint() - start) / 1e6;
         clearInterval(watchdog);
         sink.onArrive = undefined;
-        resolve(perSecond(count, ms));
+        resolve(Number(process.hrtime.bigint() - start) / 1e6);
         return;
       }
       top();
@@ -137,154 +182,236 @@ function pump(target: RuntimeNode, sink: { arrived: number; onArrive?: () => voi
   });
 }
 
-export async function measureNodes(quick: boolean): Promise<Record<string, NodeResult>> {
-  StatusReporter.intervalMs = 250; // the default: status updates throttled as in production
-  const messages = quick ? 3_000 : 10_000;
-  const repeats = 3;
+const collect = (globalThis as { gc?: () => void }).gc;
+
+/**
+ * Milliseconds this process's main thread has spent runnable but waiting for a core (the second
+ * field of Linux's /proc/self/schedstat), or null where the kernel does not say.
+ */
+function runQueueWaitMs(): number | null {
+  try {
+    const wait = Number(fs.readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]);
+    return Number.isFinite(wait) ? wait / 1e6 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One timed round of a node. */
+interface Round {
+  messages: number;
+  wallMs: number;
+  /** Of wallMs, the time the main thread waited for a core (0 where not known). */
+  waitMs: number;
+}
+
+/** Messages per second of the time the main thread ran or waited for its I/O and threads: wall time less its wait for a core. */
+const rateOf = (r: Round): number => perSecond(r.messages, r.wallMs - r.waitMs);
+/** Messages per second of wall time. */
+const wallRateOf = (r: Round): number => perSecond(r.messages, r.wallMs);
+
+/**
+ * One timed round: the heap is collected and pending callbacks (status timers, the store's commits)
+ * run first, so a round neither pays for the garbage of the one before nor runs beside its leftovers.
+ */
+async function round(subject: Subject): Promise<Round> {
+  collect?.();
+  await new Promise((resolve) => setImmediate(resolve));
+  const waitBefore = runQueueWaitMs();
+  const wallMs = await pump(subject.target, subject.sink, subject.count, subject.message, subject.next);
+  const waitAfter = runQueueWaitMs();
+  subject.next += subject.count;
+  const waitMs = waitBefore === null || waitAfter === null ? 0 : Math.min(waitAfter - waitBefore, wallMs * 0.99);
+  return { messages: subject.count, wallMs, waitMs };
+}
+
+/** Messages for a round of about `ms` at `rate` messages/s, in whole thousands (at least 2,000). */
+function roundSize(rate: number, ms: number): number {
+  return Math.max(2, Math.round((rate * ms) / 1000 / 1000)) * 1000;
+}
+
+/**
+ * Rounds of the change node (a) and of `node` (b), alternately: a b a b ... Each pair's rates are
+ * taken a few hundred milliseconds apart, so a change in the machine's load (other processes on a
+ * shared machine, frequency scaling) moves both; the ratio is the median of the pairs' ratios.
+ * Rounds are sized from the warm-up by the rate without the wait for a core, so a busy machine
+ * makes rounds longer, not shorter.
+ */
+async function alternate(change: Subject, node: Subject, p: NodePlan): Promise<{ a: Round[]; b: Round[] }> {
+  for (let w = 0; w < p.warmupPairs; w++) {
+    change.count = roundSize(rateOf(await round(change)), p.roundMs);
+    node.count = roundSize(rateOf(await round(node)), p.roundMs);
+  }
+  const a: Round[] = [];
+  const b: Round[] = [];
+  for (let pair = 0; pair < p.pairs; pair++) {
+    a.push(await round(change));
+    b.push(await round(node));
+  }
+  return { a, b };
+}
+
+/** A tab of the benchmark flow: the node, a sink for each output and a catch node, all comments that count what arrives. */
+function tab(name: string, node: Record<string, unknown>, outputs: number): object[] {
+  const z = `tab-${name}`;
+  return [
+    { id: z, type: 'tab', label: name },
+    { ...node, id: `n-${name}`, z, wires: Array.from({ length: outputs }, (_, o) => [o === 0 ? `sink-${name}` : `other-${name}`]) },
+    // comment nodes have no input handler of their own: a cheap place to count arrivals
+    { id: `sink-${name}`, type: 'comment', z, name: 'sink' },
+    { id: `other-${name}`, type: 'comment', z, name: 'second output' },
+    { id: `catch-${name}`, type: 'catch', z, scope: null, uncaught: false, wires: [[`errors-${name}`]] },
+    { id: `errors-${name}`, type: 'comment', z, name: 'errors' },
+  ];
+}
+
+/** The node's tab (and what it needs beside it) and how its messages look. */
+function benchOf(name: PackageNode, storeFile: string, upstream: string): { flow: object[]; bench: Bench; fill?: number } {
+  const store = { id: 'bench-store', type: 'cache-store', name: 'bench', path: storeFile, scope: 'flow' };
+  const common = { store: store.id, key: 'topic', keyType: 'msg' };
+  const hot = (i: number) => `sensor.room_${i % HOT_KEYS}`;
+  switch (name) {
+    case 'cache-set':
+      return {
+        flow: [store, ...tab(name, { type: 'cache-set', ...common, operation: 'set', value: 'payload', valueType: 'msg', ttl: 0 }, 1)],
+        bench: { message: (i) => ({ topic: `sensor.room_${i % KEYS}`, payload: sampleValue(i) }), warmup: KEYS }, // every key once: the rounds replace values
+      };
+    case 'cache-get':
+      // its keys are written first by a cache-set on the same tab (same namespace)
+      return {
+        flow: [
+          store,
+          ...tab(name, { type: 'cache-get', ...common, property: 'payload', defaultType: 'none' }, 2),
+          { id: 'fill-cache-get', type: 'cache-set', z: `tab-${name}`, ...common, operation: 'set', value: 'payload', valueType: 'msg', wires: [['filled-cache-get']] },
+          { id: 'filled-cache-get', type: 'comment', z: `tab-${name}`, name: 'filled' },
+        ],
+        bench: { message: (i) => ({ topic: hot(i) }), warmup: HOT_KEYS },
+        fill: HOT_KEYS,
+      };
+    case 'cooldown-gate':
+      // a one-hour cooldown: the warm-up arms every key, the measured messages are held back
+      return {
+        flow: [store, ...tab(name, { type: 'cooldown-gate', ...common, cooldown: 1, cooldownUnits: 'hours', failOpen: true }, 2)],
+        bench: { message: (i) => ({ topic: hot(i), payload: 'on' }), warmup: HOT_KEYS },
+      };
+    case 'counter':
+      return {
+        flow: [store, ...tab(name, { type: 'counter', ...common, step: 1, initial: 0, resetEvery: 'never' }, 1)],
+        bench: { message: (i) => ({ topic: hot(i), payload: 'on' }), warmup: HOT_KEYS },
+      };
+    case 'ttl-fetch': {
+      const node = { type: 'ttl-fetch', store: store.id, key: '', keyType: 'msg', url: `${upstream}/state/{{topic}}`, method: 'GET', ttl: 1, ttlUnits: 'hours', returnType: 'json', timeout: 10 };
+      // one request per URL fills the cache; every measured message is a hit
+      return { flow: [store, ...tab(name, node, 1)], bench: { message: (i) => ({ topic: `sensor.room_${i % FETCH_KEYS}` }), warmup: FETCH_KEYS } };
+    }
+  }
+}
+
+/**
+ * One node beside the change node, in a Node-RED of its own (a fresh process per node: no node's
+ * figure depends on which nodes ran before it, on the code they left optimised for their messages,
+ * or on the heap and store files they left). Rounds alternate, change node first.
+ */
+export async function measureNode(name: PackageNode, quick: boolean): Promise<NodeResult> {
+  const p = nodePlan(quick);
   const userDir = userDirWithPackage();
-  const dbFile = path.join(userDir, 'bench-cache.sqlite');
   const upstream = await startUpstream();
   const RED = await startNodeRed(userDir);
-  const results: Record<string, NodeResult> = {};
   try {
-    const built = PACKAGE_NODES.filter((type) => fs.existsSync(path.join(ROOT, 'dist', 'nodes', `${type}.js`)));
-    const registered = built.filter((type) => RED.nodes.getType(type));
-    for (const type of PACKAGE_NODES) {
-      if (!built.includes(type)) results[type] = { rate: null, note: 'not built' };
-      else if (!registered.includes(type)) results[type] = { rate: null, note: 'built but not registered by Node-RED (load error)' };
-    }
-    const store = { id: 'benchStore', type: 'cache-store', name: 'bench', path: dbFile, scope: 'flow' };
-    const common = { store: 'benchStore', key: 'topic', keyType: 'msg' };
-    const hotKeys = 1_000;
-    const fetchKeys = 100;
-    const flow: object[] = [store];
-    const benches: Record<string, Bench> = {};
-    const add = (name: string, node: Record<string, unknown>, outputs: number, bench: Omit<Bench, 'target'>) => {
-      const tab = `tab-${name}`;
-      flow.push(
-        { id: tab, type: 'tab', label: name },
-        { ...node, id: `n-${name}`, z: tab, wires: Array.from({ length: outputs }, (_, o) => [o === 0 ? `sink-${name}` : `other-${name}`]) },
-        // comment nodes have no input handler of their own: a cheap place to count arrivals
-        { id: `sink-${name}`, type: 'comment', z: tab, name: 'sink' },
-        { id: `other-${name}`, type: 'comment', z: tab, name: 'second output' },
-        { id: `catch-${name}`, type: 'catch', z: tab, scope: null, uncaught: false, wires: [[`errors-${name}`]] },
-        { id: `errors-${name}`, type: 'comment', z: tab, name: 'errors' },
-      );
-      benches[name] = { target: `n-${name}`, ...bench };
-    };
-    const event = (i: number): NodeMessage => ({ topic: `sensor.room_${i % KEYS}`, payload: sampleValue(i) });
-    add('change', { type: 'change', rules: [{ t: 'set', p: 'handled', pt: 'msg', to: 'true', tot: 'bool' }] }, 1, { message: event, warmup: messages });
-    if (registered.includes('cache-set')) {
-      add('cache-set', { type: 'cache-set', ...common, operation: 'set', value: 'payload', valueType: 'msg', ttl: 0 }, 1, {
-        message: event,
-        warmup: Math.min(KEYS, messages),
-      });
-    }
-    if (registered.includes('cache-get')) {
-      // its 1,000 keys are written first by a cache-set on the same tab (same namespace)
-      add('cache-get', { type: 'cache-get', ...common, property: 'payload', defaultType: 'none' }, 2, {
-        message: (i) => ({ topic: `sensor.room_${i % hotKeys}` }),
-        warmup: messages >> 2,
-      });
-      flow.push(
-        { id: 'fill-cache-get', type: 'cache-set', z: 'tab-cache-get', ...common, operation: 'set', value: 'payload', valueType: 'msg', wires: [['filled-cache-get']] },
-        { id: 'filled-cache-get', type: 'comment', z: 'tab-cache-get', name: 'filled' },
-      );
-    }
-    if (registered.includes('cooldown-gate')) {
-      // 1,000 keys with a one-hour cooldown: the warm-up arms every key, the measured messages are held back
-      add('cooldown-gate', { type: 'cooldown-gate', ...common, cooldown: 1, cooldownUnits: 'hours', failOpen: true }, 2, {
-        message: (i) => ({ topic: `sensor.room_${i % hotKeys}`, payload: 'on' }),
-        warmup: hotKeys,
-      });
-    }
-    if (registered.includes('counter')) {
-      add('counter', { type: 'counter', ...common, step: 1, initial: 0, resetEvery: 'never' }, 1, {
-        message: (i) => ({ topic: `sensor.room_${i % hotKeys}`, payload: 'on' }),
-        warmup: hotKeys,
-      });
-    }
-    if (registered.includes('ttl-fetch')) {
-      add('ttl-fetch', { type: 'ttl-fetch', store: 'benchStore', key: '', keyType: 'msg', url: `${upstream.url}/state/{{topic}}`, method: 'GET', ttl: 1, ttlUnits: 'hours', returnType: 'json', timeout: 10 }, 1, {
-        message: (i) => ({ topic: `sensor.room_${i % fetchKeys}` }),
-        warmup: fetchKeys, // one request per URL fills the cache; every measured message is a hit
-      });
-    }
-    await RED.runtime.flows.setFlows({ flows: { flows: flow }, deploymentType: 'full' });
+    if (!fs.existsSync(path.join(ROOT, 'dist', 'nodes', `${name}.js`))) return { rate: null, note: 'not built' };
+    if (!RED.nodes.getType(name)) return { rate: null, note: 'built but not registered by Node-RED (load error)' };
+    const { flow, bench, fill } = benchOf(name, path.join(userDir, 'bench-cache.sqlite'), upstream.url);
+    const changeTab = tab('change', { type: 'change', rules: [{ t: 'set', p: 'handled', pt: 'msg', to: 'true', tot: 'bool' }] }, 1);
+    await RED.runtime.flows.setFlows({ flows: { flows: [...changeTab, ...flow] }, deploymentType: 'full' });
 
-    const only = process.env.BENCH_ONLY?.split(',');
-    for (const [name, bench] of Object.entries(benches)) {
-      if (only && !only.includes(name)) continue;
-      const target = await getNode(RED, bench.target);
-      const sink = { arrived: 0, onArrive: undefined as (() => void) | undefined };
-      const other = { arrived: 0 };
-      const errors: string[] = [];
-      (await getNode(RED, `sink-${name}`)).on('input', () => {
-        sink.arrived++;
-        sink.onArrive?.();
+    // each tab's sink counts what passed its node: the first output, the second (a suppressed repeat, a miss) and errors
+    const counters = async (tabName: string) => {
+      const counted = { sink: { arrived: 0 } as Sink, other: 0, errors: [] as string[] };
+      const arrive = () => {
+        counted.sink.arrived++;
+        counted.sink.onArrive?.();
+      };
+      (await getNode(RED, `sink-${tabName}`)).on('input', arrive);
+      (await getNode(RED, `other-${tabName}`)).on('input', () => {
+        counted.other++;
+        arrive();
       });
-      (await getNode(RED, `other-${name}`)).on('input', () => {
-        other.arrived++;
-        sink.arrived++; // a message on the second output has passed the node too (a suppressed repeat, a miss)
-        sink.onArrive?.();
+      (await getNode(RED, `errors-${tabName}`)).on('input', (msg) => {
+        counted.errors.push(String((msg.error as { message?: string } | undefined)?.message));
+        arrive();
       });
-      (await getNode(RED, `errors-${name}`)).on('input', (msg) => {
-        errors.push(String((msg.error as { message?: string } | undefined)?.message));
-        sink.arrived++;
-        sink.onArrive?.();
+      return counted;
+    };
+    const changeCounts = await counters('change');
+    const counts = await counters(name);
+    if (fill) {
+      const filled: Sink = { arrived: 0 };
+      (await getNode(RED, 'filled-cache-get')).on('input', () => {
+        filled.arrived++;
+        filled.onArrive?.();
       });
-      process.stderr.write(`  node ${name} ...`);
-      try {
-        if (name === 'cache-get') {
-          const filled = { arrived: 0, onArrive: undefined as (() => void) | undefined };
-          (await getNode(RED, 'filled-cache-get')).on('input', () => {
-            filled.arrived++;
-            filled.onArrive?.();
-          });
-          await pump(await getNode(RED, 'fill-cache-get'), filled, hotKeys, (i) => ({ topic: `sensor.room_${i}`, payload: sampleValue(i) }), 0);
-        }
-        const fetchesBefore = upstream.requests();
-        await pump(target, sink, bench.warmup, bench.message, 0);
-        const warmFetches = upstream.requests() - fetchesBefore;
-        const otherBefore = other.arrived;
-        const rates: number[] = [];
-        await profiled(`node-${name}`, async () => {
-          for (let r = 0; r < repeats; r++) rates.push(await pump(target, sink, messages, bench.message, bench.warmup + r * messages));
-        });
-        const rate = median(rates);
-        const notes: string[] = [];
-        let valid = errors.length === 0;
-        if (errors.length > 0) notes.push(`${errors.length} errors (first: ${errors[0]})`);
-        if (name === 'cache-get' && other.arrived > otherBefore) {
-          notes.push(`${other.arrived - otherBefore} misses where every message should hit`);
-          valid = false;
-        }
-        if (name === 'cooldown-gate') notes.push(`${hotKeys} keys armed in warm-up; ${other.arrived - otherBefore} of ${messages * repeats} measured held back`);
-        if (name === 'ttl-fetch') {
-          const during = upstream.requests() - fetchesBefore - warmFetches;
-          notes.push(`${warmFetches} upstream requests to fill, ${during} during ${messages * repeats} hits`);
-          if (during > 0) valid = false;
-        }
-        results[name] = { rate: valid ? rate : null, note: notes.join('; ') };
-        process.stderr.write(` ${Math.round(rate)}/s\n`);
-      } catch (error) {
-        results[name] = { rate: null, note: `failed: ${(error as Error).message}` };
-        process.stderr.write(` failed: ${(error as Error).message}\n`);
-      }
+      await pump(await getNode(RED, 'fill-cache-get'), filled, fill, (i) => ({ topic: `sensor.room_${i}`, payload: sampleValue(i) }), 0);
     }
+    const changeMessage = (i: number): NodeMessage => ({ topic: `sensor.room_${i % KEYS}`, payload: sampleValue(i) });
+    const change: Subject = { name: 'change', target: await getNode(RED, 'n-change'), sink: changeCounts.sink, message: changeMessage, next: 0, count: 2_000 };
+    const node: Subject = { name, target: await getNode(RED, `n-${name}`), sink: counts.sink, message: bench.message, next: 0, count: 2_000 };
+    // the warm-up fills the store (every key written, armed or fetched once) before any round
+    const fetchesBefore = upstream.requests();
+    await pump(node.target, node.sink, bench.warmup, bench.message, 0);
+    node.next = bench.warmup;
+    const warmFetches = upstream.requests() - fetchesBefore;
+    const otherBefore = counts.other;
+    const { a, b } = await profiled(`node-${name}`, () => alternate(change, node, p));
+    const measured = node.next - bench.warmup;
+
+    const notes: string[] = [];
+    const errors = [...changeCounts.errors, ...counts.errors];
+    let valid = errors.length === 0;
+    if (errors.length > 0) notes.push(`${errors.length} errors (first: ${errors[0]})`);
+    if (name === 'cache-get' && counts.other > otherBefore) {
+      notes.push(`${counts.other - otherBefore} misses where every message should hit`);
+      valid = false;
+    }
+    if (name === 'cooldown-gate') {
+      notes.push(`${HOT_KEYS} keys armed in warm-up; ${counts.other - otherBefore} of ${measured} held back`);
+      if (counts.other - otherBefore !== measured) valid = false;
+    }
+    if (name === 'ttl-fetch') {
+      const during = upstream.requests() - fetchesBefore - warmFetches;
+      notes.push(`${warmFetches} upstream requests to fill, ${during} during ${measured} hits`);
+      if (during > 0) valid = false;
+    }
+    notes.push(`${p.pairs} rounds of ${node.count.toLocaleString('en-US')} messages, each after a change-node round of ${change.count.toLocaleString('en-US')}`);
+    if (!collect) notes.push('run without --expose-gc: rounds were not preceded by a collection');
+    if (runQueueWaitMs() === null) notes.push('no /proc/self/schedstat: rates on the wall clock');
+    const waits = [...a, ...b].map((r) => r.waitMs / r.wallMs);
+    return {
+      rate: valid ? median(b.map(rateOf)) : null,
+      wallRate: valid ? median(b.map(wallRateOf)) : null,
+      note: notes.join('; '),
+      rounds: b.map(rateOf),
+      changeRounds: a.map(rateOf),
+      ratio: valid ? spread(b.map((r, i) => rateOf(r) / rateOf(a[i]))) : null,
+      wallRatio: valid ? median(b.map((r, i) => wallRateOf(r) / wallRateOf(a[i]))) : null,
+      wait: { median: median(waits), max: Math.max(...waits) },
+    };
   } finally {
     await RED.stop().catch(() => undefined);
     await upstream.close();
   }
-  return results;
 }
 
 if (require.main === module) {
+  const name = process.argv[2] as PackageNode;
   const quick = process.argv.includes('--quick');
   const outIndex = process.argv.indexOf('--out');
-  measureNodes(quick)
-    .then((results) => {
-      const text = JSON.stringify(results, null, 2);
+  if (!PACKAGE_NODES.includes(name)) {
+    console.error(`usage: node --expose-gc dist/bench/nodes.js <${PACKAGE_NODES.join('|')}> [--quick] [--out <file.json>]`);
+    process.exit(2);
+  }
+  measureNode(name, quick)
+    .then((result) => {
+      const text = JSON.stringify(result, null, 2);
       if (outIndex > 0) fs.writeFileSync(process.argv[outIndex + 1], text);
       else console.log(text);
       process.exit(0); // Node-RED leaves timers behind

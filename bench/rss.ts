@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Store } from '../nodes/lib/store';
-import { inFlight, IN_FLIGHT, removeDatabase, tempDir, sampleValue } from './lib';
+import { IN_FLIGHT, inFlight, removeDatabase, sampleValue, tempDir } from './lib';
 
 export interface RssResult {
   entries: number;

@@ -6,21 +6,30 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DriverName } from '../nodes/lib/driver';
 import { availableDrivers } from '../nodes/lib/driver';
-import { formatNumber, keyvSqliteLoadError, ROOT, storeDriver, tempDir } from './lib';
-import type { NodeResult } from './nodes';
-import type { RssResult } from './rss';
+import { messageOf } from '../nodes/lib/errors';
 import { runCase } from './case';
 import { contextFigures } from './context';
+import { type DiskCase, runDiskCase } from './disk';
+import { formatNumber, keyvSqliteLoadError, median, ROOT, type Spread, storeDriver, tempDir } from './lib';
+import { type NodeResult, PACKAGE_NODES, type PackageNode } from './nodes';
+import type { RssResult } from './rss';
 import { plan, type StallResult } from './store-cases';
 
 type Figures = Record<string, number | null>;
 
 interface Ratio {
   value: number | null;
+  /** '' where the ratio has no target */
   target: string;
-  /** null when a figure it needs was not measured */
+  /** null when a figure it needs was not measured, or the ratio has no target */
   met: boolean | null;
   note?: string;
+  /** node ratios: the spread of the ratios of the pairs of rounds whose median is `value` */
+  spread?: Omit<Spread, 'median'>;
+  /** node ratios: the median of the same pairs' ratios on the wall clock */
+  wallClock?: number | null;
+  /** node ratios: the share of the rounds' time the process waited for a core (median, highest) */
+  wait?: { median: number; max: number } | null;
 }
 
 /** What each figure is, for the table: [unit, description]; `DRIVER` stands for the SQLite driver the store uses in the run. */
@@ -50,6 +59,14 @@ const DESCRIPTIONS: Record<string, [string, string]> = {
   'node.cooldown-gate': ['msgs/s', 'cooldown-gate, repeats held back (1,000 armed keys)'],
   'node.counter': ['msgs/s', 'counter, durable increments (1,000 keys)'],
   'node.ttl-fetch.hit': ['msgs/s', 'ttl-fetch, every message a cache hit (100 URLs)'],
+  'disk.kib.per.write': ['KiB', 'store (DRIVER), immediate: bytes sent to the storage layer per durable write (2,000 writes of ~100 bytes to 1,000 keys, close and checkpoint included)'],
+  'disk.kib.per.write.deferred': ['KiB', 'store (DRIVER), deferred: the same, a flush every 30 writes (its 30 s flush at 1 write/s)'],
+  'disk.kib.per.write.node:sqlite': ['KiB', 'store, immediate, as above, with the node:sqlite driver'],
+  'disk.kib.per.write.deferred.node:sqlite': ['KiB', 'store, deferred, as above, with the node:sqlite driver'],
+  'disk.kib.per.write.sqlite3': ['KiB', 'store, immediate, as above, with the sqlite3 driver'],
+  'disk.kib.per.write.deferred.sqlite3': ['KiB', 'store, deferred, as above, with the sqlite3 driver'],
+  'disk.kib.per.write.keyv': ['KiB', 'keyv + @keyv/sqlite as shipped: the same writes'],
+  'disk.kib.per.write.localfilesystem': ['KiB', "Node-RED's localfilesystem context store (one flow's 1,000 keys): the same writes, a flush every 30 writes (its 30 s flush at 1 write/s)"],
   'startup.ms.empty': ['ms', 'open to first get, empty store'],
   'startup.ms.100k': ['ms', 'open to first get, store with 100,000 entries'],
   'rss.mb.1m': ['MiB', 'RSS growth after writing 1,000,000 entries (child process)'],
@@ -71,27 +88,41 @@ const DESCRIPTIONS: Record<string, [string, string]> = {
   'context.open.rss.mb.100k.localfilesystem': ['MiB', "Node-RED's localfilesystem context store: RSS growth over that open (collected)"],
 };
 
-const RATIOS: [string, string, string, '>=' | '<=', number][] = [
+const RATIOS: [string, string, string, '>=' | '<=' | '', number][] = [
   ['store.set.concurrent / baseline.sqlite.set.tx', 'store.set.concurrent', 'baseline.sqlite.set.tx', '>=', 0.3],
   ['store.get.hot / baseline.sqlite.get', 'store.get.hot', 'baseline.sqlite.get', '>=', 10],
   ['store.incr.concurrent / baseline.sqlite.set.tx', 'store.incr.concurrent', 'baseline.sqlite.set.tx', '>=', 0.3],
   ['node.cache-get.hit / node.change', 'node.cache-get.hit', 'node.change', '>=', 0.5],
   ['node.cooldown-gate / node.change', 'node.cooldown-gate', 'node.change', '>=', 0.4],
   ['node.counter / node.change', 'node.counter', 'node.change', '>=', 0.3],
+  ['node.cache-set / node.change', 'node.cache-set', 'node.change', '', 0],
+  ['node.ttl-fetch.hit / node.change', 'node.ttl-fetch.hit', 'node.change', '', 0],
   ['startup.ms.100k / startup.ms.empty', 'startup.ms.100k', 'startup.ms.empty', '<=', 2],
   ['rss.mb.1m', 'rss.mb.1m', '', '<=', 100],
+  ['disk.kib.per.write', 'disk.kib.per.write', '', '<=', 8],
   ['store.set.concurrent / baseline.keyv.set.concurrent', 'store.set.concurrent', 'baseline.keyv.set.concurrent', '>=', 10],
   ['store.get.hot / baseline.keyv.get', 'store.get.hot', 'baseline.keyv.get', '>=', 10],
 ];
 
-function ratios(figures: Figures, notes: Record<string, string>): Record<string, Ratio> {
+/**
+ * The ratios of the figures; a node's ratio to the change node is the median of its pairs of rounds
+ * (`paired`, by the node's figure), not the quotient of the two medians.
+ */
+function ratios(figures: Figures, notes: Record<string, string>, paired: Record<string, NodeResult>): Record<string, Ratio> {
   const out: Record<string, Ratio> = {};
   for (const [name, top, bottom, op, target] of RATIOS) {
     const a = figures[top];
     const b = bottom ? figures[bottom] : 1;
-    const value = a === null || a === undefined || b === null || b === undefined || b === 0 ? null : a / b;
-    const met = value === null ? null : op === '>=' ? value >= target : value <= target;
-    const ratio: Ratio = { value, target: `${op} ${target}`, met };
+    const pairs = paired[top]?.ratio;
+    const value = a === null || a === undefined || b === null || b === undefined || b === 0 ? null : pairs ? pairs.median : a / b;
+    const met = value === null || op === '' ? null : op === '>=' ? value >= target : value <= target;
+    const ratio: Ratio = { value, target: op === '' ? '' : `${op} ${target}`, met };
+    if (pairs && value !== null) {
+      const { median: _median, ...rest } = pairs;
+      ratio.spread = rest;
+      ratio.wallClock = paired[top].wallRatio ?? null;
+      ratio.wait = paired[top].wait ?? null;
+    }
     const missing = [top, bottom].filter((k) => k && (figures[k] === null || figures[k] === undefined));
     if (missing.length > 0) ratio.note = `${missing.map((k) => `${k}: ${(notes[k] ?? 'no figure').replace(/^not measured: /, '')}`).join('; ')}`;
     out[name] = ratio;
@@ -125,16 +156,23 @@ function gitCommit(): string | null {
   }
 }
 
+/** A ratio with three significant digits (0.0412, 0.412, 4.12, 41.2, 412). */
+function formatRatio(value: number): string {
+  return Math.abs(value) >= 1000 ? formatNumber(value) : String(Number(value.toPrecision(3)));
+}
+
 function markdown(figures: Figures, notes: Record<string, string>, ratioTable: Record<string, Ratio>, header: string, driver: string): string {
   const lines = [header, '', '| figure | value | unit | what | note |', '|---|---:|---|---|---|'];
   for (const [name, value] of Object.entries(figures)) {
     const [unit, what] = DESCRIPTIONS[name] ?? ['', ''];
     lines.push(`| \`${name}\` | ${value === null ? 'not measured' : formatNumber(value)} | ${unit} | ${what.replace('DRIVER', driver)} | ${notes[name] ?? ''} |`);
   }
-  lines.push('', '| ratio | value | target | met |', '|---|---:|---|---|');
+  lines.push('', '| ratio | value | spread of the pairs: min–max (quartiles) | target | met |', '|---|---:|---|---|---|');
   for (const [name, r] of Object.entries(ratioTable)) {
-    const met = r.met === null ? `not measured (${r.note ?? 'no figure'})` : r.met ? 'yes' : '**no**';
-    lines.push(`| ${name} | ${r.value === null ? '—' : formatNumber(r.value)} | ${r.target} | ${met} |`);
+    const met = r.value === null ? `not measured (${r.note ?? 'no figure'})` : r.met === null ? '' : r.met ? 'yes' : '**no**';
+    const s = r.spread;
+    const spreadText = s ? `${formatRatio(s.min)}–${formatRatio(s.max)} (${formatRatio(s.q1)}–${formatRatio(s.q3)}), ${s.n} pairs` : '';
+    lines.push(`| ${name} | ${r.value === null ? '—' : formatRatio(r.value)} | ${spreadText} | ${r.target} | ${met} |`);
   }
   return lines.join('\n');
 }
@@ -235,6 +273,33 @@ async function main(): Promise<void> {
   figures['startup.ms.100k'] = startup?.large ?? null;
   moveNote(notes, 'store.startup', ['startup.ms.empty', 'startup.ms.100k']);
 
+  // bytes sent to the storage layer per durable write: the store in each mode with each driver this Node.js can load, keyv, localfilesystem
+  const diskFigure = async (label: string, figure: string, name: DiskCase, env: NodeJS.ProcessEnv = {}): Promise<number | null> => {
+    try {
+      const result = await step(label, async () => runDiskCase(name, env));
+      const perDay = (result.kibPerWrite * 86_400) / 1024;
+      notes[figure] = `${formatNumber(perDay)} MiB a day at one write per second${result.driver ? `; ${result.driver}` : ''}`;
+      return result.kibPerWrite;
+    } catch (error) {
+      process.stderr.write(` failed: ${messageOf(error)}\n`);
+      notes[figure] = `failed: ${messageOf(error)}`;
+      return null;
+    }
+  };
+  for (const d of stallDrivers) {
+    for (const mode of ['immediate', 'deferred'] as const) {
+      const figure = `disk.kib.per.write${mode === 'deferred' ? '.deferred' : ''}${d === driver ? '' : `.${d}`}`;
+      figures[figure] = await diskFigure(`disk writes, ${mode}, ${d}`, figure, `store.${mode}`, { FLOW_CACHE_DRIVER: d });
+    }
+  }
+  if (keyvMissing) {
+    figures['disk.kib.per.write.keyv'] = null;
+    notes['disk.kib.per.write.keyv'] = `not measured: ${keyvMissing}`;
+  } else {
+    figures['disk.kib.per.write.keyv'] = await diskFigure('disk writes, keyv', 'disk.kib.per.write.keyv', 'keyv');
+  }
+  figures['disk.kib.per.write.localfilesystem'] = await diskFigure('disk writes, localfilesystem', 'disk.kib.per.write.localfilesystem', 'localfilesystem');
+
   // the context store beside Node-RED's memory and localfilesystem stores, each case in a fresh process
   const contextStarted = Date.now();
   const context = contextFigures(quick, (figure) => process.stderr.write(`  ${figure}\n`));
@@ -242,11 +307,9 @@ async function main(): Promise<void> {
   Object.assign(notes, context.notes);
   process.stderr.write(`  (context: ${((Date.now() - contextStarted) / 1000).toFixed(1)} s)\n`);
 
-  // messages through nodes in a running Node-RED, in a child process
+  // messages through nodes in a running Node-RED: each node beside the change node, in a child process of its own
   const work = tempDir('flow-cache-bench-run-');
-  const nodesFile = path.join(work, 'nodes.json');
-  const nodeFigures: Record<string, string> = {
-    change: 'node.change',
+  const nodeFigures: Record<PackageNode, string> = {
     'cache-get': 'node.cache-get.hit',
     'cache-set': 'node.cache-set',
     'cooldown-gate': 'node.cooldown-gate',
@@ -254,22 +317,35 @@ async function main(): Promise<void> {
     'ttl-fetch': 'node.ttl-fetch.hit',
   };
   const nodesStarted = Date.now();
-  try {
-    runChild('nodes.js', [...(quick ? ['--quick'] : []), '--out', nodesFile]);
-    process.stderr.write(`  (nodes: ${((Date.now() - nodesStarted) / 1000).toFixed(1)} s)\n`);
-    const results = JSON.parse(fs.readFileSync(nodesFile, 'utf8')) as Record<string, NodeResult>;
-    for (const [type, name] of Object.entries(nodeFigures)) {
-      const result = results[type];
-      figures[name] = result?.rate ?? null;
-      if (result?.note) notes[name] = result.note;
-      else if (!result) notes[name] = 'no result';
-    }
-  } catch (error) {
-    for (const name of Object.values(nodeFigures)) {
+  const paired: Record<string, NodeResult> = {};
+  const changeRounds: number[] = [];
+  const only = process.env.BENCH_ONLY?.split(',');
+  for (const type of PACKAGE_NODES) {
+    const name = nodeFigures[type];
+    if (only && !only.includes(type)) continue;
+    const file = path.join(work, `node-${type}.json`);
+    const t = Date.now();
+    process.stderr.write(`  node ${type} beside the change node ...`);
+    try {
+      runChild('nodes.js', [type, ...(quick ? ['--quick'] : []), '--out', file], ['--expose-gc']);
+      const result = JSON.parse(fs.readFileSync(file, 'utf8')) as NodeResult;
+      figures[name] = result.rate;
+      if (result.note) notes[name] = result.note;
+      paired[name] = result;
+      changeRounds.push(...(result.changeRounds ?? []));
+      const r = result.ratio;
+      process.stderr.write(
+        r ? ` ${formatNumber(result.rate)}/s, ratio ${formatRatio(r.median)} (${formatRatio(r.min)}–${formatRatio(r.max)}) (${((Date.now() - t) / 1000).toFixed(1)} s)\n` : ` ${result.note}\n`,
+      );
+    } catch (error) {
       figures[name] = null;
-      notes[name] = `node benchmark failed: ${(error as Error).message}`;
+      notes[name] = `node benchmark failed: ${messageOf(error)}`;
+      process.stderr.write(` failed: ${messageOf(error)}\n`);
     }
   }
+  figures['node.change'] = changeRounds.length > 0 ? median(changeRounds) : null;
+  notes['node.change'] = changeRounds.length > 0 ? `median of its ${changeRounds.length} rounds, each just before a round of a node` : 'no node was measured beside it';
+  process.stderr.write(`  (nodes: ${((Date.now() - nodesStarted) / 1000).toFixed(1)} s)\n`);
 
   // resident memory, in a child process of its own
   const entries = quick ? 50_000 : 1_000_000;
@@ -292,7 +368,7 @@ async function main(): Promise<void> {
     process.stderr.write(' failed\n');
   }
 
-  const ratioTable = ratios(figures, notes);
+  const ratioTable = ratios(figures, notes, paired);
   const seconds = (Date.now() - started) / 1000;
   const meta = {
     date: new Date().toISOString(),

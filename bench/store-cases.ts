@@ -17,10 +17,10 @@ import {
   perSecond,
   RawSqlite,
   removeDatabase,
+  sampleValue,
   settle,
   tempDir,
   timed,
-  sampleValue,
 } from './lib';
 
 const NS = 'flow:bench';
