@@ -16,6 +16,8 @@ interface SeenRequest {
   method: string;
   url: string;
   headers: http.IncomingHttpHeaders;
+  /** performance.now() when the connection of a request left unanswered ('hang') closed. */
+  closedAt?: number;
 }
 
 /** A real HTTP server on 127.0.0.1 that counts requests; `mode` makes it fail or hang. */
@@ -25,16 +27,27 @@ interface Upstream {
   mode: 'ok' | 'error500' | 'hang';
   /** Resolves once the server has seen `count` requests in total. */
   requests(count: number): Promise<void>;
+  /** Resolves with `closedAt` of unanswered request `index` once its connection closed; rejects after `ms` of waiting. */
+  closed(index: number, ms: number): Promise<number>;
   close(): Promise<void>;
 }
 
 async function startUpstream(): Promise<Upstream> {
   const seen: SeenRequest[] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
+  const closeWaiters = new Map<SeenRequest, () => void>();
   const server = http.createServer((req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+    const request: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
+    seen.push(request);
     for (const w of [...waiters]) if (seen.length >= w.count) w.resolve();
-    if (upstream.mode === 'hang') return; // never answers
+    if (upstream.mode === 'hang') {
+      // never answers: the request ends only when the client closes the connection
+      req.socket.once('close', () => {
+        request.closedAt = performance.now();
+        closeWaiters.get(request)?.();
+      });
+      return;
+    }
     if (upstream.mode === 'error500') {
       res.writeHead(500, { 'content-type': 'text/plain' }).end('upstream broke');
       return;
@@ -117,6 +130,18 @@ async function startUpstream(): Promise<Upstream> {
     requests(count) {
       if (seen.length >= count) return Promise.resolve();
       return new Promise((resolve) => waiters.push({ count, resolve }));
+    },
+    closed(index, ms) {
+      const request = seen[index];
+      if (!request) return Promise.reject(new Error(`the upstream has seen no request ${index}`));
+      if (request.closedAt !== undefined) return Promise.resolve(request.closedAt);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the connection of request ${index} (${request.url}) was still open ${ms} ms later`)), ms);
+        closeWaiters.set(request, () => {
+          clearTimeout(timer);
+          resolve(request.closedAt as number);
+        });
+      });
     },
     async close() {
       server.closeAllConnections();
@@ -590,7 +615,13 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
     upstream.mode = 'hang';
     node('fetcher').receive({ payload: 'Berlin' });
     await upstream.requests(1);
+    assert.equal(upstream.seen[0].closedAt, undefined, 'the request is pending when the flow stops');
+    const stoppedAt = performance.now();
     await helper.unload(); // returns without waiting for the 600 s timeout
+    // the upstream sees the request end: its connection closes soon after the stop, not at the timeout
+    const closedAt = await upstream.closed(0, 2_000);
+    const after = closedAt - stoppedAt;
+    assert.ok(after >= 0 && after < 1_000, `the upstream saw the request end ${Math.round(after)} ms after the flow stopped`);
     await helper.load(nodes, [{ id: 'tab1', type: 'tab', label: 'Flow 1' }]);
   });
 
