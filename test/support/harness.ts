@@ -53,12 +53,25 @@ export function useRuntime(clock: ManualClock, start = '2026-06-01T10:00:00Z'): 
   return files;
 }
 
-/** Every node type of the package, ready for helper.load. */
+/** The package's root directory (dist/test/support/ is three levels below it). */
+const packageRoot = path.join(__dirname, '..', '..', '..');
+
+/** The node files package.json registers with Node-RED, by node type. */
+export function nodeFiles(): Record<string, string> {
+  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
+  return pkg['node-red'].nodes;
+}
+
+/**
+ * Every node type package.json registers, ready for helper.load. A node file that is missing is an
+ * error, never a node quietly left out of the suite.
+ */
 export function allNodes(): unknown[] {
-  const dir = path.join(__dirname, '..', '..', 'nodes');
-  return ['cache-store', 'cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch']
-    .filter((name) => fs.existsSync(path.join(dir, `${name}.js`)))
-    .map((name) => require(path.join(dir, `${name}.js`)));
+  return Object.entries(nodeFiles()).map(([type, file]) => {
+    const full = path.join(packageRoot, file);
+    if (!fs.existsSync(full)) throw new Error(`node ${type}: ${file} is missing (npm run build makes it)`);
+    return require(full);
+  });
 }
 
 /** A new empty directory under the OS temp dir (removed when the process exits). */
