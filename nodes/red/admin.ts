@@ -20,7 +20,7 @@ import {
   usedNamespaces,
   withStore,
 } from './admin-stores';
-import { type FetchNodeConfig, scrubText, scrubValue, secretForms, urlOfFetchKey } from './fetch-url';
+import { type FetchNodeConfig, hiddenPartsOf, scrubText, scrubValue, secretForms, urlOfFetchKey } from './fetch-url';
 import { type Substitutions, text } from './i18n';
 import { MAX_KEY_LENGTH } from './input';
 import { hostZone } from './time';
@@ -37,8 +37,11 @@ interface AdminRequest {
   params: Record<string, string>;
   query: Record<string, unknown>;
   body?: unknown;
-  user?: { username?: string };
+  /** Set by Node-RED's authentication when adminAuth is on. */
+  user?: { username?: string; permissions?: Scope };
+  authInfo?: { scope?: Scope };
 }
+type Scope = string | string[];
 interface AdminResponse {
   status(code: number): AdminResponse;
   set(field: string, value: string): AdminResponse;
@@ -55,7 +58,21 @@ interface AdminApp {
   delete(path: string, ...handlers: Handler[]): void;
   use(path: string, handler: ErrorHandler): void;
 }
+/**
+ * Whether an adminAuth scope grants a permission, as Node-RED decides it: '*' grants all, 'read' (or
+ * '*.read') every '<x>.read', 'write' (or '*.write') every '<x>.write', and a permission grants itself.
+ */
+export function hasPermission(scope: Scope | undefined, permission: string): boolean {
+  if (scope === undefined) return false;
+  if (Array.isArray(scope)) return scope.some((s) => hasPermission(s, permission));
+  if (scope === '*' || scope === permission) return true;
+  if (scope === 'read' || scope === '*.read') return /^((.+)\.)?read$/.test(permission);
+  if (scope === 'write' || scope === '*.write') return /^((.+)\.)?write$/.test(permission);
+  return false;
+}
+
 interface AdminAPI extends AdminRuntime {
+  log: AdminRuntime['log'] & { audit?(event: object, req?: unknown): void };
   httpAdmin?: AdminApp;
   auth?: { needsPermission(permission: string): Handler };
 }
@@ -79,7 +96,18 @@ export function registerAdminApi(RED: AdminAPI): void {
   if (!app || typeof app.get !== 'function' || registered.has(app)) return;
   registered.add(app);
   const admin = new AdminRoutes(RED);
-  const allow = (permission: string): Handler => (RED.auth?.needsPermission ? RED.auth.needsPermission(permission) : (_req, _res, next) => next());
+  // Node-RED's own check authenticates the request (401 without a valid token when adminAuth is on);
+  // the permission is checked here, so a user who may read but not change gets 403, not Node-RED's 401
+  const authenticate: Handler = RED.auth?.needsPermission ? RED.auth.needsPermission('') : (_req, _res, next) => next();
+  const allow =
+    (permission: string): Handler =>
+    (req, res, next) =>
+      authenticate(req, res, (error?: unknown) => {
+        if (error) return next(error);
+        if (!req.user || hasPermission(req.authInfo?.scope ?? req.user.permissions, permission)) return next();
+        RED.log.audit?.({ event: 'permission.fail', permissions: permission }, req);
+        admin.reply(res, 403, { error: 'forbidden', message: admin.text('errors.forbidden', { permission }) });
+      });
   const read = allow(READ_PERMISSION);
   const write = allow(WRITE_PERMISSION);
   const ns = `${ADMIN_ROOT}/stores/:store/namespaces/:namespace`;
@@ -131,6 +159,8 @@ class AdminRoutes {
       if (node.type !== 'ttl-fetch') continue;
       const secret = this.secretOf(node.id);
       if (secret) secrets.push(...secretForms(secret));
+      // what ttl-fetch hides of its URL (tokens in the path or the query) stays hidden here too
+      if (typeof node.url === 'string') secrets.push(...hiddenPartsOf(node.url));
     }
     return { nodes, stores: storeCatalogue(this.RED, nodes), secrets: [...new Set(secrets)].sort((a, b) => b.length - a.length) };
   }

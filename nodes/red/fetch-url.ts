@@ -20,17 +20,20 @@ const PLACEHOLDER = /\{\{[^{}]*\}\}/;
 const CREDENTIAL_SALT = 'node-red-contrib-flow-cache/ttl-fetch credential';
 const CREDENTIAL_ROUNDS = 10_000;
 
-/**
- * Whether a path segment can be shown: at most 32 characters, at most 4 digits, only letters, digits
- * and - _ . between them, and nothing that looks like random letters (21 letters in a row, or 5
- * consonants in a row). Tokens, ids, hashes and percent-encoded values are not shown.
- */
+// A path segment shown as it is: at most 32 characters of words (lower case, Capitalized or camelCase,
+// that look like words) and at most 4 digits, joined by - _ . , or a version (v1, v2.1): the rule
+// ttl-fetch applies to the URLs it shows. Anything else (a token, an id, a hash, a percent-encoded
+// value) is shown as "…".
+const PIECE = '(?:[a-z]+(?:[A-Z][a-z]+)*|[A-Z][a-z]+(?:[A-Z][a-z]+)*|\\d{1,4})';
+const PLAIN_SEGMENT = new RegExp(`^(?:${PIECE}(?:[-_.]${PIECE})*|v\\d{1,3}(?:\\.\\d{1,3})*)$`);
+// random letters look like this, words seldom do: 21 letters in a row, or 5 consonants in a row
+const NOT_A_WORD = /[A-Za-z]{21}|[b-df-hj-np-tv-xz]{5}/i;
+
 function plainSegment(segment: string): boolean {
   if (segment === '') return true;
   if (segment.length > 32) return false;
   if ((segment.match(/\d/g)?.length ?? 0) > 4) return false;
-  if (!/^[A-Za-z0-9]+(?:[-_.][A-Za-z0-9]+)*$/.test(segment)) return false;
-  return !/[A-Za-z]{21}|[b-df-hj-np-tv-xz]{5}/i.test(segment);
+  return PLAIN_SEGMENT.test(segment) && !NOT_A_WORD.test(segment);
 }
 
 /** A URL as the admin API shows it: origin (never a user name or password) and plain path segments; no query, no fragment. */
@@ -40,6 +43,38 @@ export function shownUrl(url: URL): string {
     .map((segment) => (plainSegment(segment) ? segment : REDACTED))
     .join('/');
   return `${url.origin}${path}`;
+}
+
+/**
+ * The parts of a ttl-fetch node's configured URL that could be secrets (path segments and query values
+ * that are not plain words, as shownUrl tells them), in the forms a text may hold them: no answer may
+ * show them, wherever they appear (an upstream that echoes its URL, say).
+ */
+export function hiddenPartsOf(configUrl: string): string[] {
+  const raw = configUrl.replace(/\{\{[^{}]*\}\}/g, ' ').trim();
+  const parts: string[] = [];
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return parts;
+  }
+  const add = (part: string) => {
+    if (part.length >= 4 && !plainSegment(part)) parts.push(part, safeDecode(part), encodeURIComponent(safeDecode(part)));
+  };
+  for (const segment of url.pathname.split('/')) add(segment);
+  for (const [name, value] of url.searchParams) add(value === '' ? name : value);
+  if (url.username) add(url.username);
+  if (url.password) add(url.password);
+  return [...new Set(parts)].filter((part) => part.length >= 4);
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** The cache key ttl-fetch derives for a request without a body (GET, HEAD) made with `credential` ('' for none). */
