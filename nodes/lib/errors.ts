@@ -9,7 +9,9 @@ export type ErrorCode =
   | 'NOT_A_COUNT'
   | 'UNSTORABLE_VALUE'
   // the store
+  | 'STORE_BUSY'
   | 'STORE_CLOSED'
+  | 'STORE_DISCONNECTED'
   | 'STORE_FOREIGN_FILE'
   | 'STORE_FULL'
   | 'STORE_INVALID'

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { messageOf } from './errors';
 import { resolveStoreOptions, sizeLimitBytes, type StoreOptions } from './options';
+import type { CacheSpace, FlightOptions } from './space';
 import { type Entry, Store, type UpdateDecision, type UpdateResult } from './store';
 
 interface Shared {
@@ -94,12 +95,17 @@ function warnIfDifferent(store: Store, options: StoreOptions): void {
 }
 
 /** One namespace of a store, with the namespace's default TTL applied to writes that give none. */
-export class CacheNamespace {
+export class CacheNamespace implements CacheSpace {
+  readonly kind = 'sqlite' as const;
   constructor(
     readonly store: Store,
     readonly name: string,
     readonly defaultTtl = 0,
   ) {}
+
+  get backend(): Store {
+    return this.store;
+  }
 
   get(key: string): Promise<Entry | undefined> {
     return this.store.get(this.name, key);
@@ -119,6 +125,15 @@ export class CacheNamespace {
 
   keys(): Promise<string[]> {
     return this.store.keys(this.name);
+  }
+
+  entries(): Promise<[string, Entry][]> {
+    return this.store.entries(this.name);
+  }
+
+  /** One process holds the file, and its callers already join their flights: the work just runs. */
+  singleFlight(_flightKey: string, work: () => Promise<Entry>, _options: FlightOptions): Promise<Entry> {
+    return work();
   }
 
   /** The same namespace without a default TTL: for state kept until it is changed (counts), whatever the store's default. */
