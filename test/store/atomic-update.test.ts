@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Durability, Store } from '../../nodes/lib/store';
+import type { Store } from '../../nodes/lib/store';
 import { ManualClock } from '../support/harness';
-import { onDisk, openStore, tempFile } from './fixtures';
+import { DURABILITIES, onDisk, openStore, tempFile } from './fixtures';
 
 const NS = 'atomic';
 
@@ -10,7 +10,7 @@ function increment(store: Store, key: string, by = 1) {
   return store.update(NS, key, (current) => ({ value: ((current?.value as number | undefined) ?? 0) + by }));
 }
 
-for (const durability of ['immediate', 'deferred'] as Durability[]) {
+for (const durability of DURABILITIES) {
   describe(`atomic update (${durability})`, () => {
     const clock = new ManualClock();
     let file: string;
@@ -87,37 +87,39 @@ for (const durability of ['immediate', 'deferred'] as Durability[]) {
   });
 }
 
-describe('atomic update near the size limit (eviction policy none)', () => {
-  const clock = new ManualClock();
-  let store: Store;
+for (const durability of DURABILITIES) {
+  describe(`atomic update near the size limit (eviction policy none, ${durability})`, () => {
+    const clock = new ManualClock();
+    let store: Store;
 
-  beforeEach(async () => {
-    clock.install();
-    // a one-entry read cache, so the counted key is read from disk at the start of each round
-    store = await openStore(tempFile(), { evictionPolicy: 'none', sizeLimitMb: 0.01, readCacheEntries: 1 });
-  });
-  afterEach(async () => {
-    await store.close();
-    clock.uninstall();
-  });
+    beforeEach(async () => {
+      clock.install();
+      // a one-entry read cache, so the counted key is read from disk at the start of each round
+      store = await openStore(tempFile(), { durability, evictionPolicy: 'none', sizeLimitMb: 0.01, readCacheEntries: 1 });
+    });
+    afterEach(async () => {
+      await store.close();
+      clock.uninstall();
+    });
 
-  it('concurrent increments that need an exact recount of the bytes still add up', async () => {
-    // fill the 10 KB to about 150 bytes short: the running estimate counts every rewrite in full,
-    // so after a few rounds writes must re-read the real byte count before they are let through
-    for (let i = 0; i < 8; i++) await store.set(NS, `filler${i}`, 'x'.repeat(1000));
-    await store.set(NS, 'n', 0);
-    const padRowOverhead = 40; // {"s":<ms>,"e":null,"v":"..."} around the padding
-    await store.set(NS, 'pad', 'x'.repeat(store.sizeLimitBytes - (await store.bytesUsed()) - padRowOverhead - 150));
-    const left = store.sizeLimitBytes - (await store.bytesUsed());
-    assert.ok(left > 50 && left < 250, `about 150 bytes left under the limit (${left})`);
-    let expected = 0;
-    for (let round = 0; round < 10; round++) {
-      await store.set(NS, 'other', round); // a rewrite: the estimate grows, the real size does not
-      await Promise.all(Array.from({ length: 5 }, () => increment(store, 'n')));
-      expected += 5;
-      await store.get(NS, 'other'); // pushes "n" out of the one-entry read cache
-      assert.equal((await store.get(NS, 'n'))?.value, expected, `after round ${round + 1}`);
-      await store.get(NS, 'other');
-    }
+    it('concurrent increments that need an exact recount of the bytes still add up', async () => {
+      // fill the 10 KB to about 150 bytes short: the running estimate counts every rewrite in full,
+      // so after a few rounds writes must re-read the real byte count before they are let through
+      for (let i = 0; i < 8; i++) await store.set(NS, `filler${i}`, 'x'.repeat(1000));
+      await store.set(NS, 'n', 0);
+      const padRowOverhead = 40; // {"s":<ms>,"e":null,"v":"..."} around the padding
+      await store.set(NS, 'pad', 'x'.repeat(store.sizeLimitBytes - (await store.bytesUsed()) - padRowOverhead - 150));
+      const left = store.sizeLimitBytes - (await store.bytesUsed());
+      assert.ok(left > 50 && left < 250, `about 150 bytes left under the limit (${left})`);
+      let expected = 0;
+      for (let round = 0; round < 10; round++) {
+        await store.set(NS, 'other', round); // a rewrite: the estimate grows, the real size does not
+        await Promise.all(Array.from({ length: 5 }, () => increment(store, 'n')));
+        expected += 5;
+        await store.get(NS, 'other'); // pushes "n" out of the one-entry read cache
+        assert.equal((await store.get(NS, 'n'))?.value, expected, `after round ${round + 1}`);
+        await store.get(NS, 'other');
+      }
+    });
   });
-});
+}

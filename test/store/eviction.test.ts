@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { CacheError, StoreFullError } from '../../nodes/lib/errors';
+import type { EvictionPolicy } from '../../nodes/lib/options';
 import type { Store } from '../../nodes/lib/store';
 import { ManualClock } from '../support/harness';
-import { diskKeys, onDisk, openStore, tempFile } from './fixtures';
+import { DURABILITIES, diskKeys, EVICTION_POLICIES, onDisk, openStore, settled, tempFile } from './fixtures';
 
 const NS = 'eviction';
 // 0.01 MB = 10,486 bytes; each entry below takes a little over 3,000, so three fit and a fourth does not.
@@ -16,195 +17,273 @@ async function diskBytes(file: string): Promise<number> {
   return rows[0].n;
 }
 
-describe('eviction at the size cap', () => {
-  const clock = new ManualClock();
-  let file: string;
-  let store: Store;
+/**
+ * What each policy promises when a full store (a, b, c written in that order, then a read) takes a
+ * fourth entry d: the keys left, or that the write is refused.
+ */
+const PROMISE: Record<EvictionPolicy, { keeps: string[]; refuses: boolean; why: string }> = {
+  'least-recently-stored': { keeps: ['b', 'c', 'd'], refuses: false, why: 'the entry stored longest ago goes, though it was read last' },
+  'least-recently-used': { keeps: ['a', 'c', 'd'], refuses: false, why: 'the entry unused longest goes; the read kept a' },
+  none: { keeps: ['a', 'b', 'c'], refuses: true, why: 'nothing is removed: the write that does not fit fails with STORE_FULL' },
+};
 
-  beforeEach(() => {
-    clock.install();
-    file = tempFile();
-  });
-  afterEach(async () => {
-    await store.close();
-    clock.uninstall();
-  });
+/**
+ * A fault of the store these tests found, to be fixed in nodes/lib/store.ts: the tests it breaks run
+ * and are reported as to-do until then.
+ */
+const DEFERRED_DELETE_FREES_NO_ROOM =
+  'deferred mode with policy none: deleting an entry already in the file frees no room until the next flush, so a write right after the delete fails with STORE_FULL';
 
-  /** Writes a, b, c one second apart. */
-  async function fill(): Promise<void> {
-    for (const key of ['a', 'b', 'c']) {
-      await store.set(NS, key, big(key));
-      clock.advance(1000);
+const isFull = (error: unknown) => error instanceof StoreFullError && error.code === 'STORE_FULL';
+
+for (const durability of DURABILITIES) {
+  describe(`eviction at the size cap (${durability})`, () => {
+    const clock = new ManualClock();
+    let file: string;
+    let store: Store;
+
+    beforeEach(() => {
+      clock.install();
+      file = tempFile();
+    });
+    afterEach(async () => {
+      await store.close();
+      clock.uninstall();
+    });
+
+    function open(evictionPolicy?: EvictionPolicy): Promise<Store> {
+      return openStore(file, { durability, sizeLimitMb: LIMIT_MB, ...(evictionPolicy ? { evictionPolicy } : {}) });
     }
-    assert.deepStrictEqual(await store.keys(NS), ['a', 'b', 'c'], 'three entries fit under the cap');
-  }
 
-  it('counts stored bytes as the cap does', async () => {
-    store = await openStore(file, { sizeLimitMb: LIMIT_MB });
-    await fill();
-    const used = await store.bytesUsed();
-    assert.equal(used, await diskBytes(file));
-    assert.ok(used > 9000 && used <= LIMIT_BYTES, `three entries use ${used} bytes`);
-    await store.delete(NS, 'b');
-    assert.equal(await store.bytesUsed(), await diskBytes(file));
-    assert.ok((await store.bytesUsed()) < used);
-  });
+    /** Waits for eviction: deferred writes reach the file, and eviction runs, at the next flush; immediate ones before set() resolves. */
+    async function settle(): Promise<void> {
+      if (durability === 'deferred') await settled(store);
+    }
 
-  describe('least-recently-stored', () => {
-    it('is the default policy', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB });
+    /** The keys in the file once every accepted write has reached it. */
+    async function keysOnDisk(namespace = NS): Promise<string[]> {
+      await settled(store);
+      return diskKeys(file, namespace);
+    }
+
+    /** Writes a, b, c one second apart. */
+    async function fill(): Promise<void> {
+      for (const key of ['a', 'b', 'c']) {
+        await store.set(NS, key, big(key));
+        clock.advance(1000);
+      }
+      assert.deepStrictEqual(await store.keys(NS), ['a', 'b', 'c'], 'three entries fit under the cap');
+    }
+
+    /** Writes d into the full store: the keys it leaves, or that it was refused with STORE_FULL. */
+    async function addFourth(): Promise<{ keys: string[]; refused: boolean }> {
+      let refused = false;
+      await store.set(NS, 'd', big('d')).catch((error: unknown) => {
+        assert.ok(isFull(error), String(error));
+        refused = true;
+      });
+      await settle();
+      return { keys: await store.keys(NS), refused };
+    }
+
+    it('uses least-recently-stored by default', async () => {
+      store = await open();
       assert.equal(store.evictionPolicy, 'least-recently-stored');
     });
 
-    it('removes the entry stored longest ago, even if it was read recently', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB });
-      await fill();
-      assert.equal((await store.get(NS, 'a'))?.value, big('a'));
-      await store.set(NS, 'd', big('d'));
-      assert.deepStrictEqual(await store.keys(NS), ['b', 'c', 'd']);
-      assert.deepStrictEqual(await diskKeys(file, NS), ['b', 'c', 'd']);
-      assert.equal(await store.get(NS, 'a'), undefined, 'the evicted entry is gone from memory too');
-      assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
-    });
+    for (const evictionPolicy of EVICTION_POLICIES) {
+      const promise = PROMISE[evictionPolicy];
+      describe(evictionPolicy, () => {
+        it('counts stored bytes as the cap does', async () => {
+          store = await open(evictionPolicy);
+          await fill();
+          await store.flush();
+          const used = await store.bytesUsed();
+          assert.equal(used, await diskBytes(file));
+          assert.ok(used > 9000 && used <= LIMIT_BYTES, `three entries use ${used} bytes`);
+          await store.delete(NS, 'b');
+          await store.flush();
+          assert.equal(await store.bytesUsed(), await diskBytes(file));
+          assert.ok((await store.bytesUsed()) < used);
+        });
 
-    it('counts a rewrite as a new store: the rewritten entry outlives older ones', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB });
-      await fill();
-      await store.set(NS, 'a', big('A'));
-      clock.advance(1000);
-      await store.set(NS, 'd', big('d'));
-      assert.deepStrictEqual(await store.keys(NS), ['a', 'c', 'd']);
-      assert.equal((await store.get(NS, 'a'))?.value, big('A'));
-    });
+        it(`takes a fourth entry into a full store as it promises: ${promise.why}`, async () => {
+          store = await open(evictionPolicy);
+          await fill();
+          assert.equal((await store.get(NS, 'a'))?.value, big('a'));
+          clock.advance(1000);
+          const { keys, refused } = await addFourth();
+          assert.equal(refused, promise.refuses);
+          assert.deepStrictEqual(keys, promise.keeps);
+          assert.deepStrictEqual(await keysOnDisk(), promise.keeps);
+          for (const key of ['a', 'b', 'c', 'd'].filter((k) => !promise.keeps.includes(k))) {
+            assert.equal(await store.get(NS, key), undefined, `${key} is gone from memory too`);
+          }
+          assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
+        });
 
-    it('evicts across namespaces, oldest first, and as many entries as needed', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB });
-      await store.set('first', 'a', big('a'));
-      clock.advance(1000);
-      await store.set('second', 'b', big('b'));
-      clock.advance(1000);
-      await store.set('first', 'c', big('c'));
-      clock.advance(1000);
-      await store.set('second', 'huge', `${'y'.repeat(6000)}`);
-      assert.deepStrictEqual(await store.keys('first'), ['c']);
-      assert.deepStrictEqual(await store.keys('second'), ['huge']);
-      assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
-    });
+        it('keeps its order over a restart (it is on disk)', async () => {
+          store = await open(evictionPolicy);
+          await fill();
+          await store.close();
+          store = await open(evictionPolicy);
+          assert.equal((await store.get(NS, 'a'))?.value, big('a')); // a read of an entry loaded from disk
+          clock.advance(1000);
+          const { keys, refused } = await addFourth();
+          assert.equal(refused, promise.refuses);
+          assert.deepStrictEqual(keys, promise.keeps);
+          assert.deepStrictEqual(await keysOnDisk(), promise.keeps);
+        });
 
-    it('keeps the order after a restart (it is on disk)', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB });
-      await fill();
-      await store.close();
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB });
-      await store.set(NS, 'd', big('d'));
-      assert.deepStrictEqual(await store.keys(NS), ['b', 'c', 'd']);
-    });
-  });
+        it('never goes over the cap with writes that arrive together', async () => {
+          store = await open(evictionPolicy);
+          const results = await Promise.allSettled(['a', 'b', 'c', 'd', 'e'].map((key) => store.set(NS, key, big(key))));
+          const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+          assert.equal(rejected.length, promise.refuses ? 2 : 0, promise.refuses ? 'two of five writes do not fit' : 'older entries make room for every write');
+          for (const r of rejected) assert.ok(isFull(r.reason), String(r.reason));
+          await settle();
+          assert.equal((await store.keys(NS)).length, 3);
+          assert.equal((await keysOnDisk()).length, 3);
+          assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
+          assert.ok((await diskBytes(file)) <= LIMIT_BYTES);
+        });
 
-  describe('least-recently-used', () => {
-    it('keeps an old entry that was read recently and removes the one unused longest', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'least-recently-used' });
-      await fill();
-      assert.equal((await store.get(NS, 'a'))?.value, big('a'));
-      clock.advance(1000);
-      await store.set(NS, 'd', big('d'));
-      assert.deepStrictEqual(await store.keys(NS), ['a', 'c', 'd']);
-      assert.deepStrictEqual(await diskKeys(file, NS), ['a', 'c', 'd']);
-      assert.equal(await store.get(NS, 'b'), undefined, 'the evicted entry is gone from memory too');
-    });
-
-    it('counts a read of an entry loaded from disk after a restart', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'least-recently-used' });
-      await fill();
-      await store.close();
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'least-recently-used' });
-      assert.equal((await store.get(NS, 'b'))?.value, big('b'));
-      assert.equal((await store.get(NS, 'a'))?.value, big('a'));
-      clock.advance(1000);
-      await store.set(NS, 'd', big('d'));
-      assert.deepStrictEqual(await store.keys(NS), ['a', 'b', 'd']);
-    });
-
-    it('counts update() as a use', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'least-recently-used' });
-      await fill();
-      await store.update(NS, 'a', () => undefined); // read only, writes nothing
-      clock.advance(1000);
-      await store.set(NS, 'd', big('d'));
-      assert.deepStrictEqual(await store.keys(NS), ['a', 'c', 'd']);
-    });
-  });
-
-  describe('none', () => {
-    it('rejects a write over the cap with StoreFullError and writes nothing', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none' });
-      await fill();
-      await assert.rejects(store.set(NS, 'd', big('d')), (error: unknown) => {
-        assert.ok(error instanceof StoreFullError);
-        assert.ok(error instanceof CacheError);
-        assert.equal(error.code, 'STORE_FULL');
-        assert.match(error.message, /eviction policy is "none"/);
-        return true;
+        const deleteFault = durability === 'deferred' && evictionPolicy === 'none' ? { todo: DEFERRED_DELETE_FREES_NO_ROOM } : {};
+        it('evicts nothing while the store is under its cap', deleteFault, async () => {
+          store = await open(evictionPolicy);
+          await fill();
+          await store.delete(NS, 'b');
+          clock.advance(1000);
+          await store.set(NS, 'd', big('d'));
+          assert.deepStrictEqual(await store.keys(NS), ['a', 'c', 'd']);
+          assert.deepStrictEqual(await keysOnDisk(), ['a', 'c', 'd']);
+        });
       });
-      assert.equal(await store.get(NS, 'd'), undefined);
-      assert.deepStrictEqual(await store.keys(NS), ['a', 'b', 'c']);
-      assert.deepStrictEqual(await diskKeys(file, NS), ['a', 'b', 'c']);
+    }
+
+    describe('least-recently-stored', () => {
+      it('counts a rewrite as a new store: the rewritten entry outlives older ones', async () => {
+        store = await open();
+        await fill();
+        await store.set(NS, 'a', big('A'));
+        clock.advance(1000);
+        await store.set(NS, 'd', big('d'));
+        await settle();
+        assert.deepStrictEqual(await store.keys(NS), ['a', 'c', 'd']);
+        assert.equal((await store.get(NS, 'a'))?.value, big('A'));
+        assert.deepStrictEqual(await keysOnDisk(), ['a', 'c', 'd']);
+      });
+
+      it('evicts across namespaces, oldest first, and as many entries as needed', async () => {
+        store = await open();
+        await store.set('first', 'a', big('a'));
+        clock.advance(1000);
+        await store.set('second', 'b', big('b'));
+        clock.advance(1000);
+        await store.set('first', 'c', big('c'));
+        clock.advance(1000);
+        await store.set('second', 'huge', `${'y'.repeat(6000)}`);
+        await settle();
+        assert.deepStrictEqual(await store.keys('first'), ['c']);
+        assert.deepStrictEqual(await store.keys('second'), ['huge']);
+        assert.deepStrictEqual(await keysOnDisk('first'), ['c']);
+        assert.deepStrictEqual(await keysOnDisk('second'), ['huge']);
+        assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
+      });
     });
 
-    it('rejects an update() over the cap and keeps the old value', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none' });
-      await fill();
-      await assert.rejects(
-        store.update(NS, 'a', () => ({ value: big('a') + 'z'.repeat(2000) })),
-        StoreFullError,
-      );
-      assert.equal((await store.get(NS, 'a'))?.value, big('a'));
+    describe('least-recently-used', () => {
+      it('counts every read of an entry loaded from disk after a restart', async () => {
+        store = await open('least-recently-used');
+        await fill();
+        await store.close();
+        store = await open('least-recently-used');
+        assert.equal((await store.get(NS, 'b'))?.value, big('b'));
+        assert.equal((await store.get(NS, 'a'))?.value, big('a'));
+        clock.advance(1000);
+        await store.set(NS, 'd', big('d'));
+        await settle();
+        assert.deepStrictEqual(await store.keys(NS), ['a', 'b', 'd']);
+        assert.deepStrictEqual(await keysOnDisk(), ['a', 'b', 'd']);
+      });
+
+      it('counts update() as a use', async () => {
+        store = await open('least-recently-used');
+        await fill();
+        await store.update(NS, 'a', () => undefined); // read only, writes nothing
+        clock.advance(1000);
+        await store.set(NS, 'd', big('d'));
+        await settle();
+        assert.deepStrictEqual(await store.keys(NS), ['a', 'c', 'd']);
+      });
+
+      it('remembers reads over a restart', async () => {
+        store = await open('least-recently-used');
+        await fill();
+        assert.equal((await store.get(NS, 'a'))?.value, big('a'));
+        clock.advance(1000);
+        await store.close();
+        store = await open('least-recently-used');
+        await store.set(NS, 'd', big('d'));
+        await settle();
+        assert.deepStrictEqual(await store.keys(NS), ['a', 'c', 'd']);
+      });
     });
 
-    it('accepts writes again once deletes make room', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none' });
-      await fill();
-      await assert.rejects(store.set(NS, 'd', big('d')), StoreFullError);
-      assert.equal(await store.delete(NS, 'a'), true);
-      await store.set(NS, 'd', big('d'));
-      assert.deepStrictEqual(await store.keys(NS), ['b', 'c', 'd']);
-    });
+    describe('none', () => {
+      it('rejects a write over the cap with StoreFullError naming the policy, and writes nothing', async () => {
+        store = await open('none');
+        await fill();
+        await assert.rejects(store.set(NS, 'd', big('d')), (error: unknown) => {
+          assert.ok(error instanceof StoreFullError);
+          assert.ok(error instanceof CacheError);
+          assert.equal(error.code, 'STORE_FULL');
+          assert.match(error.message, /eviction policy is "none"/);
+          return true;
+        });
+        assert.equal(await store.get(NS, 'd'), undefined);
+        assert.deepStrictEqual(await keysOnDisk(), ['a', 'b', 'c']);
+      });
 
-    it('lets an entry be rewritten at the same size when the store is full', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none' });
-      await fill();
-      await store.set(NS, 'a', big('A'));
-      assert.equal((await store.get(NS, 'a'))?.value, big('A'));
-    });
+      it('rejects an update() over the cap and keeps the old value', async () => {
+        store = await open('none');
+        await fill();
+        await assert.rejects(
+          store.update(NS, 'a', () => ({ value: big('a') + 'z'.repeat(2000) })),
+          StoreFullError,
+        );
+        assert.equal((await store.get(NS, 'a'))?.value, big('a'));
+        await store.close();
+        store = await open('none');
+        assert.equal((await store.get(NS, 'a'))?.value, big('a'), 'the old value is what is on disk');
+      });
 
-    it('lets an entry be rewritten at the same size when the store is full, after a restart', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none' });
-      await fill();
-      await store.close();
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none' });
-      await store.set(NS, 'a', big('A'));
-      assert.equal((await store.get(NS, 'a'))?.value, big('A'));
-      assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
-    });
+      it('accepts writes again once deletes make room', durability === 'deferred' ? { todo: DEFERRED_DELETE_FREES_NO_ROOM } : {}, async () => {
+        store = await open('none');
+        await fill();
+        await assert.rejects(store.set(NS, 'd', big('d')), StoreFullError);
+        assert.equal(await store.delete(NS, 'a'), true);
+        await store.set(NS, 'd', big('d'));
+        assert.deepStrictEqual(await store.keys(NS), ['b', 'c', 'd']);
+        assert.deepStrictEqual(await keysOnDisk(), ['b', 'c', 'd']);
+      });
 
-    it('never goes over the cap with writes that arrive together', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none' });
-      const results = await Promise.allSettled(['a', 'b', 'c', 'd', 'e'].map((key) => store.set(NS, key, big(key))));
-      const rejected = results.filter((r) => r.status === 'rejected');
-      assert.equal(rejected.length, 2, 'two of five writes do not fit');
-      for (const r of rejected) assert.ok((r as PromiseRejectedResult).reason instanceof StoreFullError);
-      assert.equal((await store.keys(NS)).length, 3);
-      assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
-    });
+      it('lets an entry be rewritten at the same size when the store is full', async () => {
+        store = await open('none');
+        await fill();
+        await store.set(NS, 'a', big('A'));
+        assert.equal((await store.get(NS, 'a'))?.value, big('A'));
+      });
 
-    it('never goes over the cap in deferred mode, where writes wait in memory', async () => {
-      store = await openStore(file, { sizeLimitMb: LIMIT_MB, evictionPolicy: 'none', durability: 'deferred' });
-      await store.set(NS, 'a', big('a'));
-      await store.set(NS, 'b', big('b'));
-      await store.set(NS, 'c', big('c'));
-      await assert.rejects(store.set(NS, 'd', big('d')), StoreFullError);
-      await store.flush();
-      assert.deepStrictEqual(await diskKeys(file, NS), ['a', 'b', 'c']);
+      it('lets an entry be rewritten at the same size when the store is full, after a restart', async () => {
+        store = await open('none');
+        await fill();
+        await store.close();
+        store = await open('none');
+        await store.set(NS, 'a', big('A'));
+        assert.equal((await store.get(NS, 'a'))?.value, big('A'));
+        assert.ok((await store.bytesUsed()) <= LIMIT_BYTES);
+      });
     });
   });
-});
+}

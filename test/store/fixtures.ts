@@ -1,8 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type DriverChoice, openPlain, type SqlDriver } from '../../nodes/lib/driver';
+import { DURABILITIES, EVICTION_POLICIES } from '../../nodes/lib/options';
 import { encodeNamespace, Store, type StoreLogger, type StoreOptions } from '../../nodes/lib/store';
 import { tempDir } from '../support/harness';
+
+/** Every durability mode and every eviction policy: feature tests run once for each where the behaviour applies. */
+export { DURABILITIES, EVICTION_POLICIES };
 
 let root: string | undefined;
 
@@ -32,6 +36,16 @@ export class RecordingLogger implements StoreLogger {
 /** Opens a store with no background sweep, so only the test decides when expired rows go. */
 export function openStore(file: string, options: StoreOptions = {}): Promise<Store> {
   return Store.open(file, { sweepInterval: 0, ...options });
+}
+
+/**
+ * Waits until every write accepted so far is in the file and the work its commit set off (eviction)
+ * is done: flush() commits what is pending (deferred mode); a flush with nothing left to commit waits
+ * for all database work already queued.
+ */
+export async function settled(store: Store): Promise<void> {
+  await store.flush();
+  await store.flush();
 }
 
 /** A second, independent connection to a database file: sees only what was committed to disk. */

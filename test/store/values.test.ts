@@ -4,7 +4,7 @@ import { DateTime } from 'luxon';
 import { UnstorableValueError } from '../../nodes/lib/errors';
 import type { Store } from '../../nodes/lib/store';
 import { ManualClock } from '../support/harness';
-import { openStore, tempFile } from './fixtures';
+import { DURABILITIES, diskKeys, openStore, tempFile } from './fixtures';
 
 const NS = 'values';
 
@@ -87,86 +87,88 @@ const samples: Record<string, () => unknown> = {
   }),
 };
 
-describe('values: every supported type round-trips', () => {
-  const clock = new ManualClock();
-  let file: string;
-  let store: Store | undefined;
+for (const durability of DURABILITIES) {
+  describe(`values: every supported type round-trips (${durability})`, () => {
+    const clock = new ManualClock();
+    let file: string;
+    let store: Store | undefined;
 
-  beforeEach(() => {
-    clock.install();
-    file = tempFile();
-  });
-  afterEach(async () => {
-    await store?.close();
-    store = undefined;
-    clock.uninstall();
-  });
-
-  for (const [name, make] of Object.entries(samples)) {
-    it(`${name}: read back equal, before and after the store is reopened`, async () => {
-      store = await openStore(file);
-      const entry = await store.set(NS, 'k', make());
-      assertSame(entry.value, make(), 'the entry set() returns');
-      assertSame((await store.get(NS, 'k'))?.value, make(), 'read from the same store');
-      await store.close();
-      store = await openStore(file);
-      assertSame((await store.get(NS, 'k'))?.value, make(), 'read from disk after reopening');
+    beforeEach(() => {
+      clock.install();
+      file = tempFile();
     });
-  }
+    afterEach(async () => {
+      await store?.close();
+      store = undefined;
+      clock.uninstall();
+    });
 
-  it('keeps a DateTime zone and instant exactly, not just an equal ISO text', async () => {
-    store = await openStore(file);
-    const berlin = DateTime.fromISO('2026-10-25T02:30:00.789+01:00', { zone: 'Europe/Berlin' }); // the repeated hour at the DST end
-    await store.set(NS, 'dt', berlin);
-    await store.close();
-    store = await openStore(file);
-    const back = (await store.get(NS, 'dt'))?.value as DateTime;
-    assert.ok(DateTime.isDateTime(back), 'a luxon DateTime comes back');
-    assert.equal(back.zoneName, 'Europe/Berlin');
-    assert.equal(back.offset, 60);
-    assert.equal(back.toMillis(), berlin.toMillis());
-    assert.ok(back.equals(berlin));
-  });
+    for (const [name, make] of Object.entries(samples)) {
+      it(`${name}: read back equal, before and after the store is reopened`, async () => {
+        store = await openStore(file, { durability });
+        const entry = await store.set(NS, 'k', make());
+        assertSame(entry.value, make(), 'the entry set() returns');
+        assertSame((await store.get(NS, 'k'))?.value, make(), 'read from the same store');
+        await store.close();
+        store = await openStore(file, { durability });
+        assertSame((await store.get(NS, 'k'))?.value, make(), 'read from disk after reopening');
+      });
+    }
 
-  it('returns objects with "__proto__" as data and pollutes no prototype', async () => {
-    store = await openStore(file);
-    await store.set(NS, 'p', withProto);
-    await store.close();
-    store = await openStore(file);
-    const back = (await store.get(NS, 'p'))?.value as Record<string, unknown>;
-    assert.ok(Object.hasOwn(back, '__proto__'), '__proto__ is an own key');
-    assert.equal(Object.getPrototypeOf(back), Object.prototype);
-    assert.deepStrictEqual(Object.getOwnPropertyDescriptor(back, '__proto__')?.value, { polluted: true });
-    assert.equal(({} as Record<string, unknown>).polluted, undefined);
-    assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
-  });
+    it('keeps a DateTime zone and instant exactly, not just an equal ISO text', async () => {
+      store = await openStore(file, { durability });
+      const berlin = DateTime.fromISO('2026-10-25T02:30:00.789+01:00', { zone: 'Europe/Berlin' }); // the repeated hour at the DST end
+      await store.set(NS, 'dt', berlin);
+      await store.close();
+      store = await openStore(file, { durability });
+      const back = (await store.get(NS, 'dt'))?.value as DateTime;
+      assert.ok(DateTime.isDateTime(back), 'a luxon DateTime comes back');
+      assert.equal(back.zoneName, 'Europe/Berlin');
+      assert.equal(back.offset, 60);
+      assert.equal(back.toMillis(), berlin.toMillis());
+      assert.ok(back.equals(berlin));
+    });
 
-  it('hands out a fresh copy: changing a read value does not change the stored one', async () => {
-    store = await openStore(file);
-    const original = { list: [1, 2], when: new Date(0), buf: Buffer.from('ab') };
-    await store.set(NS, 'c', original);
-    original.list.push(3);
-    const first = (await store.get(NS, 'c'))?.value as typeof original;
-    first.list.push(99);
-    first.when.setTime(5);
-    first.buf[0] = 0;
-    const second = (await store.get(NS, 'c'))?.value;
-    assert.deepStrictEqual(second, { list: [1, 2], when: new Date(0), buf: Buffer.from('ab') });
-  });
+    it('returns objects with "__proto__" as data and pollutes no prototype', async () => {
+      store = await openStore(file, { durability });
+      await store.set(NS, 'p', withProto);
+      await store.close();
+      store = await openStore(file, { durability });
+      const back = (await store.get(NS, 'p'))?.value as Record<string, unknown>;
+      assert.ok(Object.hasOwn(back, '__proto__'), '__proto__ is an own key');
+      assert.equal(Object.getPrototypeOf(back), Object.prototype);
+      assert.deepStrictEqual(Object.getOwnPropertyDescriptor(back, '__proto__')?.value, { polluted: true });
+      assert.equal(({} as Record<string, unknown>).polluted, undefined);
+      assert.equal((Object.prototype as Record<string, unknown>).polluted, undefined);
+    });
 
-  it('drops object properties that are undefined, as JSON does', async () => {
-    store = await openStore(file);
-    await store.set(NS, 'u', { a: 1, gone: undefined });
-    assert.deepStrictEqual((await store.get(NS, 'u'))?.value, { a: 1 });
-  });
+    it('hands out a fresh copy: changing a read value does not change the stored one', async () => {
+      store = await openStore(file, { durability });
+      const original = { list: [1, 2], when: new Date(0), buf: Buffer.from('ab') };
+      await store.set(NS, 'c', original);
+      original.list.push(3);
+      const first = (await store.get(NS, 'c'))?.value as typeof original;
+      first.list.push(99);
+      first.when.setTime(5);
+      first.buf[0] = 0;
+      const second = (await store.get(NS, 'c'))?.value;
+      assert.deepStrictEqual(second, { list: [1, 2], when: new Date(0), buf: Buffer.from('ab') });
+    });
 
-  it('allows the same object twice when it is not a cycle', async () => {
-    store = await openStore(file);
-    const shared = { n: 1 };
-    await store.set(NS, 'dag', { a: shared, b: [shared, shared] });
-    assert.deepStrictEqual((await store.get(NS, 'dag'))?.value, { a: { n: 1 }, b: [{ n: 1 }, { n: 1 }] });
+    it('drops object properties that are undefined, as JSON does', async () => {
+      store = await openStore(file, { durability });
+      await store.set(NS, 'u', { a: 1, gone: undefined });
+      assert.deepStrictEqual((await store.get(NS, 'u'))?.value, { a: 1 });
+    });
+
+    it('allows the same object twice when it is not a cycle', async () => {
+      store = await openStore(file, { durability });
+      const shared = { n: 1 };
+      await store.set(NS, 'dag', { a: shared, b: [shared, shared] });
+      assert.deepStrictEqual((await store.get(NS, 'dag'))?.value, { a: { n: 1 }, b: [{ n: 1 }, { n: 1 }] });
+    });
   });
-});
+}
 
 class Thermostat {
   target = 21;
@@ -194,44 +196,48 @@ const unstorable: { name: string; value: () => unknown; path: string; what: RegE
   { name: 'an invalid DateTime', value: () => ({ at: DateTime.fromISO('nope') }), path: 'value.at', what: /invalid luxon DateTime/ },
 ];
 
-describe('values: what cannot be stored is rejected and nothing is written', () => {
-  const clock = new ManualClock();
-  let store: Store;
+for (const durability of DURABILITIES) {
+  describe(`values: what cannot be stored is rejected and nothing is written (${durability})`, () => {
+    const clock = new ManualClock();
+    let store: Store;
 
-  beforeEach(async () => {
-    clock.install();
-    store = await openStore(tempFile());
-  });
-  afterEach(async () => {
-    await store.close();
-    clock.uninstall();
-  });
-
-  for (const bad of unstorable) {
-    it(`${bad.name}: set() rejects naming ${bad.path}; the key stays absent`, async () => {
-      await assert.rejects(store.set(NS, 'fresh', bad.value()), (error: unknown) => {
-        assert.ok(error instanceof UnstorableValueError, `an UnstorableValueError, got ${String(error)}`);
-        assert.equal(error.code, 'UNSTORABLE_VALUE');
-        assert.equal(error.path, bad.path);
-        assert.ok(error.message.includes(bad.path), `the message names the path: ${error.message}`);
-        assert.match(error.message, bad.what);
-        return true;
-      });
-      assert.equal(await store.get(NS, 'fresh'), undefined);
-      assert.deepStrictEqual(await store.keys(NS), []);
+    beforeEach(async () => {
+      clock.install();
+      store = await openStore(tempFile(), { durability });
     });
-
-    it(`${bad.name}: set() and update() over an existing key keep its old value`, async () => {
-      await store.set(NS, 'kept', { version: 1 });
-      await assert.rejects(store.set(NS, 'kept', bad.value()), UnstorableValueError);
-      await assert.rejects(
-        store.update(NS, 'kept', () => ({ value: bad.value() })),
-        UnstorableValueError,
-      );
-      assert.deepStrictEqual((await store.get(NS, 'kept'))?.value, { version: 1 });
+    afterEach(async () => {
       await store.close();
-      store = await openStore(store.file);
-      assert.deepStrictEqual((await store.get(NS, 'kept'))?.value, { version: 1 }, 'the old value is what is on disk');
+      clock.uninstall();
     });
-  }
-});
+
+    for (const bad of unstorable) {
+      it(`${bad.name}: set() rejects naming ${bad.path}; the key stays absent`, async () => {
+        await assert.rejects(store.set(NS, 'fresh', bad.value()), (error: unknown) => {
+          assert.ok(error instanceof UnstorableValueError, `an UnstorableValueError, got ${String(error)}`);
+          assert.equal(error.code, 'UNSTORABLE_VALUE');
+          assert.equal(error.path, bad.path);
+          assert.ok(error.message.includes(bad.path), `the message names the path: ${error.message}`);
+          assert.match(error.message, bad.what);
+          return true;
+        });
+        assert.equal(await store.get(NS, 'fresh'), undefined);
+        assert.deepStrictEqual(await store.keys(NS), []);
+        await store.flush();
+        assert.deepStrictEqual(await diskKeys(store.file, NS), [], 'nothing reached the file');
+      });
+
+      it(`${bad.name}: set() and update() over an existing key keep its old value`, async () => {
+        await store.set(NS, 'kept', { version: 1 });
+        await assert.rejects(store.set(NS, 'kept', bad.value()), UnstorableValueError);
+        await assert.rejects(
+          store.update(NS, 'kept', () => ({ value: bad.value() })),
+          UnstorableValueError,
+        );
+        assert.deepStrictEqual((await store.get(NS, 'kept'))?.value, { version: 1 });
+        await store.close();
+        store = await openStore(store.file, { durability });
+        assert.deepStrictEqual((await store.get(NS, 'kept'))?.value, { version: 1 }, 'the old value is what is on disk');
+      });
+    }
+  });
+}
