@@ -13,7 +13,7 @@ import Keyv from 'keyv';
 import type { DriverName } from '../nodes/lib/driver';
 import { messageOf } from '../nodes/lib/errors';
 import { type Durability, Store } from '../nodes/lib/store';
-import { sampleValue, tempDir } from './lib';
+import { RawSqlite, sampleValue, tempDir } from './lib';
 
 /** Writes measured, and the keys they go to (each key written twice). */
 export const WRITES = 2_000;
@@ -86,12 +86,17 @@ async function keyvAsShipped(dir: string): Promise<DiskResult> {
   // required here, not imported: its native sqlite3 module may not load on this Node.js
   const Adapter = (require('@keyv/sqlite') as { default: typeof KeyvSqlite }).default;
   const file = path.join(dir, 'keyv.sqlite');
-  const open = () => new Keyv({ store: new Adapter({ uri: `sqlite://${file}` }) });
-  const filler = open();
-  for (let i = 0; i < DISK_KEYS; i++) await filler.set(keyOf(i), sampleValue(i));
-  await filler.disconnect();
-  const keyv = open();
-  await keyv.get(keyOf(0)); // connected before counting
+  // the 1,000 keys written in keyv's table and row format in one transaction: through keyv, each is a commit with two fsyncs
+  const raw = await RawSqlite.open(file, 'sqlite3');
+  await raw.exec('CREATE TABLE IF NOT EXISTS keyv(key VARCHAR(255) PRIMARY KEY, value TEXT )');
+  await raw.exec('BEGIN');
+  const insert = await raw.prepare('INSERT INTO keyv(key, value) VALUES(?, ?)');
+  for (let i = 0; i < DISK_KEYS; i++) await insert.run(`keyv:${keyOf(i)}`, JSON.stringify({ value: sampleValue(i) }));
+  await insert.finalize();
+  await raw.exec('COMMIT');
+  await raw.close();
+  const keyv = new Keyv({ store: new Adapter({ uri: `sqlite://${file}` }) });
+  if ((await keyv.get(keyOf(7))) === undefined) throw new Error('keyv: a stored key was not found'); // connected, and the rows are keyv's
   return counted(async () => {
     for (let i = 0; i < WRITES; i++) await keyv.set(keyOf(i), sampleValue(DISK_KEYS + i));
     await keyv.disconnect();

@@ -148,7 +148,7 @@ export interface NodePlan {
 }
 
 export function nodePlan(quick: boolean): NodePlan {
-  return quick ? { pairs: 5, roundMs: 100, warmupPairs: 2 } : { pairs: 11, roundMs: 250, warmupPairs: 3 };
+  return quick ? { pairs: 5, roundMs: 100, warmupPairs: 2 } : { pairs: 21, roundMs: 200, warmupPairs: 3 };
 }
 
 /** Sends `count` messages into `target`, at most WINDOW in flight, and resolves with the milliseconds until all arrived at the sink. */

@@ -278,7 +278,7 @@ async function main(): Promise<void> {
     try {
       const result = await step(label, async () => runDiskCase(name, env));
       const perDay = (result.kibPerWrite * 86_400) / 1024;
-      notes[figure] = `${formatNumber(perDay)} MiB a day at one write per second${result.driver ? `; ${result.driver}` : ''}`;
+      notes[figure] = `${formatNumber(perDay)} MiB a day at one write per second`;
       return result.kibPerWrite;
     } catch (error) {
       process.stderr.write(` failed: ${messageOf(error)}\n`);
