@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { Duration } from 'luxon';
 import { now } from './lib/clock';
 import { InputError, messageOf } from './lib/errors';
-import type { CacheNamespace } from './lib/registry';
 import { encodeValue } from './lib/serialize';
+import type { CacheSpace } from './lib/space';
 import type { Entry, UpdateDecision } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
 import { StoreBinding } from './red/binding';
@@ -369,7 +369,7 @@ export = (RED: NodeAPI) => {
     }
 
     /** The namespace the options' state lives in: kept until the gate itself lets it go, whatever the store's default TTL. */
-    async function stateNamespace(): Promise<CacheNamespace> {
+    async function stateNamespace(): Promise<CacheSpace> {
       return (await binding.namespace()).withoutDefaultTtl();
     }
 
@@ -593,7 +593,7 @@ export = (RED: NodeAPI) => {
       scanning ??= (async () => {
         try {
           const cache = await binding.namespace();
-          for (const [storeKey, entry] of await cache.store.entries(cache.name)) {
+          for (const [storeKey, entry] of await cache.entries()) {
             if (!storeKey.startsWith(STORE_KEY_PREFIX)) continue;
             const held = readState(entry.value).held;
             // another running gate on the same keys sends its own
@@ -679,7 +679,11 @@ export = (RED: NodeAPI) => {
       try {
         const cache = await binding.namespace();
         await cache.update(storeKey, (current) => {
+          // decided from `current` alone: a shared store may call this again with a newer entry
           decidedAt = now();
+          lastPassed = undefined;
+          armed = false;
+          aheadBy = 0;
           const value = current?.value;
           // a state kept while an option was in use counts by its last pass
           const last = typeof value === 'number' || value === undefined ? value : readState(value).lastPass;

@@ -1,10 +1,12 @@
 // cooldown-gate's options: limit per sliding window or calendar period, start-up quiet time, only on
 // change and summaries. Time comes from the injected clock; the gate's timers fire at instants of it.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
 import { fireDueAlarms, useManualAlarms } from '../../nodes/red/timers';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
+import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 const SECOND = 1000;
@@ -65,6 +67,22 @@ function gateFlow(file: string, gate: object = {}, store: object = {}) {
 /** The gate's three outputs, the Catch node and the Complete node. */
 function outputs() {
   return { passed: collect('passed'), suppressed: collect('suppressed'), summaries: collect('summaries'), caught: collect('caught'), completed: collect('completed') };
+}
+
+/** An example flow as shipped, its debug nodes replaced by helper nodes of the same id; `byName` finds a node's id. */
+function example(file: string) {
+  const flow = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'examples', 'cooldown-gate', file), 'utf8')) as { id: string; type: string; z?: string; name?: string }[];
+  const byName = (name: string) => {
+    const found = flow.filter((n) => n.name === name);
+    assert.equal(found.length, 1, `the example has one node named "${name}"`);
+    return found[0].id;
+  };
+  const runtime = path.dirname(require.resolve(nodeRedLine === '5' ? 'node-red5' : 'node-red'));
+  const core = ['common/20-inject.js', 'common/90-comment.js', 'function/15-change.js'].map((file) =>
+    require(require.resolve(`@node-red/nodes/core/${file}`, { paths: [runtime] })),
+  );
+  const loadable = flow.map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper', z: n.z } : n));
+  return { flow: loadable, byName, nodes: [...nodes, ...core] };
 }
 
 /** Sends messages one after the other, each once the one before has left the gate. */
@@ -607,6 +625,80 @@ describe('cooldown-gate options', () => {
       assert.equal(out.passed.received.length, 0);
     });
   }
+
+  describe('examples as shipped', () => {
+    it('leak alarm: quiet at start, one alarm, a summary 4 hours later', async () => {
+      const { flow, byName, nodes: modules } = example('leak-alarm-quiet-start-summary.json');
+      await helper.load(modules, flow);
+      const notify = collect(byName('notify (call service stand-in)'));
+      const held = collect(byName('held back (msg.cooldown.reason)'));
+      const summary = collect(byName('summary (call service stand-in)'));
+      node(byName('kitchen leak: on')).receive({});
+      assert.equal(cooldownOf((await held.until(1))[0]).reason, 'startup');
+      clock.advance(MINUTE);
+      fireDueAlarms();
+      node(byName('kitchen leak: on')).receive({});
+      assert.deepEqual((await notify.until(1))[0].payload, { title: 'Leak', message: 'Water leak: binary_sensor.kitchen_leak' });
+      clock.advance(10 * MINUTE);
+      node(byName('kitchen leak: on again')).receive({});
+      await held.until(2);
+      node(byName('kitchen leak: on again')).receive({});
+      const [, , repeat] = await held.until(3);
+      assert.equal(cooldownOf(repeat).reason, 'cooldown');
+      node(byName('bath leak: on')).receive({});
+      await notify.until(2);
+      clock.set('2026-06-01T14:01:00Z'); // 4 h after the kitchen alarm
+      fireDueAlarms();
+      const [sent] = await summary.until(1);
+      assert.deepEqual(sent.payload, { title: 'Leak (summary)', message: '2 more for binary_sensor.kitchen_leak in 4 h' });
+    });
+
+    it('SMS budget: 20 a day across all sensors', async () => {
+      const { flow, byName, nodes: modules } = example('sms-budget.json');
+      await helper.load(modules, flow);
+      const sent = collect(byName('send SMS (stand-in)'));
+      const over = collect(byName('over budget (not sent)'));
+      const sensors = ['kitchen leak: on', 'smoke detector: on', 'front door: open'];
+      for (let i = 0; i < 21; i++) {
+        node(byName(sensors[i % 3])).receive({});
+        await (i < 20 ? sent.until(i + 1) : over.until(1));
+      }
+      assert.equal(sent.received[0].payload, 'Alarm: binary_sensor.kitchen_leak (1 of 20 today)');
+      assert.equal(sent.received[19].payload, 'Alarm: binary_sensor.smoke_detector (20 of 20 today)');
+      assert.equal(cooldownOf(over.received[0]).reason, 'limit');
+      assert.equal(cooldownOf(over.received[0]).key, 'sms-budget');
+      clock.advance(24 * HOUR);
+      node(byName('kitchen leak: on')).receive({});
+      assert.equal((await sent.until(21))[20].payload, 'Alarm: binary_sensor.kitchen_leak (1 of 20 today)');
+    });
+
+    it('presence: a notification per change, none for the same state, also after a restart', async () => {
+      const { flow, byName, nodes: modules } = example('presence-on-change.json');
+      await helper.load(modules, flow);
+      let notify = collect(byName('notify (stand-in)'));
+      let same = collect(byName('unchanged (held back)'));
+      node(byName('Alice: home')).receive({});
+      await notify.until(1);
+      node(byName('Alice: home (again)')).receive({});
+      assert.equal(cooldownOf((await same.until(1))[0]).reason, 'unchanged');
+      clock.advance(SECOND);
+      node(byName('Alice: not_home')).receive({});
+      node(byName('Bob: home')).receive({});
+      assert.deepEqual(
+        (await notify.until(3)).map((m) => m.payload),
+        ['person.alice is now home', 'person.alice is now not_home', 'person.bob is now home'],
+      );
+      await helper.unload();
+      clock.advance(HOUR);
+      await helper.load(modules, flow);
+      notify = collect(byName('notify (stand-in)'));
+      same = collect(byName('unchanged (held back)'));
+      node(byName('Bob: home')).receive({});
+      await same.until(1);
+      node(byName('Alice: home')).receive({});
+      assert.equal((await notify.until(1))[0].payload, 'person.alice is now home');
+    });
+  });
 
   it('takes a calendar limit without a cooldown', async () => {
     await helper.load(nodes, gateFlow(files.file, { period: 'month', limit: 100000, cooldown: '' }));
