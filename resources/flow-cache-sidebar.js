@@ -132,6 +132,8 @@
   };
 
   var ui = {};
+  /** Selects and inputs of the tab: small, as the sidebar's own toolbars have them. */
+  var FIELD = { height: '26px', padding: '0 4px', 'line-height': '24px', 'font-size': '13px', margin: '0', 'box-sizing': 'border-box' };
 
   function button(icon, title, onClick) {
     return $('<button type="button" class="red-ui-button red-ui-button-small">')
@@ -154,9 +156,10 @@
   }
 
   function build() {
-    var content = $('<div class="flow-cache-sidebar">').css({ position: 'relative', height: '100%', display: 'flex', 'flex-direction': 'column', overflow: 'hidden' });
+    // one scrolling column: a short sidebar section (Node-RED 5 splits the sidebar) scrolls to the entry
+    var content = $('<div class="flow-cache-sidebar">').css({ position: 'relative', height: '100%', 'overflow-y': 'auto' });
     var header = $('<div class="red-ui-sidebar-header flow-cache-header">').css({ 'text-align': 'left', display: 'flex', gap: '4px', 'align-items': 'center' }).appendTo(content);
-    ui.store = $('<select class="flow-cache-store">').css({ flex: '1 1 auto', 'min-width': '0', height: '24px' }).attr('title', t('store')).appendTo(header);
+    ui.store = $('<select class="flow-cache-store">').css(FIELD).css({ flex: '1 1 auto', 'min-width': '0' }).attr('title', t('store')).appendTo(header);
     ui.refresh = button('fa-refresh', t('refresh'), function () {
       refresh();
     })
@@ -167,27 +170,29 @@
     $('<span>').text(t('autoRefresh')).appendTo(auto);
     ui.purge = button('fa-eraser', t('purge'), purge).addClass('flow-cache-purge').appendTo(header);
 
-    ui.storeInfo = $('<div class="flow-cache-store-info">').css({ padding: '4px 8px', 'font-size': '0.85em', color: 'var(--red-ui-secondary-text-color, #777)', 'word-break': 'break-all' }).appendTo(content);
+    ui.storeInfo = $('<div class="flow-cache-store-info">').css({ padding: '4px 8px', 'font-size': '0.85em', color: 'var(--red-ui-secondary-text-color, #777)' }).appendTo(content);
 
     var nsRow = $('<div class="flow-cache-namespace-row">').css({ padding: '0 8px 4px', display: 'flex', gap: '4px', 'align-items': 'center' }).appendTo(content);
-    ui.namespace = $('<select class="flow-cache-namespace">').css({ flex: '1 1 auto', 'min-width': '0', height: '24px' }).attr('title', t('namespace')).appendTo(nsRow);
+    ui.namespace = $('<select class="flow-cache-namespace">').css(FIELD).css({ flex: '1 1 auto', 'min-width': '0' }).attr('title', t('namespace')).appendTo(nsRow);
     ui.clear = textButton(t('clear'), 'flow-cache-clear', clearNamespace).appendTo(nsRow);
     ui.namespaceInfo = $('<div class="flow-cache-namespace-info">').css({ padding: '0 8px 4px', 'font-size': '0.85em', color: 'var(--red-ui-secondary-text-color, #777)' }).appendTo(content);
 
     var filterRow = $('<div class="flow-cache-filter-row">').css({ padding: '0 8px 4px', display: 'flex', gap: '4px' }).appendTo(content);
-    ui.filter = $('<input type="text" class="flow-cache-filter">').attr('placeholder', t('filter')).css({ flex: '1 1 auto', 'min-width': '0', height: '24px' }).appendTo(filterRow);
+    ui.filter = $('<input type="text" class="flow-cache-filter">').attr('placeholder', t('filter')).css(FIELD).css({ flex: '1 1 auto', 'min-width': '0' }).appendTo(filterRow);
     ui.match = $('<select class="flow-cache-match">')
-      .css({ width: 'auto', height: '24px' })
+      .css(FIELD)
+      .css({ width: 'auto' })
       .append($('<option value="substring">').text(t('match.substring')))
       .append($('<option value="prefix">').text(t('match.prefix')))
       .appendTo(filterRow);
     ui.sort = $('<select class="flow-cache-sort">')
-      .css({ width: 'auto', height: '24px' })
+      .css(FIELD)
+      .css({ width: 'auto' })
       .append($('<option value="key">').text(t('sort.key')))
       .append($('<option value="stored">').text(t('sort.stored')))
       .appendTo(filterRow);
 
-    ui.keys = $('<div class="flow-cache-keys">').css({ flex: '1 1 40%', 'min-height': '80px', overflow: 'auto', 'border-top': '1px solid var(--red-ui-secondary-border-color, #ddd)' }).appendTo(content);
+    ui.keys = $('<div class="flow-cache-keys">').css({ 'max-height': '40vh', 'min-height': '60px', 'overflow-y': 'auto', 'border-top': '1px solid var(--red-ui-secondary-border-color, #ddd)' }).appendTo(content);
     var pager = $('<div class="flow-cache-pager">').css({ padding: '3px 8px', display: 'flex', 'align-items': 'center', gap: '4px', 'border-top': '1px solid var(--red-ui-secondary-border-color, #ddd)' }).appendTo(content);
     ui.pageText = $('<span class="flow-cache-page">').css({ flex: '1 1 auto', 'font-size': '0.9em' }).appendTo(pager);
     ui.prev = button('fa-chevron-left', t('prev'), function () {
@@ -206,7 +211,7 @@
     })
       .addClass('flow-cache-next')
       .appendTo(pager);
-    ui.entry = $('<div class="flow-cache-entry">').css({ flex: '1 1 60%', overflow: 'auto', padding: '6px 8px', 'border-top': '1px solid var(--red-ui-secondary-border-color, #ddd)' }).appendTo(content);
+    ui.entry = $('<div class="flow-cache-entry">').css({ padding: '6px 8px', 'border-top': '1px solid var(--red-ui-secondary-border-color, #ddd)' }).appendTo(content);
 
     ui.store.on('change', function () {
       state.store = ui.store.val();
@@ -323,7 +328,7 @@
           zone: store.timezone,
         })
       : t('notCreated');
-    $('<div>').text(store.file).attr('title', store.driver ? store.driver : '').appendTo(ui.storeInfo);
+    $('<div class="flow-cache-file">').css('word-break', 'break-all').text(store.file).attr('title', store.driver ? store.driver : '').appendTo(ui.storeInfo);
     $('<div>').text(line).appendTo(ui.storeInfo);
     if (store.expired > 0) $('<div>').text(t('expiredWaiting', { count: store.expired })).appendTo(ui.storeInfo);
     if (store.error) $('<div>').css('color', 'var(--red-ui-text-color-error, #c00)').text(store.error).appendTo(ui.storeInfo);
@@ -524,9 +529,15 @@
     var table = $('<table class="flow-cache-meta">').css({ 'font-size': '0.9em', 'margin-bottom': '6px' }).appendTo(ui.entry);
     if (entry.cooldown) {
       var cd = entry.cooldown;
-      metaRow(table, t('cooldown.lastPassed'), cd.lastPassedText + ' (' + t('ago', { time: duration(cd.elapsed) }) + ')');
-      metaRow(table, t('cooldown.timeLeft'), cd.remaining === null ? t('never') : cd.remaining > 0 ? duration(cd.remaining) : t('cooldown.over'), 'flow-cache-cooldown-left');
-      if (cd.length !== null) metaRow(table, t('cooldown.length'), duration(cd.length));
+      if (cd.lastPassed !== null) metaRow(table, t('cooldown.lastPassed'), cd.lastPassedText + ' (' + t('ago', { time: duration(cd.elapsed) }) + ')');
+      if (cd.classic) {
+        metaRow(table, t('cooldown.timeLeft'), cd.remaining === null ? t('never') : cd.remaining > 0 ? duration(cd.remaining) : t('cooldown.over'), 'flow-cache-cooldown-left');
+        if (cd.length !== null) metaRow(table, t('cooldown.length'), duration(cd.length));
+      } else {
+        if (cd.passes !== null) metaRow(table, t('cooldown.passes'), String(cd.passes));
+        if (cd.count !== null) metaRow(table, t('cooldown.count'), String(cd.count));
+        if (cd.held !== null) metaRow(table, t('cooldown.held'), String(cd.held));
+      }
     }
     if (entry.counter) {
       metaRow(table, t('counter.count'), String(entry.counter.count), 'flow-cache-count').css({ 'font-size': '1.4em', 'font-weight': 'bold' });
@@ -551,7 +562,7 @@
       }).appendTo(actions);
     }
     if (changes && entry.kind === 'counter') {
-      var count = $('<input type="number" class="flow-cache-count-input">').css({ width: '90px', height: '24px' }).val(entry.counter.count).appendTo(actions);
+      var count = $('<input type="number" class="flow-cache-count-input">').css(FIELD).css({ width: '90px' }).val(entry.counter.count).appendTo(actions);
       textButton(t('counter.set'), 'flow-cache-set-count', function () {
         var n = Number(count.val());
         if (count.val() === '' || !isFinite(n)) {
@@ -577,8 +588,10 @@
 
     var holder = $('<div class="flow-cache-value red-ui-debug-msg">').css({ 'border-left-width': '0', padding: '4px 0' }).appendTo(ui.entry);
     $('<div>').css({ 'font-size': '0.85em', color: 'var(--red-ui-secondary-text-color, #777)' }).text(entry.fetch ? t('fetch.body') : t('value')).appendTo(holder);
-    var tree = RED.utils.createObjectElement(entry.preview.value, { key: '', hideKey: true, expandPaths: [''] });
+    var tree = RED.utils.createObjectElement(entry.preview.value, { key: '', hideKey: true });
     $('<div class="red-ui-debug-msg-payload">').append(tree).appendTo(holder);
+    // the top level shows open, as a value is what the user came for
+    tree.find('.red-ui-debug-msg-expandable').first().trigger('click');
     if (entry.preview.truncated) $('<div class="flow-cache-truncated">').css({ 'font-size': '0.85em', 'font-style': 'italic' }).text(t('truncated')).appendTo(ui.entry);
   }
 
@@ -729,7 +742,7 @@
         $('<div class="form-row flow-cache-dialog-link">')
           .append(
             $('<a href="#">')
-              .append($('<i class="fa fa-database">').css('margin-right', '4px'))
+              .append($('<i class="fa fa-archive">').css('margin-right', '4px'))
               .append($('<span>').text(t('showInSidebar')))
               .on('click', function (event) {
                 event.preventDefault();
@@ -750,7 +763,8 @@
       id: TAB,
       label: t('label'),
       name: t('name'),
-      iconClass: 'fa fa-database',
+      // fa-database is the Context Data tab's
+      iconClass: 'fa fa-archive',
       content: content,
       enableOnEdit: true,
       onchange: function () {

@@ -148,17 +148,33 @@ export function describeEntry(key: string, entry: InspectedEntry, at: number, zo
     editable: kind === 'value' && isPlainJson(value),
   };
   if (kind === 'cooldown') {
-    const lastPassed = typeof value === 'number' && Number.isFinite(value) ? value : entry.storedAt;
-    const cooldown = entry.expiresAt === null ? null : entry.expiresAt - entry.storedAt;
+    // without options the gate keeps the time of the last pass; with a limit, a calendar period, only on
+    // change or summaries, a record of the passes, the period's count and what was held back
+    const classic = typeof value === 'number' && Number.isFinite(value);
+    const state = (!classic && value && typeof value === 'object' ? value : {}) as Record<string, unknown>;
+    const passes = Array.isArray(state.passes) ? state.passes.filter((p): p is number => typeof p === 'number' && Number.isFinite(p)) : [];
+    const lastPassed = classic
+      ? (value as number)
+      : typeof state.lastPass === 'number'
+        ? state.lastPass
+        : passes.length > 0
+          ? Math.max(...passes)
+          : null;
+    const held = state.held && typeof state.held === 'object' ? (state.held as Record<string, unknown>) : undefined;
     return {
       ...base,
       cooldown: {
         key: key.slice(COOLDOWN_PREFIX.length),
+        classic,
         lastPassed,
         lastPassedText: isoInZone(lastPassed, zone),
-        elapsed: Math.max(0, at - lastPassed),
+        elapsed: lastPassed === null ? null : Math.max(0, at - lastPassed),
+        /** Classic: how long repeats are still held back (the entry's expiry); otherwise when the gate's record ends. */
         remaining: base.remaining,
-        length: cooldown,
+        length: classic && entry.expiresAt !== null ? entry.expiresAt - entry.storedAt : null,
+        passes: passes.length > 0 ? passes.length : null,
+        count: typeof state.count === 'number' ? state.count : null,
+        held: held && typeof held.count === 'number' ? held.count : null,
       },
       preview: previewOf(value),
     };
