@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { DriverName } from '../nodes/lib/driver';
 import { availableDrivers } from '../nodes/lib/driver';
 import { messageOf } from '../nodes/lib/errors';
+import { ADMIN_DESCRIPTIONS, adminFigures } from './admin';
 import { runCase } from './case';
 import { contextFigures } from './context';
 import { type DiskCase, runDiskCase } from './disk';
@@ -306,6 +307,13 @@ async function main(): Promise<void> {
   Object.assign(figures, context.figures);
   Object.assign(notes, context.notes);
   process.stderr.write(`  (context: ${((Date.now() - contextStarted) / 1000).toFixed(1)} s)\n`);
+
+  // what the flow cache sidebar asks of a namespace of 100,000 keys, in a fresh process
+  process.stderr.write('  admin API listing, 100,000 keys\n');
+  const admin = adminFigures(quick);
+  Object.assign(DESCRIPTIONS, ADMIN_DESCRIPTIONS);
+  Object.assign(figures, admin.figures);
+  Object.assign(notes, admin.notes);
 
   // messages through nodes in a running Node-RED: each node beside the change node, in a child process of its own
   const work = tempDir('flow-cache-bench-run-');
