@@ -166,6 +166,16 @@
       .insertAfter(select.closest('.form-row'));
   }
 
+  /** Selects `fallback` in a <select> whose value is none of its options (a property missing from an imported flow). */
+  function selectOr(id, fallback) {
+    var select = $(id);
+    var value = select.val();
+    var known = select.find('option').filter(function () {
+      return this.value === value;
+    });
+    if (isBlank(value) || known.length === 0) select.val(fallback);
+  }
+
   /** Fills a <select> with the time units and selects the node's unit (`fallback` if it has none or an unknown one). */
   function unitSelect(node, property, fallback) {
     var select = $('#node-input-' + property).empty();
@@ -235,6 +245,7 @@
     keyLabel: keyLabel,
     shorten: shorten,
     storeField: storeField,
+    selectOr: selectOr,
     unitSelect: unitSelect,
     shortUnit: shortUnit,
     flowNode: flowNode,

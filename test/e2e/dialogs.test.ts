@@ -1,9 +1,13 @@
 // Each node's edit dialog as a user meets it: dragged from the palette, labelled fields, bad values refused, good ones saved.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Locator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import {
   type Browser,
+  errorTooltip,
+  formProblems,
+  type,
+  waitMarked,
   canvasNode,
   closeTrays,
   editorNode,
@@ -20,6 +24,11 @@ import {
   trayOpen,
 } from './support';
 
+/** The Store field's empty choice and the line under it, as en-US says them. */
+const DEFAULT_STORE = 'default store: flow-cache/cache.sqlite, one namespace per flow tab';
+const STORE_HINT =
+  'Empty: the default store, flow-cache/cache.sqlite in the Node-RED user directory, one namespace per flow tab. Add a cache store () for another file, a namespace shared by several tabs, or limits of its own.';
+
 /** What a dialog must refuse and what it must keep. */
 interface DialogCase {
   /** Enters one invalid value; `marked` is the field that must show the error. */
@@ -29,16 +38,6 @@ interface DialogCase {
   valid(page: Page): Promise<void>;
   /** The node's properties after saving the valid configuration (numbers compared as text). */
   saved: Record<string, unknown>;
-}
-
-/** Types text into a field the way a user does (the editor validates on keyup and change). */
-async function type(page: Page, selector: string, text: string): Promise<void> {
-  // A TypedInput hides the original input and shows its own text box beside it.
-  const typed = page.locator(`${selector}[type="hidden"] + .red-ui-typedInput-container input.red-ui-typedInput-input`);
-  const field = (await typed.count()) > 0 ? typed : page.locator(selector);
-  await field.fill(text);
-  await field.press('End');
-  await field.dispatchEvent('change');
 }
 
 /** Picks a TypedInput's type from its menu, then types its value into the TypedInput's own text box. */
@@ -127,81 +126,6 @@ function isMarked(page: Page, id: string): Promise<boolean> {
   }, id);
 }
 
-async function waitMarked(page: Page, id: string, marked: boolean): Promise<void> {
-  await page.waitForFunction(
-    ([fieldId, want]: [string, boolean]) => {
-      const field = (globalThis as any).document.getElementById(fieldId);
-      if (!field) return false;
-      const typed = field.closest('.red-ui-typedInput-container') ?? field.nextElementSibling;
-      const on = field.classList.contains('input-error') || Boolean(typed?.classList?.contains('input-error'));
-      return on === want;
-    },
-    [id, marked] as [string, boolean],
-  );
-}
-
-/**
- * Problems with the form's fields: a property of the node with no field, a field row without a label,
- * a label that wraps or is cut off. `prefix` is node-input or node-config-input.
- */
-function formProblems(tray: Locator, prefix: string, type: string): Promise<string[]> {
-  return tray.evaluate(
-    (element: any, [fieldPrefix, nodeType]: [string, string]) => {
-      const RED = (globalThis as any).RED;
-      const doc = (globalThis as any).document;
-      const problems: string[] = [];
-      const form = element.querySelector('#dialog-form, #node-config-dialog-edit-form');
-      const defaults = RED.nodes.getType(nodeType).defaults;
-      for (const property of Object.keys(defaults)) {
-        const field = form.querySelector(`#${fieldPrefix}-${property}`) ?? form.querySelector(`#${fieldPrefix}-${property}-container`);
-        // A TypedInput's type and editableList rows are kept in hidden fields beside the visible one.
-        if (!field) problems.push(`no field for ${property}`);
-      }
-      for (const row of form.querySelectorAll('.form-row')) {
-        const fields = [...row.querySelectorAll('input, select, textarea, ol')].filter((f: any) => f.type !== 'hidden');
-        if (fields.length === 0) continue;
-        const label = row.querySelector('label');
-        const text = (label?.textContent ?? '').trim();
-        if (!label || text === '') {
-          problems.push(`row of ${fields[0].id || fields[0].className} has no label text`);
-          continue;
-        }
-        if (row.offsetParent === null) continue; // a hidden row (e.g. namespace while the scope is "flow")
-        // Lines the label's text occupies (text only: an icon glyph sits on its own box).
-        const tops: number[] = [];
-        const walker = doc.createTreeWalker(label, 4); // NodeFilter.SHOW_TEXT
-        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-          if (node.textContent.trim() === '') continue;
-          const range = doc.createRange();
-          range.selectNodeContents(node);
-          for (const rect of range.getClientRects()) if (rect.width > 0 && !tops.some((t) => Math.abs(t - rect.top) < 3)) tops.push(rect.top);
-        }
-        const lines = { size: tops.length };
-        if (lines.size > 1) problems.push(`label "${text}" wraps onto ${lines.size} lines`);
-        if (label.scrollWidth > label.clientWidth + 1) problems.push(`label "${text}" is cut off`);
-      }
-      return problems;
-    },
-    [prefix, type] as [string, string],
-  );
-}
-
-/**
- * The text of the tooltip the editor shows when the pointer rests on an invalid field; undefined for a
- * TypedInput (Node-RED attaches the tooltip to its hidden input, so none appears).
- */
-async function errorTooltip(page: Page, id: string): Promise<string | undefined> {
-  if ((await page.locator(`#${id}[type="hidden"]`).count()) > 0) return undefined;
-  // The pointer may already rest on the field (where the double-click that opened the dialog was): move it off first.
-  await page.mouse.move(5, 500);
-  await page.locator(`#${id}`).hover();
-  const tooltip = page.locator('.red-ui-popover-tooltip:visible, .red-ui-popover:visible').last();
-  await tooltip.waitFor();
-  const text = ((await tooltip.textContent()) ?? '').trim();
-  await page.mouse.move(5, 500);
-  return text;
-}
-
 function sameValues(actual: Record<string, any>, expected: Record<string, unknown>, what: string): void {
   for (const [key, want] of Object.entries(expected)) {
     const got = actual[key];
@@ -253,6 +177,9 @@ describe('edit dialogs', () => {
       await screenshot(tray, `dialog-${nodeType}`);
       assert.deepEqual(await rawI18nKeys(tray), [], `${nodeType} dialog shows no raw i18n keys`);
       assert.deepEqual(await formProblems(tray, 'node-input', nodeType), [], `${nodeType} dialog fields`);
+      // No store chosen: the Store field says it is the default store, which file and which namespace.
+      assert.equal(((await page.locator('#node-input-store option:checked').textContent()) ?? '').trim(), DEFAULT_STORE, `${nodeType} Store field`);
+      assert.equal(((await tray.locator('.flow-cache-store-hint').textContent()) ?? '').replace(/\s+/g, ' ').trim(), STORE_HINT, `${nodeType} Store hint`);
 
       await spec.invalid(page);
       await waitMarked(page, spec.marked, true);
@@ -300,7 +227,7 @@ describe('edit dialogs', () => {
     const id = ids['cache-get'];
     await openDialog(page, id);
     const store = page.locator('#node-input-store');
-    assert.match((await store.locator('option:checked').textContent()) ?? '', /^default store: flow-cache\/cache\.sqlite, one namespace per flow tab$/, 'no store yet: the default store is chosen, named with its file and scope');
+    assert.equal((await store.locator('option:checked').textContent()) ?? '', DEFAULT_STORE, 'no store yet: the default store is chosen, named with its file and scope');
 
     await page.locator('#node-input-btn-store-add').click();
     const config = await trayOpen(page, '#node-config-dialog-ok');
@@ -336,6 +263,8 @@ describe('edit dialogs', () => {
       const option = (globalThis as any).document.querySelector('#node-input-store option:checked');
       return option && option.textContent === 'house store';
     });
+    // Node-RED rebuilt the list with the new store; its empty choice still names the default store (not "none").
+    assert.deepEqual(await store.locator('option').allTextContents(), ['house store', DEFAULT_STORE]);
     await page.locator('#node-dialog-ok').click();
     await trayClosed(page);
 

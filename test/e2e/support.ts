@@ -122,7 +122,7 @@ function postJson(port: number, urlPath: string, body: unknown): Promise<number>
   });
 }
 
-/** A Chromium with a fresh profile and one page. */
+/** A Chromium with its page and what the page did. */
 export interface Browser {
   page: Page;
   context: BrowserContext;
@@ -137,13 +137,18 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function openBrowser(viewport = { width: 1600, height: 1000 }): Promise<Browser> {
+/**
+ * A Chromium with a fresh profile and one page. `locale` sets the browser's language (navigator.language),
+ * from which the Node-RED editor picks its catalogues: 'de-DE' opens the editor in German.
+ */
+export async function openBrowser(viewport = { width: 1600, height: 1000 }, locale = 'en-US'): Promise<Browser> {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flow-cache-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, `--lang=${locale}`],
     viewport,
+    locale,
   });
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(15_000);
@@ -247,9 +252,12 @@ export async function openDialog(page: Page, id: string): Promise<Locator> {
 /** Cancels every open edit tray (a failed test may leave one open). */
 export async function closeTrays(page: Page): Promise<void> {
   for (let i = 0; i < 5 && (await page.locator('.red-ui-tray').count()) > 0; i++) {
-    const cancel = page.locator('.red-ui-tray').last().locator('#node-config-dialog-cancel, #node-dialog-cancel').first();
+    // This very button (a locator would find the node dialog's button once a config dialog above it is gone).
+    const cancel = await page.locator('.red-ui-tray').last().locator('#node-config-dialog-cancel, #node-dialog-cancel').first().elementHandle();
+    if (!cancel) return;
     await cancel.click();
-    await cancel.waitFor({ state: 'detached' });
+    await page.waitForFunction((button: any) => !button.isConnected, cancel);
+    await cancel.dispose();
   }
 }
 
@@ -342,4 +350,97 @@ export function sidebarTabButton(page: Page, tab: string): Locator {
 export async function showSidebarTab(page: Page, tab: string): Promise<void> {
   const button = sidebarTabButton(page, tab);
   if (!(await button.evaluate((b: any) => b.tagName === 'BUTTON' && b.classList.contains('selected')))) await button.click();
+}
+
+/**
+ * Problems with the form's fields: a property of the node with no field, a field row without a label,
+ * a label that wraps or is cut off. `prefix` is node-input or node-config-input.
+ */
+export function formProblems(tray: Locator, prefix: string, type: string): Promise<string[]> {
+  return tray.evaluate(
+    (element: any, [fieldPrefix, nodeType]: [string, string]) => {
+      const RED = (globalThis as any).RED;
+      const doc = (globalThis as any).document;
+      const problems: string[] = [];
+      const form = element.querySelector('#dialog-form, #node-config-dialog-edit-form');
+      const defaults = RED.nodes.getType(nodeType).defaults;
+      for (const property of Object.keys(defaults)) {
+        const field = form.querySelector(`#${fieldPrefix}-${property}`) ?? form.querySelector(`#${fieldPrefix}-${property}-container`);
+        // A TypedInput's type and editableList rows are kept in hidden fields beside the visible one.
+        if (!field) problems.push(`no field for ${property}`);
+      }
+      for (const row of form.querySelectorAll('.form-row')) {
+        const fields = [...row.querySelectorAll('input, select, textarea, ol')].filter((f: any) => f.type !== 'hidden');
+        if (fields.length === 0) continue;
+        const label = row.querySelector('label');
+        const text = (label?.textContent ?? '').trim();
+        if (!label || text === '') {
+          problems.push(`row of ${fields[0].id || fields[0].className} has no label text`);
+          continue;
+        }
+        if (row.offsetParent === null) continue; // a hidden row (e.g. namespace while the scope is "flow")
+        // Lines the label's text occupies (text only: an icon glyph sits on its own box).
+        const tops: number[] = [];
+        const walker = doc.createTreeWalker(label, 4); // NodeFilter.SHOW_TEXT
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          if (node.textContent.trim() === '') continue;
+          const range = doc.createRange();
+          range.selectNodeContents(node);
+          for (const rect of range.getClientRects()) if (rect.width > 0 && !tops.some((t) => Math.abs(t - rect.top) < 3)) tops.push(rect.top);
+        }
+        const lines = { size: tops.length };
+        if (lines.size > 1) problems.push(`label "${text}" wraps onto ${lines.size} lines`);
+        // The icon stays on the text's line (a label too long for its column pushes its text below the icon).
+        const icon = label.querySelector('i.fa');
+        if (icon && tops.length > 0) {
+          const box = icon.getBoundingClientRect();
+          const textBottom = Math.max(...[...label.querySelectorAll('span')].map((span: any) => span.getBoundingClientRect().bottom));
+          if (box.bottom <= tops[0] + 2 || (Number.isFinite(textBottom) && box.top >= textBottom)) problems.push(`label "${text}" is on a line below its icon`);
+        }
+        if (label.scrollWidth > label.clientWidth + 1) problems.push(`label "${text}" is cut off`);
+      }
+      return problems;
+    },
+    [prefix, type] as [string, string],
+  );
+}
+
+/** Types text into a field the way a user does (the editor validates on keyup and change). */
+export async function type(page: Page, selector: string, text: string): Promise<void> {
+  // A TypedInput hides the original input and shows its own text box beside it.
+  const typed = page.locator(`${selector}[type="hidden"] + .red-ui-typedInput-container input.red-ui-typedInput-input`);
+  const field = (await typed.count()) > 0 ? typed : page.locator(selector);
+  await field.fill(text);
+  await field.press('End');
+  await field.dispatchEvent('change');
+}
+
+/** Waits until a field shows (or no longer shows) the editor's error marking. */
+export async function waitMarked(page: Page, id: string, marked: boolean): Promise<void> {
+  await page.waitForFunction(
+    ([fieldId, want]: [string, boolean]) => {
+      const field = (globalThis as any).document.getElementById(fieldId);
+      if (!field) return false;
+      const typed = field.closest('.red-ui-typedInput-container') ?? field.nextElementSibling;
+      const on = field.classList.contains('input-error') || Boolean(typed?.classList?.contains('input-error'));
+      return on === want;
+    },
+    [id, marked] as [string, boolean],
+  );
+}
+
+/**
+ * The text of the tooltip the editor shows when the pointer rests on an invalid field; undefined for a
+ * TypedInput (Node-RED attaches the tooltip to its hidden input, so none appears).
+ */
+export async function errorTooltip(page: Page, id: string): Promise<string | undefined> {
+  if ((await page.locator(`#${id}[type="hidden"]`).count()) > 0) return undefined;
+  // The pointer may already rest on the field (where the double-click that opened the dialog was): move it off first.
+  await page.mouse.move(5, 500);
+  await page.locator(`#${id}`).hover();
+  const tooltip = page.locator('.red-ui-popover-tooltip:visible, .red-ui-popover:visible').last();
+  await tooltip.waitFor();
+  const text = ((await tooltip.textContent()) ?? '').trim();
+  await page.mouse.move(5, 500);
+  return text;
 }

@@ -76,7 +76,7 @@ function qualified(ref: string, ownSet: string, where: string): Use {
 /** A string argument: 'text', or 'prefix.' + something (then the key is the prefix). */
 const ARGUMENT = `'([^']*)'(\\s*\\+)?`;
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
 }
 
@@ -88,7 +88,7 @@ function escape(text: string): string {
  * `function text(id) { return FlowCacheEditor.nodeText('<set>', id); }`. A key without namespace
  * belongs to `ownSet` (the node whose .html it is).
  */
-export function editorUses(ownSet: string, source: string, where = `nodes/${ownSet}.html`): Use[] {
+function editorUses(ownSet: string, source: string, where = `nodes/${ownSet}.html`): Use[] {
   const uses: Use[] = [];
   for (const match of source.matchAll(/data-i18n="([^"]+)"/g)) {
     for (const part of match[1].split(';')) uses.push(qualified(part.replace(/^\[[^\]]*\]/, '').trim(), ownSet, where));
@@ -100,7 +100,7 @@ export function editorUses(ownSet: string, source: string, where = `nodes/${ownS
   for (const match of source.matchAll(new RegExp(`FlowCacheEditor\\.nodeText\\(\\s*'([^']+)',\\s*${ARGUMENT}`, 'g'))) {
     uses.push({ set: match[1], key: `${match[1]}.${match[2]}`, where });
   }
-  const module = `(?:MODULE \\+ '|'${escape(MODULE)})`;
+  const module = `(?:MODULE \\+ '|'${escapeRegExp(MODULE)})`;
   const helpers = [
     ...[...source.matchAll(new RegExp(`function (\\w+)\\((\\w+)[^)]*\\)\\s*\\{\\s*return RED\\._\\(\\s*${module}/([a-z-]+):([A-Za-z0-9_.-]*)' \\+ (\\w+)\\b`, 'g'))]
       .filter((m) => m[2] === m[5])
@@ -121,7 +121,7 @@ export function editorUses(ownSet: string, source: string, where = `nodes/${ownS
  * The keys the shared editor script asks for: as any editor script, and `nodeText(type, ...)` for each
  * set in `flowSets` (the nodes it builds with flowNode()).
  */
-export function sharedScriptUses(script: string, flowSets: string[], where = EDITOR_SCRIPT): Use[] {
+function sharedScriptUses(script: string, flowSets: string[], where = EDITOR_SCRIPT): Use[] {
   const uses = editorUses('', script, where);
   for (const match of script.matchAll(new RegExp(`(?<![.\\w])nodeText\\(\\s*type,\\s*${ARGUMENT}`, 'g'))) {
     for (const set of flowSets) uses.push({ set, key: `${set}.${match[1]}`, where });
@@ -134,7 +134,7 @@ export function sharedScriptUses(script: string, flowSets: string[], where = EDI
  * `text(RED, '<set>', '<key>')`, `shared('<key>')` (the runtime's shared texts), a function made by
  * `textsOf(RED, '<set>')` and a local function that returns `text(..., '<set>', <its argument>)`.
  */
-export function runtimeUses(source: string, where: string): Use[] {
+function runtimeUses(source: string, where: string): Use[] {
   const uses: Use[] = [];
   for (const match of source.matchAll(new RegExp(`\\btext\\(\\s*\\w+,\\s*'([a-z-]+)',\\s*${ARGUMENT}`, 'g'))) {
     uses.push({ set: match[1], key: `${match[1]}.${match[2]}`, where });
@@ -195,7 +195,7 @@ function nodeRedUses(): Use[] {
   const category = /var CATEGORY = '([^']+)'/.exec(script)?.[1];
   assert.ok(category, 'the shared editor script names the palette category');
   // Node-RED looks up "<set>:palette.label.<category with _ for spaces>" for whichever set adds the category first.
-  const key = `palette.label.${category.replace(/[\x00-\x2c\x2e-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]/g, '_')}`;
+  const key = `palette.label.${category.replace(/[^-0-9A-Z_a-z\u0080-\uffff]/g, '_')}`;
   return flowSets().map((set) => ({ set, key, where: 'Node-RED palette category' }));
 }
 
@@ -292,6 +292,12 @@ describe('message catalogues', () => {
         assert.equal(typeof translated, 'string', `de ${set}:${key} is a text`);
         assert.notEqual((translated as string).trim(), '', `de ${set}:${key} is not empty`);
         assert.deepEqual(shape(translated), shape(text), `de ${set}:${key} keeps the placeholders and markup of "${text}"`);
+        // A text left in English: the same words as en-US (a file name, a URL or "__key__: __count__" may stay as they are).
+        const words = String(text)
+          .replace(/__\w+__/g, '')
+          .split(/\s+/)
+          .filter((word) => /^[a-z]+$/.test(word));
+        assert.ok(translated !== text || words.length < 3, `de ${set}:${key} is still the English "${text}"`);
       }
     }
   });
@@ -372,7 +378,9 @@ describe('message catalogues', () => {
         .sort(),
       ['cache-get:cache-get.status.hit', 'cache-store:cache-store.errors.scope', 'cache-store:cache-store.runtime.keyEmpty', 'ttl-fetch:ttl-fetch.errors.url'].sort(),
     );
-    const literals = runtimeLiterals("throw new StoreIOError('create', file); const detail = { text: `io.${action}` }; const key = `store.${detail.text}`; tf(a ? 'errors.x' : 'errors.y');");
+    const literals = runtimeLiterals(
+      ["throw new StoreIOError('create', file);", 'const detail = { text: `io.$', '{action}` };', 'const key = `store.$', "{detail.text}`; tf(a ? 'errors.x' : 'errors.y');"].join(''),
+    );
     assert.equal(runtimeReferenced('cache-store.store.io.create', literals), true, 'a key an error carries counts as used');
     assert.equal(runtimeReferenced('cache-store.store.io.delete', literals), false);
     assert.equal(runtimeReferenced('cache-store.label.create', literals), false, 'a section the runtime does not read');
