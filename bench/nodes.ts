@@ -10,6 +10,11 @@ import { KEYS, median, perSecond, profiled, ROOT, type Spread, sampleValue, spre
 /** Message types the package may provide; a type is measured only if its compiled file exists and Node-RED registered it. */
 export const PACKAGE_NODES = ['cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'] as const;
 export type PackageNode = (typeof PACKAGE_NODES)[number];
+/** What is measured, each in a Node-RED of its own: every node type, and variants of a type ('<type>.<variant>'). */
+export const NODE_CASES = [...PACKAGE_NODES, 'cooldown-gate.limit'] as const;
+export type NodeCase = (typeof NODE_CASES)[number];
+/** The node type a case measures. */
+const typeOf = (name: NodeCase): PackageNode => name.split('.')[0] as PackageNode;
 
 /** Keys the gets, cooldowns and counts go over; URLs ttl-fetch fetches. */
 const HOT_KEYS = 1_000;
@@ -266,7 +271,7 @@ function tab(name: string, node: Record<string, unknown>, outputs: number): obje
 }
 
 /** The node's tab (and what it needs beside it) and how its messages look. */
-function benchOf(name: PackageNode, storeFile: string, upstream: string): { flow: object[]; bench: Bench; fill?: number } {
+function benchOf(name: NodeCase, storeFile: string, upstream: string): { flow: object[]; bench: Bench; fill?: number } {
   const store = { id: 'bench-store', type: 'cache-store', name: 'bench', path: storeFile, scope: 'flow' };
   const common = { store: store.id, key: 'topic', keyType: 'msg' };
   const hot = (i: number) => `sensor.room_${i % HOT_KEYS}`;
@@ -294,6 +299,12 @@ function benchOf(name: PackageNode, storeFile: string, upstream: string): { flow
         flow: [store, ...tab(name, { type: 'cooldown-gate', ...common, cooldown: 1, cooldownUnits: 'hours', failOpen: true }, 2)],
         bench: { message: (i) => ({ topic: hot(i), payload: 'on' }), warmup: HOT_KEYS },
       };
+    case 'cooldown-gate.limit':
+      // 3 passes per key per sliding hour: the warm-up passes each key 3 times, the measured messages are over the limit
+      return {
+        flow: [store, ...tab(name, { type: 'cooldown-gate', ...common, cooldown: 1, cooldownUnits: 'hours', limit: 3, period: 'sliding', failOpen: true }, 2)],
+        bench: { message: (i) => ({ topic: hot(i), payload: 'on' }), warmup: 3 * HOT_KEYS },
+      };
     case 'counter':
       return {
         flow: [store, ...tab(name, { type: 'counter', ...common, step: 1, initial: 0, resetEvery: 'never' }, 1)],
@@ -312,14 +323,14 @@ function benchOf(name: PackageNode, storeFile: string, upstream: string): { flow
  * figure depends on which nodes ran before it, on the code they left optimised for their messages,
  * or on the heap and store files they left). Rounds alternate, change node first.
  */
-export async function measureNode(name: PackageNode, quick: boolean): Promise<NodeResult> {
+export async function measureNode(name: NodeCase, quick: boolean): Promise<NodeResult> {
   const p = nodePlan(quick);
   const userDir = userDirWithPackage();
   const upstream = await startUpstream();
   const RED = await startNodeRed(userDir);
   try {
-    if (!fs.existsSync(path.join(ROOT, 'dist', 'nodes', `${name}.js`))) return { rate: null, note: 'not built' };
-    if (!RED.nodes.getType(name)) return { rate: null, note: 'built but not registered by Node-RED (load error)' };
+    if (!fs.existsSync(path.join(ROOT, 'dist', 'nodes', `${typeOf(name)}.js`))) return { rate: null, note: 'not built' };
+    if (!RED.nodes.getType(typeOf(name))) return { rate: null, note: 'built but not registered by Node-RED (load error)' };
     const { flow, bench, fill } = benchOf(name, path.join(userDir, 'bench-cache.sqlite'), upstream.url);
     const changeTab = tab('change', { type: 'change', rules: [{ t: 'set', p: 'handled', pt: 'msg', to: 'true', tot: 'bool' }] }, 1);
     await RED.runtime.flows.setFlows({ flows: { flows: [...changeTab, ...flow] }, deploymentType: 'full' });
@@ -376,6 +387,10 @@ export async function measureNode(name: PackageNode, quick: boolean): Promise<No
       notes.push(`${HOT_KEYS} keys armed in warm-up; ${counts.other - otherBefore} of ${measured} held back`);
       if (counts.other - otherBefore !== measured) valid = false;
     }
+    if (name === 'cooldown-gate.limit') {
+      notes.push(`${HOT_KEYS} keys at their limit of 3 per hour after the warm-up; ${counts.other - otherBefore} of ${measured} held back`);
+      if (counts.other - otherBefore !== measured) valid = false;
+    }
     if (name === 'ttl-fetch') {
       const during = upstream.requests() - fetchesBefore - warmFetches;
       notes.push(`${warmFetches} upstream requests to fill, ${during} during ${measured} hits`);
@@ -402,11 +417,11 @@ export async function measureNode(name: PackageNode, quick: boolean): Promise<No
 }
 
 if (require.main === module) {
-  const name = process.argv[2] as PackageNode;
+  const name = process.argv[2] as NodeCase;
   const quick = process.argv.includes('--quick');
   const outIndex = process.argv.indexOf('--out');
-  if (!PACKAGE_NODES.includes(name)) {
-    console.error(`usage: node --expose-gc dist/bench/nodes.js <${PACKAGE_NODES.join('|')}> [--quick] [--out <file.json>]`);
+  if (!NODE_CASES.includes(name)) {
+    console.error(`usage: node --expose-gc dist/bench/nodes.js <${NODE_CASES.join('|')}> [--quick] [--out <file.json>]`);
     process.exit(2);
   }
   measureNode(name, quick)

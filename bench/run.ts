@@ -12,7 +12,7 @@ import { runCase } from './case';
 import { contextFigures } from './context';
 import { type DiskCase, runDiskCase } from './disk';
 import { formatNumber, keyvSqliteLoadError, median, ROOT, type Spread, storeDriver, tempDir } from './lib';
-import { type NodeResult, PACKAGE_NODES, type PackageNode } from './nodes';
+import { NODE_CASES, type NodeCase, type NodeResult } from './nodes';
 import type { RssResult } from './rss';
 import { plan, type StallResult } from './store-cases';
 
@@ -58,6 +58,7 @@ const DESCRIPTIONS: Record<string, [string, string]> = {
   'node.cache-get.hit': ['msgs/s', 'cache-get, every message a hit (1,000 keys)'],
   'node.cache-set': ['msgs/s', 'cache-set, durable writes (10,000 keys)'],
   'node.cooldown-gate': ['msgs/s', 'cooldown-gate, repeats held back (1,000 armed keys)'],
+  'node.cooldown-gate.limit': ['msgs/s', 'cooldown-gate with a limit of 3 per sliding hour, messages over the limit held back (1,000 keys)'],
   'node.counter': ['msgs/s', 'counter, durable increments (1,000 keys)'],
   'node.ttl-fetch.hit': ['msgs/s', 'ttl-fetch, every message a cache hit (100 URLs)'],
   'disk.kib.per.write': ['KiB', 'store (DRIVER), immediate: bytes sent to the storage layer per durable write (2,000 writes of ~100 bytes to 1,000 keys, close and checkpoint included)'],
@@ -95,6 +96,7 @@ const RATIOS: [string, string, string, '>=' | '<=' | '', number][] = [
   ['store.incr.concurrent / baseline.sqlite.set.tx', 'store.incr.concurrent', 'baseline.sqlite.set.tx', '>=', 0.3],
   ['node.cache-get.hit / node.change', 'node.cache-get.hit', 'node.change', '>=', 0.5],
   ['node.cooldown-gate / node.change', 'node.cooldown-gate', 'node.change', '>=', 0.4],
+  ['node.cooldown-gate.limit / node.change', 'node.cooldown-gate.limit', 'node.change', '', 0],
   ['node.counter / node.change', 'node.counter', 'node.change', '>=', 0.3],
   ['node.cache-set / node.change', 'node.cache-set', 'node.change', '', 0],
   ['node.ttl-fetch.hit / node.change', 'node.ttl-fetch.hit', 'node.change', '', 0],
@@ -317,10 +319,11 @@ async function main(): Promise<void> {
 
   // messages through nodes in a running Node-RED: each node beside the change node, in a child process of its own
   const work = tempDir('flow-cache-bench-run-');
-  const nodeFigures: Record<PackageNode, string> = {
+  const nodeFigures: Record<NodeCase, string> = {
     'cache-get': 'node.cache-get.hit',
     'cache-set': 'node.cache-set',
     'cooldown-gate': 'node.cooldown-gate',
+    'cooldown-gate.limit': 'node.cooldown-gate.limit',
     counter: 'node.counter',
     'ttl-fetch': 'node.ttl-fetch.hit',
   };
@@ -328,7 +331,7 @@ async function main(): Promise<void> {
   const paired: Record<string, NodeResult> = {};
   const changeRounds: number[] = [];
   const only = process.env.BENCH_ONLY?.split(',');
-  for (const type of PACKAGE_NODES) {
+  for (const type of NODE_CASES) {
     const name = nodeFigures[type];
     if (only && !only.includes(type)) continue;
     const file = path.join(work, `node-${type}.json`);

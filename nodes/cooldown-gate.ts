@@ -7,7 +7,7 @@ import type { CacheSpace } from './lib/space';
 import type { Entry, UpdateDecision } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
 import { StoreBinding } from './red/binding';
-import { bindRuntime, type Substitutions, textsOf } from './red/i18n';
+import { bindRuntime, fill, type Substitutions, textsOf } from './red/i18n';
 import { checkKeyConfig, describe, isBlank, isPlainName, numberFrom, resolveKey } from './red/input';
 import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
 import { CALENDAR_PERIODS, type CalendarPeriod, nextPeriodStart, periodStartOf } from './red/periods';
@@ -328,6 +328,18 @@ interface Decision {
 export = (RED: NodeAPI) => {
   bindRuntime(RED);
   const t = textsOf(RED, 'cooldown-gate');
+  // A status text comes from the catalogue once, with its placeholders, and is filled here for each
+  // message: a catalogue lookup per message costs more than the gate's whole decision.
+  const statusTemplates = new Map<string, string>();
+  const placeholders = Object.fromEntries(['key', 'remaining', 'passed', 'suppressed', 'count', 'limit'].map((name) => [name, `__${name}__`]));
+  const ts = (key: string, substitutions: Substitutions): string => {
+    let template = statusTemplates.get(key);
+    if (template === undefined) {
+      template = t(key, placeholders);
+      statusTemplates.set(key, template);
+    }
+    return fill(template, substitutions);
+  };
 
   function CooldownGate(this: Node, config: CooldownGateConfig) {
     RED.nodes.createNode(this, config);
@@ -664,7 +676,7 @@ export = (RED: NodeAPI) => {
       info.reason = 'startup';
       msg.cooldown = info;
       suppressed++;
-      status.set({ fill: 'blue', shape: 'ring', text: t('status.startup', { key, remaining: durationText(quietLeft), ...counts() }) });
+      status.set({ fill: 'blue', shape: 'ring', text: ts('status.startup', { key, remaining: durationText(quietLeft), ...counts() }) });
     }
 
     // ---- messages ----
@@ -722,12 +734,12 @@ export = (RED: NodeAPI) => {
       msg.cooldown = info;
       if (armed) {
         passed++;
-        status.set({ fill: 'green', shape: 'dot', text: t('status.passed', { key, ...counts() }) });
+        status.set({ fill: 'green', shape: 'dot', text: ts('status.passed', { key, ...counts() }) });
         send([msg, null]);
       } else {
         info.reason = 'cooldown';
         suppressed++;
-        status.set({ fill: 'yellow', shape: 'ring', text: t('status.suppressed', { key, remaining: info.remainingText, ...counts() }) });
+        status.set({ fill: 'yellow', shape: 'ring', text: ts('status.suppressed', { key, remaining: info.remainingText, ...counts() }) });
         send([null, msg]);
       }
     }
@@ -785,16 +797,16 @@ export = (RED: NodeAPI) => {
       msg.cooldown = info;
       if (d.outcome === 'pass') {
         passed++;
-        const shown = counting ? t('status.passedCount', { key, count: d.count, limit: limitText, ...counts() }) : t('status.passed', { key, ...counts() });
+        const shown = counting ? ts('status.passedCount', { key, count: d.count, limit: limitText, ...counts() }) : ts('status.passed', { key, ...counts() });
         status.set({ fill: 'green', shape: 'dot', text: shown });
         send([msg, null]);
         return;
       }
       info.reason = d.outcome;
       suppressed++;
-      if (d.outcome === 'unchanged') status.set({ fill: 'grey', shape: 'ring', text: t('status.unchanged', { key, ...counts() }) });
-      else if (d.outcome === 'limit') status.set({ fill: 'yellow', shape: 'ring', text: t('status.limited', { key, limit: limitText, remaining: info.remainingText, ...counts() }) });
-      else status.set({ fill: 'yellow', shape: 'ring', text: t('status.suppressed', { key, remaining: info.remainingText, ...counts() }) });
+      if (d.outcome === 'unchanged') status.set({ fill: 'grey', shape: 'ring', text: ts('status.unchanged', { key, ...counts() }) });
+      else if (d.outcome === 'limit') status.set({ fill: 'yellow', shape: 'ring', text: ts('status.limited', { key, limit: limitText, remaining: info.remainingText, ...counts() }) });
+      else status.set({ fill: 'yellow', shape: 'ring', text: ts('status.suppressed', { key, remaining: info.remainingText, ...counts() }) });
       send([null, msg]);
     }
 
