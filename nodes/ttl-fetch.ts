@@ -1,7 +1,7 @@
 import { createHash, pbkdf2Sync } from 'node:crypto';
 import { now } from './lib/clock';
 import { CacheError, type ErrorCode, formatBytes, InputError, messageOf } from './lib/errors';
-import type { CacheNamespace } from './lib/registry';
+import type { CacheSpace } from './lib/space';
 import type { Entry } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
 import { StoreBinding } from './red/binding';
@@ -75,6 +75,8 @@ const MAX_TIMEOUT_S = 3600;
 const DEFAULT_MAX_RESPONSE_MB = 5;
 const MAX_MAX_RESPONSE_MB = 1024;
 const MAX_REDIRECTS = 10;
+/** How much longer than the request's timeout a cross-process flight keeps its lock (a holder that died lets go then). */
+const FLIGHT_HOLD_MARGIN_MS = 5_000;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 // Headers that never follow a redirect to another origin, even when listed as not secret (as browsers drop Authorization).
 const ORIGIN_BOUND_HEADERS = new Set(['authorization', 'cookie', 'proxy-authorization']);
@@ -177,6 +179,19 @@ class UpstreamError extends CacheError {
     this.retryable = retryable;
     this.statusCode = statusCode;
   }
+}
+
+/** An upstream failure as JSON, for a ttl-fetch in another process that waited for the same request. */
+function encodeUpstreamError(error: unknown): unknown {
+  if (!(error instanceof UpstreamError)) return undefined;
+  return { code: error.code, message: error.message, retryable: error.retryable, statusCode: error.statusCode };
+}
+
+/** The failure another process's flight ended with, as this process's own UpstreamError. */
+function decodeUpstreamError(data: unknown): Error {
+  const failure = (data ?? {}) as { code?: ErrorCode; message?: string; retryable?: boolean; statusCode?: number };
+  const statusCode = typeof failure.statusCode === 'number' ? failure.statusCode : undefined;
+  return new UpstreamError(failure.code ?? 'UPSTREAM_UNREACHABLE', String(failure.message ?? ''), failure.retryable !== false, statusCode);
 }
 
 /**
@@ -534,7 +549,7 @@ export = (RED: NodeAPI) => {
     }
 
     /** Fetches a response and stores it (2xx only); throws an UpstreamError for every other outcome. */
-    async function fetchAndStore(request: FetchRequest, cache: CacheNamespace): Promise<Entry> {
+    async function fetchAndStore(request: FetchRequest, cache: CacheSpace): Promise<Entry> {
       const { statusCode, contentType, raw, shown } = await exchange(request);
       const stored: StoredResponse = { kind: returnType, body: storedBody(raw, returnType, shown), statusCode, contentType, fetchedAt: now() };
       if (request.credential !== '') stored.credential = request.credential;
@@ -545,11 +560,22 @@ export = (RED: NodeAPI) => {
      * One upstream request per key and credential at a time: concurrent misses wait for the same
      * answer, but none longer than the timeout from when it began to wait.
      */
-    function fetchOnce(request: FetchRequest, cache: CacheNamespace): Promise<Entry> {
+    function fetchOnce(request: FetchRequest, cache: CacheSpace): Promise<Entry> {
       const flightKey = `${request.credential}\n${request.key}`;
       const flight = flights.get(flightKey);
       if (!flight) {
-        const started = fetchAndStore(request, cache).finally(() => flights.delete(flightKey));
+        // on a shared store (Redis) the flight is also one among processes: the others wait for this answer
+        const timeoutMs = Math.round(timeoutS * 1000);
+        const started = cache
+          .singleFlight(flightKey, () => fetchAndStore(request, cache), {
+            key: request.key,
+            holdMs: timeoutMs + FLIGHT_HOLD_MARGIN_MS,
+            waitMs: timeoutMs,
+            timeout: () => timeoutError(request.shown, timeoutS),
+            encodeError: encodeUpstreamError,
+            decodeError: decodeUpstreamError,
+          })
+          .finally(() => flights.delete(flightKey));
         flights.set(flightKey, started);
         return started;
       }

@@ -187,6 +187,11 @@ export class RedisBackend extends EventEmitter {
     return this.state === 'ready' || this.state === 'connecting';
   }
 
+  /** Disconnected, and why, while the server cannot be reached; ok otherwise. */
+  get health(): SpaceHealth {
+    return this.state === 'down' ? { ok: false, disconnected: true, error: this.lastError } : { ok: true };
+  }
+
   get connected(): boolean {
     return this.state === 'ready';
   }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { messageOf } from './errors';
-import { resolveStoreOptions, sizeLimitBytes, type StoreOptions } from './options';
+import { resolveStoreOptions, type StoreOptions, sizeLimitBytes } from './options';
 import type { CacheSpace, FlightOptions } from './space';
 import { type Entry, Store, type UpdateDecision, type UpdateResult } from './store';
 

@@ -17,6 +17,8 @@ export interface SpaceHealth extends StoreHealth {
  */
 export interface SpaceBackend extends EventEmitter {
   readonly healthy: boolean;
+  /** What is wrong while it is not healthy, where the backend knows (Redis: disconnected, and why). */
+  readonly health?: SpaceHealth;
 }
 
 /** How a single flight waits for, and tells other processes about, its outcome. */

@@ -178,6 +178,7 @@ function lockedError(file: string, holder: Holder | undefined): CacheError {
   return new CacheError(
     'STORE_LOCKED',
     `cache database ${file} is in use by ${describeHolder(holder)}; a database file serves one Node-RED process at a time (give each its own file, or use a shared backend)`,
+    { text: 'locked', values: { file, holder: describeHolder(holder) } },
   );
 }
 
@@ -541,9 +542,9 @@ export class Store extends EventEmitter {
 
   private fullKey(namespace: string, key: string): string {
     this.assertOpen();
-    if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string');
+    if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string', { text: 'keyEmpty' });
     // the driver writes a lone surrogate as U+FFFD, so two such keys would share one row on disk
-    if (LONE_SURROGATE.test(key)) throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate');
+    if (LONE_SURROGATE.test(key)) throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate', { text: 'keySurrogate' });
     let prefix = this.prefixes.get(namespace);
     if (prefix === undefined) {
       prefix = `${encodeNamespace(namespace)}:`;
@@ -554,7 +555,7 @@ export class Store extends EventEmitter {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new CacheError('STORE_CLOSED', `cache database ${this.file} is closed`);
+    if (this.closed) throw new CacheError('STORE_CLOSED', `cache database ${this.file} is closed`, { text: 'closed', values: { file: this.file } });
   }
 
   private every(ms: number, task: () => unknown): void {
@@ -569,13 +570,16 @@ export class Store extends EventEmitter {
 
   private makeRow(value: unknown, ttlSeconds: number | undefined, evictable: boolean): Row {
     if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
-      throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`);
+      throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, { text: 'ttl', values: { value: String(ttlSeconds) } });
     }
     const storedAt = now();
     const expiresAt = ttlSeconds ? storedAt + Math.round(ttlSeconds * 1000) : null;
     // a huge TTL would overflow to Infinity, which JSON cannot hold: the row would never be readable again
     if (expiresAt !== null && !(expiresAt <= MAX_DATE_MS)) {
-      throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`);
+      throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`, {
+        text: 'ttlTooLong',
+        values: { value: String(ttlSeconds) },
+      });
     }
     const text = rowText(encodeValue(value), storedAt, expiresAt);
     return { text, storedAt, expiresAt, size: Buffer.byteLength(text), evictable };
@@ -671,13 +675,12 @@ export class Store extends EventEmitter {
     if (this.fits(fullKey, row)) return;
     if (!this.policy.evicts) throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
     const kept = this.keptAfter(fullKey, row) - row.size;
-    throw new StoreFullError(
-      this.sizeLimitBytes,
-      row.size,
-      kept > 0
-        ? `${formatBytes(kept)} of it is counter and cooldown state, which is never evicted`
-        : 'a single value may not be larger than the limit',
-    );
+    if (kept > 0) {
+      throw new StoreFullError(this.sizeLimitBytes, row.size, `${formatBytes(kept)} of it is counter and cooldown state, which is never evicted`, 'fullPinned', {
+        kept: formatBytes(kept),
+      });
+    }
+    throw new StoreFullError(this.sizeLimitBytes, row.size, 'a single value may not be larger than the limit', 'fullTooLarge');
   }
 
   /**

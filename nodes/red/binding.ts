@@ -1,7 +1,10 @@
 // A node's hold on its cache-store: which file and namespace, opened on first use, released on close.
 import { CacheError, formatBytes } from '../lib/errors';
-import { acquireStore, CacheNamespace, type StoreLease } from '../lib/registry';
-import type { EvictionRound, Store, StoreHealth } from '../lib/store';
+import { acquireRedis } from '../lib/redis-registry';
+import { RedisNamespace } from '../lib/redis-store';
+import { acquireStore, CacheNamespace } from '../lib/registry';
+import type { CacheSpace, SpaceBackend, SpaceHealth } from '../lib/space';
+import type { EvictionRound } from '../lib/store';
 import type { Node, NodeAPI, NodeFlow } from './api';
 import { shared } from './i18n';
 import { type CacheStoreNode, defaultStoreSettings, type StoreSettings } from './settings';
@@ -15,21 +18,30 @@ export function flowTabId(node: Node): string {
   return flow?.TYPE === 'flow' && flow.id && flow.id !== 'global' ? flow.id : (node.z ?? 'global');
 }
 
+/** A store held open for a binding, whichever backend: its namespaces, and the hold to let go of. */
+interface Lease {
+  backend: SpaceBackend;
+  space(name: string, defaultTtl: number): CacheSpace;
+  release(): Promise<void>;
+}
+
 /**
  * One node's access to its store: resolves the config node, opens (shares) the store on first
  * use and retries a failed open on the next message, so fixing a permission problem is enough.
+ * A Redis store is opened as the node starts, so its status says "disconnected" while the server
+ * cannot be reached; the client reconnects by itself and the node works again without a redeploy.
  *
  * A binding holds at most one lease and releases it exactly once. Once its node starts closing
  * it opens nothing: a message that still arrives (Node-RED delivers until every close handler has
  * finished) works on the store already held, or fails with NODE_CLOSING when none is held.
  */
 export class StoreBinding {
-  private lease: Promise<StoreLease> | undefined;
-  private opened: CacheNamespace | undefined;
+  private lease: Promise<Lease> | undefined;
+  private opened: CacheSpace | undefined;
   private state: 'open' | 'closing' | 'closed' = 'open';
   readonly settings: StoreSettings;
   private readonly tabId: string;
-  private watched: { store: Store; stop: () => void } | undefined;
+  private watched: { backend: SpaceBackend; stop: () => void } | undefined;
 
   constructor(
     RED: NodeAPI,
@@ -47,6 +59,7 @@ export class StoreBinding {
     } else {
       this.settings = defaultStoreSettings(RED);
     }
+    if (this.settings.backend === 'redis') Promise.resolve(this.namespace()).catch(() => undefined);
   }
 
   /** The zone dates are shown in: the store's, else the host's. */
@@ -60,51 +73,70 @@ export class StoreBinding {
   }
 
   /** The namespace this node works in, opening the store if needed (the opened namespace is kept). */
-  namespace(): CacheNamespace | Promise<CacheNamespace> {
+  namespace(): CacheSpace | Promise<CacheSpace> {
     if (this.state === 'closed') return Promise.reject(this.closedError());
     if (this.opened) return this.opened;
     if (!this.lease) {
       if (this.state === 'closing') return Promise.reject(this.closedError());
-      const logger = { warn: (m: string) => this.node.warn(m), error: (m: string) => this.node.error(m) };
-      const opening = acquireStore(this.settings.file, { ...this.settings.options, logger });
+      const opening = this.open();
       this.lease = opening;
       opening.catch(() => {
         if (this.lease === opening) this.lease = undefined;
       });
     }
     const lease = this.lease;
-    return lease.then(({ store }) => {
+    return lease.then((held) => {
       const name = this.settings.scope === 'shared' ? `shared:${this.settings.namespace}` : `flow:${this.tabId}`;
-      const namespace = new CacheNamespace(store, name, this.settings.defaultTtl);
+      const namespace = held.space(name, this.settings.defaultTtl);
       if (this.lease === lease) {
         this.opened = namespace;
-        this.watch(store);
+        this.watch(held.backend);
       }
       return namespace;
     });
   }
 
-  /** Shows on this node what happens to its store: writes failing (red until they succeed again), evictions (for a few seconds). */
-  private watch(store: Store): void {
+  /** Opens (shares) the store the settings name: the SQLite file, or the client of the Redis server. */
+  private async open(): Promise<Lease> {
+    const logger = { warn: (m: string) => this.node.warn(m), error: (m: string) => this.node.error(m) };
+    const redis = this.settings.redis;
+    if (this.settings.backend === 'redis' && redis) {
+      const { url, database, username, password, prefix } = redis;
+      const lease = await acquireRedis({ url, database, username, password, logger });
+      return { backend: lease.backend, space: (name, ttl) => new RedisNamespace(lease.backend, name, prefix, ttl), release: () => lease.release() };
+    }
+    const lease = await acquireStore(this.settings.file, { ...this.settings.options, logger });
+    return { backend: lease.store, space: (name, ttl) => new CacheNamespace(lease.store, name, ttl), release: () => lease.release() };
+  }
+
+  /**
+   * Shows on this node what happens to its store: writes failing or the server disconnected (red until
+   * they succeed again or it is back), evictions (for a few seconds).
+   */
+  private watch(backend: SpaceBackend): void {
     const status = this.status;
-    if (!status || this.watched?.store === store) return;
+    if (!status || this.watched?.backend === backend) return;
     this.watched?.stop();
-    const onHealth = (health: StoreHealth) =>
-      status.alert(health.ok ? undefined : { fill: 'red', shape: 'ring', text: shared('cannotWrite', { cause: shortCause(health.error) }) });
+    const onHealth = (health: SpaceHealth) =>
+      status.alert(
+        health.ok
+          ? undefined
+          : { fill: 'red', shape: 'ring', text: shared(health.disconnected ? 'disconnected' : 'cannotWrite', { cause: shortCause(health.error) }) },
+      );
     const onEvicted = (round: EvictionRound) =>
       status.notice({
         fill: 'yellow',
         shape: 'ring',
         text: shared('evicted', { entries: round.entries, bytes: formatBytes(round.bytes) }),
       });
-    store.on('health', onHealth);
-    store.on('evicted', onEvicted);
-    if (!store.healthy) onHealth({ ok: false, error: new Error(shared('writesFailing')) });
+    backend.on('health', onHealth);
+    backend.on('evicted', onEvicted);
+    if (!backend.healthy) onHealth(backend.health ?? { ok: false, error: new Error(shared('writesFailing')) });
     this.watched = {
-      store,
+      backend,
       stop: () => {
-        store.removeListener('health', onHealth);
-        store.removeListener('evicted', onEvicted);
+        backend.removeListener('health', onHealth);
+        backend.removeListener('evicted', onEvicted);
       },
     };
   }
@@ -123,7 +155,7 @@ export class StoreBinding {
     this.lease = undefined;
     this.opened = undefined;
     if (!lease) return;
-    let held: StoreLease;
+    let held: Lease;
     try {
       held = await lease;
     } catch {

@@ -8,10 +8,8 @@ import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import type { FlowCacheContext } from '../../nodes/context/context-store';
 import { availableDrivers } from '../../nodes/lib/driver';
 import type { Store } from '../../nodes/lib/store';
-import { contextStore, defaultFile, freshDir, onDisk, onDiskContext, Recorded, setAsync } from './fixtures';
+import { contextStore, defaultFile, freshDir, onDisk, onDiskContext, Recorded, SYNC_COMMIT_BOUND_MS, setAsync } from './fixtures';
 
-/** The bound the README states: a synchronous set is on disk this long after it was made. */
-export const SYNC_COMMIT_BOUND_MS = 250;
 
 function child(userDir: string, ...args: (string | number)[]): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const run = spawnSync(process.execPath, [path.join(__dirname, 'child.js'), userDir, ...args.map(String)], { encoding: 'utf8', timeout: 60_000 });

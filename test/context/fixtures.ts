@@ -6,6 +6,9 @@ import { nodeRedLine } from '../support/harness';
 
 export { freshDir, onDisk };
 
+/** The README's bound: a synchronous set is on disk this long after it was made. */
+export const SYNC_COMMIT_BOUND_MS = 250;
+
 /** The @node-red/util of the Node-RED line under test (NODE_RED_LINE), as the running Node-RED would give it. */
 export function nodeRedUtilOfLine(): NodeRedUtilModule {
   const base = path.dirname(require.resolve(nodeRedLine === '5' ? 'node-red5/package.json' : 'node-red/package.json'));

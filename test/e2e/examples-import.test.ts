@@ -91,7 +91,7 @@ describe('every example imported one after another through Import > Examples', (
       // The editor says what it did: "Imported: ..." or "Some of the nodes you are importing already exist ...";
       // the Home Assistant nodes are of a type this Node-RED does not have ("Imported unrecognised type: ...").
       await page.locator('.red-ui-notification').first().waitFor();
-      const notes = await page.evaluate(() => [...(globalThis as any).document.querySelectorAll('.red-ui-notification')].map((n: any) => n.innerText.replace(/\s+/g, ' ').trim()));
+      const notes = await page.evaluate(() => [...(globalThis as any).document.querySelectorAll('.red-ui-notification')].map((n: any) => n.textContent.replace(/\s+/g, ' ').trim()));
       const expected = folder === 'home-assistant' ? /^Imported(:| unrecognised type)/ : /^Imported:/;
       assert.deepEqual(
         notes.filter((note: string) => !expected.test(note)),

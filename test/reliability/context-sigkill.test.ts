@@ -4,14 +4,13 @@
 // were told. The same flow on Node-RED's localfilesystem store shows what that store loses.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { SYNC_COMMIT_BOUND_MS } from '../context/fixtures';
 import { get, NodeRedProcess } from '../support/node-red-process';
 import { contextFlow, contextNodeRed, flowCacheContext, localFileSystemContext, ok } from './context-support';
 
 const ROUNDS = 5;
 const CLIENTS = 16;
 const TIMEOUT = 300_000;
-/** The README's bound: a synchronous set is on disk this long after it was made. */
-const SYNC_COMMIT_BOUND_MS = 250;
 
 interface Ack {
   count: number;
