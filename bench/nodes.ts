@@ -11,7 +11,9 @@ import { KEYS, median, perSecond, profiled, ROOT, type Spread, sampleValue, spre
 export const PACKAGE_NODES = ['cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'] as const;
 export type PackageNode = (typeof PACKAGE_NODES)[number];
 /** What is measured, each in a Node-RED of its own: every node type, and variants of a type ('<type>.<variant>'). */
-export const NODE_CASES = [...PACKAGE_NODES, 'cooldown-gate.limit'] as const;
+export const NODE_CASES = [...PACKAGE_NODES, 'cooldown-gate.limit', 'counter.redis', 'cooldown-gate.redis'] as const;
+/** The cases on a Redis store: measured only where the run has a server (BENCH_REDIS_URL). */
+export const REDIS_NODE_CASES: readonly NodeCase[] = ['counter.redis', 'cooldown-gate.redis'];
 export type NodeCase = (typeof NODE_CASES)[number];
 /** The node type a case measures. */
 const typeOf = (name: NodeCase): PackageNode => name.split('.')[0] as PackageNode;
@@ -272,7 +274,13 @@ function tab(name: string, node: Record<string, unknown>, outputs: number): obje
 
 /** The node's tab (and what it needs beside it) and how its messages look. */
 function benchOf(name: NodeCase, storeFile: string, upstream: string): { flow: object[]; bench: Bench; fill?: number } {
-  const store = { id: 'bench-store', type: 'cache-store', name: 'bench', path: storeFile, scope: 'flow' };
+  const redisUrl = process.env.BENCH_REDIS_URL;
+  const onRedis = name.endsWith('.redis');
+  if (onRedis && !redisUrl) throw new Error('BENCH_REDIS_URL names no Redis server');
+  // a Redis store under a prefix of its own per run: nothing left by an earlier case is read back
+  const store = onRedis
+    ? { id: 'bench-store', type: 'cache-store', name: 'bench', backend: 'redis', redisUrl, redisDb: 0, redisPrefix: `bench-${process.pid}:`, scope: 'flow' }
+    : { id: 'bench-store', type: 'cache-store', name: 'bench', path: storeFile, scope: 'flow' };
   const common = { store: store.id, key: 'topic', keyType: 'msg' };
   const hot = (i: number) => `sensor.room_${i % HOT_KEYS}`;
   switch (name) {
@@ -294,6 +302,7 @@ function benchOf(name: NodeCase, storeFile: string, upstream: string): { flow: o
         fill: HOT_KEYS,
       };
     case 'cooldown-gate':
+    case 'cooldown-gate.redis':
       // a one-hour cooldown: the warm-up arms every key, the measured messages are held back
       return {
         flow: [store, ...tab(name, { type: 'cooldown-gate', ...common, cooldown: 1, cooldownUnits: 'hours', failOpen: true }, 2)],
@@ -306,6 +315,7 @@ function benchOf(name: NodeCase, storeFile: string, upstream: string): { flow: o
         bench: { message: (i) => ({ topic: hot(i), payload: 'on' }), warmup: 3 * HOT_KEYS },
       };
     case 'counter':
+    case 'counter.redis':
       return {
         flow: [store, ...tab(name, { type: 'counter', ...common, step: 1, initial: 0, resetEvery: 'never' }, 1)],
         bench: { message: (i) => ({ topic: hot(i), payload: 'on' }), warmup: HOT_KEYS },
@@ -383,7 +393,7 @@ export async function measureNode(name: NodeCase, quick: boolean): Promise<NodeR
       notes.push(`${counts.other - otherBefore} misses where every message should hit`);
       valid = false;
     }
-    if (name === 'cooldown-gate') {
+    if (name === 'cooldown-gate' || name === 'cooldown-gate.redis') {
       notes.push(`${HOT_KEYS} keys armed in warm-up; ${counts.other - otherBefore} of ${measured} held back`);
       if (counts.other - otherBefore !== measured) valid = false;
     }

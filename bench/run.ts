@@ -12,7 +12,8 @@ import { runCase } from './case';
 import { contextFigures } from './context';
 import { type DiskCase, runDiskCase } from './disk';
 import { formatNumber, keyvSqliteLoadError, median, ROOT, type Spread, storeDriver, tempDir } from './lib';
-import { NODE_CASES, type NodeCase, type NodeResult } from './nodes';
+import { NODE_CASES, type NodeCase, type NodeResult, REDIS_NODE_CASES } from './nodes';
+import { REDIS_DESCRIPTIONS, REDIS_RATIOS, redisStoreFigures, startBenchRedis } from './redis';
 import type { RssResult } from './rss';
 import { plan, type StallResult } from './store-cases';
 
@@ -105,7 +106,9 @@ const RATIOS: [string, string, string, '>=' | '<=' | '', number][] = [
   ['disk.kib.per.write', 'disk.kib.per.write', '', '<=', 8],
   ['store.set.concurrent / baseline.keyv.set.concurrent', 'store.set.concurrent', 'baseline.keyv.set.concurrent', '>=', 10],
   ['store.get.hot / baseline.keyv.get', 'store.get.hot', 'baseline.keyv.get', '>=', 10],
+  ...REDIS_RATIOS.map(([name, top, bottom]): [string, string, string, '', number] => [name, top, bottom, '', 0]),
 ];
+Object.assign(DESCRIPTIONS, REDIS_DESCRIPTIONS);
 
 /**
  * The ratios of the figures; a node's ratio to the change node is the median of its pairs of rounds
@@ -317,6 +320,23 @@ async function main(): Promise<void> {
   Object.assign(figures, admin.figures);
   Object.assign(notes, admin.notes);
 
+  // the Redis backend on a redis-server of the run's own: its store figures beside raw @redis/client, then its nodes below
+  const redis = await startBenchRedis();
+  const redisMissing = 'missing' in redis ? redis.missing : undefined;
+  if ('server' in redis) {
+    process.stderr.write(`  Redis backend (redis-server on ${redis.server.url})\n`);
+    const measured = redisStoreFigures(redis.server.url, quick, (line) => process.stderr.write(`    ${line}\n`));
+    Object.assign(figures, measured.figures);
+    Object.assign(notes, measured.notes);
+    process.env.BENCH_REDIS_URL = redis.server.url;
+  } else {
+    process.stderr.write(`  Redis backend not measured: ${redisMissing}\n`);
+    for (const name of Object.keys(REDIS_DESCRIPTIONS)) {
+      figures[name] = null;
+      notes[name] = `not measured: ${redisMissing}`;
+    }
+  }
+
   // messages through nodes in a running Node-RED: each node beside the change node, in a child process of its own
   const work = tempDir('flow-cache-bench-run-');
   const nodeFigures: Record<NodeCase, string> = {
@@ -326,6 +346,8 @@ async function main(): Promise<void> {
     'cooldown-gate.limit': 'node.cooldown-gate.limit',
     counter: 'node.counter',
     'ttl-fetch': 'node.ttl-fetch.hit',
+    'counter.redis': 'redis.node.counter',
+    'cooldown-gate.redis': 'redis.node.cooldown-gate',
   };
   const nodesStarted = Date.now();
   const paired: Record<string, NodeResult> = {};
@@ -334,6 +356,7 @@ async function main(): Promise<void> {
   for (const type of NODE_CASES) {
     const name = nodeFigures[type];
     if (only && !only.includes(type)) continue;
+    if (redisMissing && REDIS_NODE_CASES.includes(type)) continue;
     const file = path.join(work, `node-${type}.json`);
     const t = Date.now();
     process.stderr.write(`  node ${type} beside the change node ...`);
@@ -357,6 +380,7 @@ async function main(): Promise<void> {
   figures['node.change'] = changeRounds.length > 0 ? median(changeRounds) : null;
   notes['node.change'] = changeRounds.length > 0 ? `median of its ${changeRounds.length} rounds, each just before a round of a node` : 'no node was measured beside it';
   process.stderr.write(`  (nodes: ${((Date.now() - nodesStarted) / 1000).toFixed(1)} s)\n`);
+  if ('server' in redis) await redis.server.stop();
 
   // resident memory, in a child process of its own
   const entries = quick ? 50_000 : 1_000_000;
