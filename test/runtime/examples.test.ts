@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
 import { allNodes, collect, helper, initRuntime, ManualClock, node, nodeRedLine } from '../support/harness';
+import { RedisServer } from '../support/redis-server';
 
 /** One node of an exported flow, as the example files hold it. */
 interface FlowNode {
@@ -122,11 +123,17 @@ interface Prepared {
  * says so, every URL pointing at the local server; with `stubs`, debug and Home Assistant nodes become
  * helper nodes (same id and wires).
  */
+/** The redis-server the examples with a Redis store run on (started only if one has such a store). */
+let redis: RedisServer | undefined;
+let redisRuns = 0;
+
 function prepare(example: FlowNode[], base: string, stubs: boolean): Prepared {
   const flow: object[] = [];
   const outputs: string[] = [];
   for (const original of example) {
     const n: FlowNode = { ...original };
+    // a Redis store goes to the test's server, under a prefix of its own per run (nothing read back from an earlier one)
+    if (n.type === 'cache-store' && n.backend === 'redis' && redis) Object.assign(n, { redisUrl: redis.url, redisPrefix: `examples-${++redisRuns}:` });
     if (n.type === 'inject') Object.assign(n, { repeat: '', crontab: '', once: false });
     if (n.type !== 'comment' && n.type !== 'tab') {
       for (const [k, v] of Object.entries(n)) if (k !== 'info' && k !== 'name') n[k] = localUrls(v, base);
@@ -419,6 +426,23 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
     assert.equal((await afterRestart.until(3))[2].payload, 1);
   },
 
+  async 'redis/shared-counter.json'(run) {
+    const count = run.out('count');
+    const notify = run.out('notify (call service stand-in)');
+    const held = run.out('held back (msg.cooldown)');
+    run.inject('doorbell pressed');
+    await count.until(1);
+    run.inject('doorbell pressed');
+    const [one, two] = await count.until(2);
+    assert.deepEqual([one.payload, two.payload], [1, 2]);
+    run.inject('leak detected');
+    await notify.until(1);
+    run.inject('leak detected');
+    const [again] = await held.until(1);
+    assert.equal((again.cooldown as { reason?: string; remaining: number }).remaining > 0, true);
+    assert.equal(notify.received.length, 1);
+  },
+
   async 'counter/daily-counter.json'(run) {
     const text = run.out("today's count");
     const counter = run.out('msg.counter');
@@ -612,10 +636,12 @@ describe('examples', () => {
     initRuntime();
     await helper.startServer();
     base = await api.start();
+    if (examples.some((name) => readExample(name).some((n) => n.type === 'cache-store' && n.backend === 'redis'))) redis = await RedisServer.start();
   });
   after(async () => {
     await helper.stopServer();
     await api.stop();
+    await redis?.stop();
   });
   beforeEach(() => {
     clock = new ManualClock().install();
