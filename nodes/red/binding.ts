@@ -42,6 +42,8 @@ export class StoreBinding {
   readonly settings: StoreSettings;
   private readonly tabId: string;
   private watched: { backend: SpaceBackend; stop: () => void } | undefined;
+  /** The cache-store config node, where one is named: a Redis server's comings and goings are logged under its name. */
+  private readonly configNode: CacheStoreNode | undefined;
 
   constructor(
     RED: NodeAPI,
@@ -56,6 +58,7 @@ export class StoreBinding {
       if (!configNode) throw new CacheError('STORE_MISSING', shared('storeMissing', { id: storeId }));
       if (configNode.configError || !configNode.settings) throw new CacheError('STORE_INVALID', shared('storeInvalid', { reason: configNode.configError ?? '' }));
       this.settings = configNode.settings;
+      this.configNode = configNode;
     } else {
       this.settings = defaultStoreSettings(RED);
     }
@@ -101,6 +104,9 @@ export class StoreBinding {
     const logger = { warn: (m: string) => this.node.warn(m), error: (m: string) => this.node.error(m) };
     const redis = this.settings.redis;
     if (this.settings.backend === 'redis' && redis) {
+      // the server lost or back is news of the store, not of whichever node happened to connect first
+      const store = this.configNode ?? this.node;
+      const logger = { warn: (m: string) => store.warn(m), error: (m: string) => store.error(m) };
       const { url, database, username, password, prefix } = redis;
       const lease = await acquireRedis({ url, database, username, password, logger });
       return { backend: lease.backend, space: (name, ttl) => new RedisNamespace(lease.backend, name, prefix, ttl), release: () => lease.release() };
@@ -117,12 +123,15 @@ export class StoreBinding {
     const status = this.status;
     if (!status || this.watched?.backend === backend) return;
     this.watched?.stop();
-    const onHealth = (health: SpaceHealth) =>
+    const onHealth = (health: SpaceHealth) => {
+      // back: a failure the node showed for a message (the server was away) is over too
+      if (health.ok) status.liftFailure();
       status.alert(
         health.ok
           ? undefined
           : { fill: 'red', shape: 'ring', text: shared(health.disconnected ? 'disconnected' : 'cannotWrite', { cause: shortCause(health.error) }) },
       );
+    };
     const onEvicted = (round: EvictionRound) =>
       status.notice({
         fill: 'yellow',

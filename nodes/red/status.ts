@@ -42,6 +42,13 @@ export class StatusReporter {
     this.show();
   }
 
+  /** Clears the node's own status where it reports a failure (red): the store it failed on works again. */
+  liftFailure(): void {
+    if (this.latest?.fill !== 'red') return;
+    this.latest = {};
+    this.show();
+  }
+
   set(status: NodeStatus, immediate = false): void {
     this.latest = status;
     const t = Date.now();
