@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { eachLimited, get, NodeRedProcess, type Reply } from '../support/node-red-process';
+import { eachLimited, get, NodeRedProcess, type Reply, userdir } from '../support/node-red-process';
 import { RedisServer } from '../support/redis-server';
 import { anonymousReply, arrived, deployFlows, escaped, ok, type RedisTarget, redisFlows, startNodeRed, statuses, until, Upstream } from './support';
 
@@ -47,6 +47,13 @@ after(async () => {
 });
 
 describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_RED_LINE === '5' ? '5' : '4'})`, { timeout: 5 * TIMEOUT }, () => {
+  it(`both processes run Node-RED ${userdir.nodeRedPackage().version} on Node.js ${userdir.nodeVersion(userdir.nodeRedNode())}`, () => {
+    for (const proc of [a, b]) {
+      assert.match(proc.log, new RegExp(`Node-RED version: v${userdir.nodeRedPackage().version.replace(/\./g, '\\.')}`));
+      assert.match(proc.log, new RegExp(`Node.js {1,2}version: v${userdir.nodeVersion(userdir.nodeRedNode()).replace(/\./g, '\\.')}`));
+    }
+  });
+
   it('1,000 concurrent counter increments split across both processes count to exactly 1,000, each count handed out once', { timeout: TIMEOUT }, async () => {
     const replies: Reply[] = new Array(1000);
     await Promise.all(Array.from({ length: 1000 }, async (_, i) => {
