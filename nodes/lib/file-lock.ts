@@ -8,6 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { type DriverChoice, openPlain, type SqlDriver, sqliteCode } from './driver';
 
+/** How long writing or reading the holder's name waits for the other process (ms); taking the lock never waits. */
+const NAME_WAIT_MS = 2000;
+
 export interface FileLock {
   release(): Promise<void>;
 }
@@ -39,7 +42,12 @@ export async function takeLock(file: string, driver: DriverChoice): Promise<File
     await db.query('DELETE FROM holder');
     const me = currentHolder();
     await db.query('INSERT INTO holder(pid, host, since) VALUES (?, ?, ?)', [me.pid, me.host, me.since]);
+    // publishing the name needs a moment without readers, and a process that was just refused may be
+    // reading the previous name: wait for it (only taking the lock itself must never wait)
+    await db.query(`PRAGMA busy_timeout = ${NAME_WAIT_MS}`);
     await db.query('COMMIT');
+    await db.query('PRAGMA busy_timeout = 0');
+    // another process may take the lock between the commit and this: then it is the holder, and this one is refused
     await db.query('BEGIN IMMEDIATE');
   } catch (error) {
     await db.query('ROLLBACK').catch(() => undefined);
@@ -49,6 +57,8 @@ export async function takeLock(file: string, driver: DriverChoice): Promise<File
     }
     let holder: Holder | undefined;
     try {
+      // the holder may be committing its name: wait for that rather than report no name
+      await db.query(`PRAGMA busy_timeout = ${NAME_WAIT_MS}`);
       const rows = await db.query('SELECT pid, host, since FROM holder');
       if (rows[0]) holder = { pid: Number(rows[0].pid), host: String(rows[0].host), since: String(rows[0].since) };
     } catch {

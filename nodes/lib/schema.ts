@@ -3,7 +3,7 @@
  * that tells our files from any other. Creation and upgrades run in one transaction, so two
  * processes opening a new file at once cannot both add a column.
  */
-import type { SqlDriver } from './driver';
+import { type SqlDriver, sqliteCode } from './driver';
 
 /** `PRAGMA application_id` of every database this package writes: "FCch" in the file header (offset 68). */
 export const APPLICATION_ID = 0x46436368;
@@ -42,13 +42,42 @@ export async function configureConnection(db: SqlDriver): Promise<void> {
   await db.query('PRAGMA synchronous=NORMAL');
 }
 
-/** Brings a database of ours up to date; `leastRecentlyUsed` decides whether the access-time index is kept. */
-export async function ensureSchema(db: SqlDriver, leastRecentlyUsed: boolean): Promise<void> {
+/** How long ensureSchema waits, by default, for another connection that is switching the same file to WAL (ms). */
+export const WAL_SWITCH_WAIT_MS = 5000;
+
+/**
+ * Switches the file to write-ahead logging. On a file that is not yet in WAL mode, SQLite reads the
+ * header under a shared lock and then upgrades to a write lock to mark it; when two connections do
+ * this at once, the upgrade of one would deadlock with the other, so SQLite answers SQLITE_BUSY at
+ * once without calling the busy handler. The statement has then ended and dropped its lock: trying
+ * again waits (through the busy handler) for the other connection to finish and finds the file
+ * already in WAL mode.
+ */
+async function switchToWal(db: SqlDriver, waitMs: number): Promise<void> {
+  const deadline = performance.now() + waitMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.query('PRAGMA journal_mode=WAL');
+      return;
+    } catch (error) {
+      if (sqliteCode(error) !== 'SQLITE_BUSY' || performance.now() >= deadline) throw error;
+      // a short, growing, random pause so that two connections do not meet again in step
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(50, 5 * attempt)));
+    }
+  }
+}
+
+/**
+ * Brings a database of ours up to date; `leastRecentlyUsed` decides whether the access-time index is
+ * kept. Safe when several connections (in one process or several) run it on the same file at once,
+ * also on a new file: each waits up to `waitMs` for the others.
+ */
+export async function ensureSchema(db: SqlDriver, leastRecentlyUsed: boolean, waitMs = WAL_SWITCH_WAIT_MS): Promise<void> {
   // small pages for a new file: a durable write rewrites whole pages (the row's, its index entries',
   // the byte counter's), so 1 KiB pages send a quarter of the bytes of 4 KiB ones to the card;
   // an existing file keeps the page size it was made with
   await db.query(`PRAGMA page_size=${PAGE_SIZE}`);
-  await db.query('PRAGMA journal_mode=WAL');
+  await switchToWal(db, waitMs);
   await configureConnection(db);
   await db.query('BEGIN IMMEDIATE');
   try {

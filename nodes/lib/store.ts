@@ -261,7 +261,7 @@ export class Store extends EventEmitter {
       throw new StoreIOError('create', file, error);
     }
     // a file that is not ours is refused before anything, not even its lock file, is created beside it
-    const damage = await checkFile(file, driver);
+    await checkFile(file, driver);
     let taken: Awaited<ReturnType<typeof takeLock>>;
     try {
       taken = await takeLock(file, driver);
@@ -271,6 +271,10 @@ export class Store extends EventEmitter {
     if ('holder' in taken) throw lockedError(file, taken.holder);
     const lock = taken;
     try {
+      // judged again under the lock: a process that had the file a moment ago may have been checkpointing
+      // it (page 1, with the new page count, is written before the pages after it), which the header read
+      // before the lock took for a truncated file
+      const damage = await checkFile(file, driver);
       if (damage) setAside(file, damage, logger);
       try {
         prepareFile(file);
@@ -314,7 +318,7 @@ export class Store extends EventEmitter {
       // the schema is made first, on a plain connection
       const setup = await openPlain(file, driver, { busyTimeoutMs: BUSY_TIMEOUT_MS });
       try {
-        await ensureSchema(setup, leastRecentlyUsed);
+        await ensureSchema(setup, leastRecentlyUsed, BUSY_TIMEOUT_MS);
       } finally {
         await setup.close();
       }
@@ -322,7 +326,7 @@ export class Store extends EventEmitter {
     const db = await openDriver(file, driver, { busyTimeoutMs: BUSY_TIMEOUT_MS });
     try {
       if (db.name === 'sqlite3') await configureConnection(db);
-      else await ensureSchema(db, leastRecentlyUsed);
+      else await ensureSchema(db, leastRecentlyUsed, BUSY_TIMEOUT_MS);
       return db;
     } catch (error) {
       await db.close().catch(() => undefined);

@@ -40,6 +40,21 @@ function run(node: string, args: string[], env: Record<string, string> = {}): Pr
   });
 }
 
+/** Starts a child that opens the store of `file`, writes its pid and closes it. */
+function spawnOpen(file: string): { pid: number | undefined; done: Promise<Run> } {
+  const child = spawn(process.execPath, [CHILD, 'open', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d));
+  const done = new Promise<Run>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { pid: child.pid, done };
+}
+
 /** Starts a child that holds the store of `file`; resolves once it has it open. */
 function hold(file: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
@@ -76,12 +91,33 @@ describe('two processes and one database file', () => {
     await store.close();
   });
 
-  it('schema creation is safe when two processes create the same new file at once (40 races)', async () => {
+  // both switch a new file to WAL at once: SQLite refuses one of them at once (SQLITE_BUSY, no busy wait)
+  it('schema creation is safe when two processes create the same new file at once (100 races)', async () => {
     const failures: string[] = [];
-    for (let round = 0; round < 40; round++) {
+    for (let round = 0; round < 100; round++) {
       const file = dbFile();
       const results = await Promise.all([run(process.execPath, ['schema', file]), run(process.execPath, ['schema', file])]);
       for (const r of results) if (r.code !== 0) failures.push(r.stderr.trim());
+    }
+    assert.deepStrictEqual(failures, []);
+  });
+
+  it('two processes opening the same new store at once: one has it and the other is refused, or each in turn (100 races)', async () => {
+    const failures: string[] = [];
+    for (let round = 0; round < 100; round++) {
+      const file = dbFile();
+      const children = [spawnOpen(file), spawnOpen(file)];
+      const results = await Promise.all(children.map((c) => c.done));
+      for (const r of results) {
+        if (r.code !== 0 && !(r.code === 2 && r.stderr.startsWith('STORE_LOCKED '))) failures.push(`round ${round}: ${r.stderr.trim()}`);
+      }
+      const opened = children.filter((_, i) => results[i].code === 0).map((c) => `pid-${c.pid}`);
+      if (opened.length === 0) failures.push(`round ${round}: both were refused: ${results.map((r) => r.stderr.trim()).join(' / ')}`);
+      // whoever had the file wrote to it, and nothing it wrote was moved aside by the other
+      assert.deepStrictEqual(fs.readdirSync(path.dirname(file)).filter((name) => name.includes('.corrupt-')), []);
+      const store = await Store.open(file, { sweepInterval: 0 });
+      assert.deepStrictEqual((await store.keys('child')).sort(), opened.sort(), `round ${round}`);
+      await store.close();
     }
     assert.deepStrictEqual(failures, []);
   });

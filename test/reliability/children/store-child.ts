@@ -2,6 +2,7 @@
  * A store used from a separate process, driven by the multi-process tests:
  *   hold <file>                    open the store, print "ready <driver>", stay until killed
  *   schema <file>                  bring the schema of <file> up to date without taking the lock
+ *   open <file>                    open the store, write its pid under "pid-<pid>", close, print "ok <driver>"
  *   deferred-then-crash <file> <n> n deferred increments, then an uncaught error ends the process
  *   write-all <file>               write one value of every kind, print the driver used
  *   read-all <file>                print every value written by write-all as tagged JSON
@@ -48,6 +49,13 @@ async function main(): Promise<void> {
         await db.close();
       }
       console.log('ok');
+      return;
+    }
+    case 'open': {
+      const store = await Store.open(file, { logger, sweepInterval: 0 });
+      await store.set(NS, `pid-${process.pid}`, process.pid);
+      await store.close();
+      console.log(`ok ${store.driver}`);
       return;
     }
     case 'deferred-then-crash': {
