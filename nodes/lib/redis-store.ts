@@ -126,7 +126,49 @@ function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-type State = 'connecting' | 'ready' | 'down' | 'closed';
+/**
+ * connecting: the first connection is being made; ready: connected and answering; stalled: connected,
+ * but a command got no answer within the command timeout (a server stopped or cut off without the
+ * connection closing); down: not connected, reconnecting; closed: by its last user.
+ */
+type State = 'connecting' | 'ready' | 'stalled' | 'down' | 'closed';
+
+/**
+ * The wait of one step for the server's answers. The client's own command timeout ends only the
+ * wait to send a command, not the wait for its answer: a server that stops answering while the
+ * connection stays up would leave a message waiting forever. A step that sends several commands in
+ * turn calls `answered()` after each, which starts the wait over, and stops there once its caller
+ * has given up (nothing more is written for a message that already failed).
+ */
+export class AnswerWatch {
+  abandoned = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ms: number,
+    private readonly expire: () => void,
+  ) {
+    this.arm();
+  }
+
+  private arm(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.abandoned = true;
+      this.expire();
+    }, this.ms);
+  }
+
+  /** An answer came: the next command gets the full wait again. Throws once the caller has given up. */
+  answered(): void {
+    if (this.abandoned) throw new CacheError('STORE_DISCONNECTED', 'the caller stopped waiting for this step');
+    this.arm();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
 
 /**
  * One connection to a Redis server and database, shared by every namespace on it. It reconnects by
@@ -143,6 +185,7 @@ export class RedisBackend extends EventEmitter {
   private lastError: Error | undefined;
   private readonly logger: StoreLogger | undefined;
   private readonly connectTimeoutMs: number;
+  private readonly commandTimeoutMs: number;
   /** Resolves once the first connection attempt has an outcome (ready, or an error). */
   private readonly firstOutcome: Promise<void>;
   private settleFirst: () => void = () => undefined;
@@ -156,6 +199,7 @@ export class RedisBackend extends EventEmitter {
     this.where = `${redactUrl(connection.url)}${database ? ` db ${database}` : ''}`;
     this.logger = connection.logger;
     this.connectTimeoutMs = connection.connectTimeoutMs ?? 5000;
+    this.commandTimeoutMs = connection.commandTimeoutMs ?? 5000;
     const maxDelay = connection.maxReconnectDelayMs ?? 5000;
     this.firstOutcome = new Promise((resolve) => {
       this.settleFirst = resolve;
@@ -168,7 +212,7 @@ export class RedisBackend extends EventEmitter {
       // a command asked while the server is away fails at once: the message that asked gets the error
       disableOfflineQueue: true,
       maintNotifications: 'disabled',
-      commandOptions: { timeout: connection.commandTimeoutMs ?? 5000 },
+      commandOptions: { timeout: this.commandTimeoutMs },
       socket: {
         connectTimeout: this.connectTimeoutMs,
         // 50 ms, 100 ms, 200 ms ... up to maxDelay, with a little jitter so several processes do not knock in step
@@ -187,9 +231,9 @@ export class RedisBackend extends EventEmitter {
     return this.state === 'ready' || this.state === 'connecting';
   }
 
-  /** Disconnected, and why, while the server cannot be reached; ok otherwise. */
+  /** Disconnected, and why, while the server cannot be reached or does not answer; ok otherwise. */
   get health(): SpaceHealth {
-    return this.state === 'down' ? { ok: false, disconnected: true, error: this.lastError } : { ok: true };
+    return this.state === 'down' || this.state === 'stalled' ? { ok: false, disconnected: true, error: this.lastError } : { ok: true };
   }
 
   get connected(): boolean {
@@ -202,7 +246,7 @@ export class RedisBackend extends EventEmitter {
     this.state = 'ready';
     this.lastError = undefined;
     this.settleFirst();
-    if (was === 'down') {
+    if (was === 'down' || was === 'stalled') {
       this.logger?.warn(`Redis ${this.where}: connected again`);
       this.emit('health', { ok: true } satisfies SpaceHealth);
     }
@@ -214,10 +258,11 @@ export class RedisBackend extends EventEmitter {
     const was = this.state;
     this.lastError = shown;
     // an error while connected that leaves the socket up (a command's own failure) is not a disconnection
-    if (was === 'ready' && this.client.isReady) return;
+    if ((was === 'ready' || was === 'stalled') && this.client.isReady) return;
     this.state = 'down';
     this.settleFirst();
-    if (was !== 'down') {
+    // a stalled server was already reported as disconnected
+    if (was !== 'down' && was !== 'stalled') {
       this.logger?.error(`Redis ${this.where}: disconnected (${shown.message}); reconnecting`);
       this.emit('health', { ok: false, disconnected: true, error: shown } satisfies SpaceHealth);
     }
@@ -244,14 +289,48 @@ export class RedisBackend extends EventEmitter {
     return this.client;
   }
 
-  /** Runs one step against the server; its failures become CacheErrors a flow can branch on. */
-  async run<T>(step: (client: Client) => Promise<T>): Promise<T> {
+  /**
+   * Runs one step against the server; its failures become CacheErrors a flow can branch on. A step
+   * waits at most the command timeout for each answer (see AnswerWatch): then it fails as
+   * disconnected, and so does every step after it at once, until the server answers again.
+   */
+  async run<T>(step: (client: Client, watch: AnswerWatch) => Promise<T>): Promise<T> {
     const client = await this.usable();
+    let expire: (error: Error) => void = () => undefined;
+    const expired = new Promise<never>((_resolve, reject) => {
+      expire = reject;
+    });
+    const watch = new AnswerWatch(this.commandTimeoutMs, () => expire(this.stalled()));
     try {
-      return await step(client);
+      return await Promise.race([step(client, watch), expired]);
     } catch (error) {
       throw this.translate(error);
+    } finally {
+      watch.stop();
     }
+  }
+
+  /**
+   * A command got no answer in time while the connection stays up: the server is taken as
+   * disconnected (every node says so, the next steps fail at once instead of waiting) until it
+   * answers a PING, or the connection breaks and the client reconnects.
+   */
+  private stalled(): CacheError {
+    const cause = `no answer within ${this.commandTimeoutMs / 1000} s`;
+    if (this.state === 'ready') {
+      this.state = 'stalled';
+      this.lastError = new Error(cause);
+      this.logger?.error(`Redis ${this.where}: disconnected (${cause}); waiting for it to answer`);
+      this.emit('health', { ok: false, disconnected: true, error: this.lastError } satisfies SpaceHealth);
+      // answered in order: the PING's answer comes once the server has answered everything before it
+      this.client.ping().then(
+        () => {
+          if (this.state === 'stalled') this.ready();
+        },
+        () => undefined, // the connection broke: the client reconnects, and says so
+      );
+    }
+    return this.disconnectedError(cause);
   }
 
   private translate(error: unknown): Error {
@@ -301,17 +380,34 @@ export class RedisBackend extends EventEmitter {
     return this.locks.has(key);
   }
 
-  /** Closes the connection: pending answers are awaited when connected, a reconnection in progress stops. */
+  /**
+   * Closes the connection: pending answers are awaited when connected (at most the command timeout:
+   * a server that stopped answering does not hold up a redeploy), a reconnection in progress stops.
+   */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     const connected = this.state === 'ready' && this.client.isReady;
     this.state = 'closed';
     this.settleFirst();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      if (connected) await this.client.close();
-      else this.client.destroy();
+      const closed = connected
+        ? await Promise.race([
+            this.client.close().then(() => true),
+            new Promise<boolean>((resolve) => {
+              timer = setTimeout(() => resolve(false), this.commandTimeoutMs);
+            }),
+          ])
+        : false;
+      if (!closed) this.client.destroy();
     } catch {
-      this.client.destroy();
+      try {
+        this.client.destroy();
+      } catch {
+        // already gone
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -366,12 +462,14 @@ export class RedisNamespace implements CacheSpace {
 
   /** SCAN MATCH over this namespace's keys and UNLINK in batches: the rest of the database is never touched. */
   async clear(): Promise<void> {
-    await this.backend.run(async (client) => {
+    await this.backend.run(async (client, watch) => {
       let batch: string[] = [];
       for await (const keys of client.scanIterator({ MATCH: `${globLiteral(this.base)}:*`, COUNT: SCAN_COUNT })) {
+        watch.answered();
         batch.push(...(keys as string[]));
         if (batch.length >= DELETE_BATCH) {
           await client.unlink(batch);
+          watch.answered();
           batch = [];
         }
       }
@@ -380,9 +478,10 @@ export class RedisNamespace implements CacheSpace {
   }
 
   private async redisKeys(): Promise<string[]> {
-    return this.backend.run(async (client) => {
+    return this.backend.run(async (client, watch) => {
       const found = new Set<string>();
       for await (const keys of client.scanIterator({ MATCH: `${globLiteral(this.base)}:*`, COUNT: SCAN_COUNT })) {
+        watch.answered();
         for (const k of keys as string[]) found.add(k);
       }
       return [...found].sort();
@@ -422,9 +521,11 @@ export class RedisNamespace implements CacheSpace {
   update(key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     const k = this.redisKey(key);
     return this.backend.withKey(k, () =>
-      this.backend.run(async (client) => {
+      this.backend.run(async (client, watch) => {
         for (let attempt = 1; ; attempt++) {
           const raw = await client.get(k);
+          // the message may have failed already (no answer in time): then nothing is decided or written for it
+          watch.answered();
           const text = raw === null || raw === undefined ? undefined : String(raw);
           const previous = text === undefined ? undefined : parseEntry(text, k);
           const decision = change(previous);
@@ -441,6 +542,7 @@ export class RedisNamespace implements CacheSpace {
           }
           const expected = text === undefined ? ['0', ''] : ['1', sha1(text)];
           const written = await this.backend.script(client, CAS_SCRIPT, CAS_SHA, [k], [...expected, ...args]);
+          watch.answered();
           if (Number(written) === 1) return { previous, entry };
           if (attempt >= MAX_UPDATE_ATTEMPTS) {
             throw new CacheError('STORE_BUSY', `Redis key ${k} changed under ${attempt} attempts to update it; try again`, {

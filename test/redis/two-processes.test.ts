@@ -169,6 +169,39 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     }
   });
 
+  it('Redis stops answering (SIGSTOP, the connection stays up): messages fail with catchable errors after the command timeout instead of waiting forever; it goes on: everything works', { timeout: TIMEOUT }, async () => {
+    server.pause();
+    try {
+      // sent while nothing answers: each ends (5 s, the command timeout), none hangs
+      const during = await Promise.all(
+        [a, b].flatMap((proc) => [get(proc.port, '/count?k=stopped'), get(proc.port, '/gate-fail-open?k=stopped'), get(proc.port, '/fetch?p=stopped')]),
+      );
+      for (const [i, reply] of during.entries()) {
+        if (i % 3 === 1) assert.equal(reply.body, 'passed', 'failOpen passes');
+        else {
+          assert.equal(reply.status, 500, reply.body);
+          assert.match(reply.body, /disconnected/i);
+        }
+      }
+      for (const proc of [a, b]) {
+        await until(proc, async () => /disconnected/i.test((await statuses(proc)).count1 ?? ''));
+        // known not to answer: the next message fails at once
+        const count = await get(proc.port, '/count?k=stopped');
+        assert.equal(count.status, 500);
+        assert.match(count.body, /disconnected/i);
+      }
+    } finally {
+      server.resume();
+    }
+    for (const proc of [a, b]) await until(proc, async () => (await get(proc.port, '/peek?k=resumed')).status === 200);
+    const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => ok(either(i), '/count?k=resumed')));
+    assert.deepStrictEqual(counts.map(Number).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1));
+    for (const proc of [a, b]) {
+      await until(proc, async () => !/disconnected/i.test((await statuses(proc)).count1 ?? ''));
+      assert.deepStrictEqual(escaped(proc.log), []);
+    }
+  });
+
   it('Redis unreachable when the flows are deployed: errors and a disconnected status, then working once the server starts', { timeout: TIMEOUT }, async () => {
     // a port of its own with nothing listening: a server started and ended at once
     const late = await RedisServer.start(['--requirepass', PASSWORD]);

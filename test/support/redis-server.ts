@@ -83,7 +83,19 @@ export class RedisServer {
     await this.exit;
   }
 
+  /** Stops the server without ending it (SIGSTOP): its connections stay open and nothing answers. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** Lets a paused server go on (SIGCONT): it answers what it was sent meanwhile. */
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
+    // a paused server would not act on SIGTERM until it goes on
+    this.resume();
     await this.kill('SIGTERM');
     fs.rmSync(path.join(this.dir), { recursive: true, force: true });
   }
