@@ -211,6 +211,12 @@ export class Store extends EventEmitter {
   private inflightBytes = 0;
   private committedPinned = 0;
   private inflightPinned = 0;
+  /**
+   * What the counts above overstate, as the last recount found: rows in the file that writes not yet
+   * committed replace or delete (the counts add a write's bytes but subtract nothing for what it
+   * replaces). Dropped whenever the counts are read from the file again or a batch fails.
+   */
+  private credit = { bytes: 0, pinned: 0 };
   /** Clears of the batch being written, for a write at exit. */
   private inflightClears: string[] = [];
   private inTransaction = false;
@@ -350,6 +356,7 @@ export class Store extends EventEmitter {
         this.epoch++;
         this.committedBytes = 0;
         this.committedPinned = 0;
+        this.credit = { bytes: 0, pinned: 0 };
       } catch (failure) {
         this.logger.error(`cache database ${this.file}: recovery failed: ${messageOf(failure)}`);
       } finally {
@@ -644,7 +651,7 @@ export class Store extends EventEmitter {
   /** Bytes the store would hold once `row` replaces what memory knows of the key (an upper bound). */
   private bytesAfter(fullKey: string, row: Row): number {
     const replaced = this.memoryRow(fullKey);
-    return this.committedBytes + this.inflightBytes + this.batch.bytes + row.size - (replaced ? replaced.size : 0);
+    return this.committedBytes + this.inflightBytes + this.batch.bytes - this.credit.bytes + row.size - (replaced ? replaced.size : 0);
   }
 
   /**
@@ -654,7 +661,7 @@ export class Store extends EventEmitter {
   private keptAfter(fullKey: string, row: Row): number {
     const replaced = this.memoryRow(fullKey);
     const replacedPinned = replaced && !replaced.evictable ? replaced.size : 0;
-    return this.committedPinned + this.inflightPinned + this.batch.pinned + row.size - replacedPinned;
+    return this.committedPinned + this.inflightPinned + this.batch.pinned - this.credit.pinned + row.size - replacedPinned;
   }
 
   /**
@@ -666,12 +673,52 @@ export class Store extends EventEmitter {
     return this.keptAfter(fullKey, row) <= this.sizeLimitBytes;
   }
 
-  /** Makes the counts exact before refusing a write: loads the row it replaces and re-reads the bytes on disk. */
+  /**
+   * Makes the counts exact before refusing a write: loads the row it replaces, re-reads the bytes on
+   * disk and credits what the writes not yet committed will replace or delete there (deferred mode:
+   * a delete frees its room at once, as it does in immediate mode, not at the next flush).
+   */
   private async recount(fullKey: string): Promise<void> {
     if (this.memoryRow(fullKey) === undefined) await this.loadRow(fullKey);
     await this.exclusive(async () => {
       await this.readCounts(); // no batch is in flight while this runs
+      await this.creditPending();
     });
+  }
+
+  /**
+   * Sets the credit: the rows in the file that pending writes replace or delete. Run with the database
+   * to itself (nothing is written while it reads), after readCounts. A key written while it reads gets
+   * no credit, which only leaves the counts an upper bound, as they are without one.
+   */
+  private async creditPending(): Promise<void> {
+    const keys = [...this.pending.keys()];
+    let replacedBytes = 0;
+    let replacedPinned = 0;
+    for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
+      if (i > 0) await this.pause();
+      const chunk = keys.slice(i, i + ROWS_PER_STATEMENT).map(hexKey);
+      const [found] = (await this.query(
+        `SELECT total(size) AS bytes, total((1 - evictable) * size) AS pinned FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`,
+        [JSON.stringify(chunk)],
+      )) as { bytes: number; pinned: number }[];
+      replacedBytes += Number(found.bytes);
+      replacedPinned += Number(found.pinned);
+    }
+    // what the file will hold once every pending write is in it, against what the counts say now
+    let pendingBytes = 0;
+    let pendingPinned = 0;
+    for (const row of this.pending.values()) {
+      if (!row) continue;
+      pendingBytes += row.size;
+      if (!row.evictable) pendingPinned += row.size;
+    }
+    const counted = this.committedBytes + this.inflightBytes + this.batch.bytes;
+    const countedPinned = this.committedPinned + this.inflightPinned + this.batch.pinned;
+    this.credit = {
+      bytes: Math.max(0, counted - (this.committedBytes - replacedBytes + pendingBytes)),
+      pinned: Math.max(0, countedPinned - (this.committedPinned - replacedPinned + pendingPinned)),
+    };
   }
 
   /** Throws StoreFullError if `row` does not fit; the caller enqueues right after, with no await between. */
@@ -805,6 +852,7 @@ export class Store extends EventEmitter {
     const failure = new StoreIOError('write', this.file, error);
     const first = this.failure === undefined;
     this.failure = failure;
+    this.credit = { bytes: 0, pinned: 0 }; // what the batch would have replaced is in the file still
     if (this.durability === 'immediate') {
       for (const [key, row] of batch.puts) {
         if (this.pending.get(key) === row) {
@@ -994,6 +1042,7 @@ export class Store extends EventEmitter {
     }
     this.committedBytes = counts.bytes;
     this.committedPinned = counts.pinned;
+    this.credit = { bytes: 0, pinned: 0 }; // the file's counts hold what committed writes replaced
     return counts;
   }
 

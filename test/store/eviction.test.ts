@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import fc from 'fast-check';
 import { CacheError, StoreFullError } from '../../nodes/lib/errors';
 import type { EvictionPolicy } from '../../nodes/lib/options';
 import type { Store } from '../../nodes/lib/store';
@@ -26,13 +27,6 @@ const PROMISE: Record<EvictionPolicy, { keeps: string[]; refuses: boolean; why: 
   'least-recently-used': { keeps: ['a', 'c', 'd'], refuses: false, why: 'the entry unused longest goes; the read kept a' },
   none: { keeps: ['a', 'b', 'c'], refuses: true, why: 'nothing is removed: the write that does not fit fails with STORE_FULL' },
 };
-
-/**
- * A fault of the store these tests found, to be fixed in nodes/lib/store.ts: the tests it breaks run
- * and are reported as to-do until then.
- */
-const DEFERRED_DELETE_FREES_NO_ROOM =
-  'deferred mode with policy none: deleting an entry already in the file frees no room until the next flush, so a write right after the delete fails with STORE_FULL';
 
 const isFull = (error: unknown) => error instanceof StoreFullError && error.code === 'STORE_FULL';
 
@@ -148,8 +142,7 @@ for (const durability of DURABILITIES) {
           assert.ok((await diskBytes(file)) <= LIMIT_BYTES);
         });
 
-        const deleteFault = durability === 'deferred' && evictionPolicy === 'none' ? { todo: DEFERRED_DELETE_FREES_NO_ROOM } : {};
-        it('evicts nothing while the store is under its cap', deleteFault, async () => {
+        it('evicts nothing while the store is under its cap', async () => {
           store = await open(evictionPolicy);
           await fill();
           await store.delete(NS, 'b');
@@ -258,7 +251,8 @@ for (const durability of DURABILITIES) {
         assert.equal((await store.get(NS, 'a'))?.value, big('a'), 'the old value is what is on disk');
       });
 
-      it('accepts writes again once deletes make room', durability === 'deferred' ? { todo: DEFERRED_DELETE_FREES_NO_ROOM } : {}, async () => {
+      // deferred mode too: the delete is not in the file yet, but the room it frees counts at once
+      it('accepts writes again once deletes make room', async () => {
         store = await open('none');
         await fill();
         await assert.rejects(store.set(NS, 'd', big('d')), StoreFullError);
@@ -287,3 +281,58 @@ for (const durability of DURABILITIES) {
     });
   });
 }
+
+describe('policy none: deferred mode refuses exactly what immediate mode refuses', () => {
+  const clock = new ManualClock();
+  beforeEach(() => clock.install());
+  afterEach(() => clock.uninstall());
+
+  type Op = { kind: 'set'; key: string; size: number } | { kind: 'delete'; key: string } | { kind: 'flush' };
+  const key = fc.constantFrom('a', 'b', 'c', 'd', 'e');
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ kind: fc.constant('set' as const), key, size: fc.constantFrom(200, 1500, 3000, 4500, 9000) }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('delete' as const), key }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('flush' as const) }) },
+  );
+
+  /** Runs `ops` on a store of `durability`: what each answered, then the keys and bytes in the file. */
+  async function play(durability: 'immediate' | 'deferred', ops: Op[]): Promise<{ answers: string[]; keys: string[]; bytes: number }> {
+    const file = tempFile();
+    const store = await openStore(file, { durability, sizeLimitMb: LIMIT_MB, evictionPolicy: 'none', flushInterval: 3600 });
+    const answers: string[] = [];
+    try {
+      for (const o of ops) {
+        if (o.kind === 'flush') await store.flush();
+        else if (o.kind === 'delete') answers.push(`delete ${o.key}: ${await store.delete(NS, o.key)}`);
+        else {
+          const answer = await store.set(NS, o.key, 'x'.repeat(o.size)).then(
+            () => 'stored',
+            (error: unknown) => {
+              assert.ok(isFull(error), String(error));
+              return 'full';
+            },
+          );
+          answers.push(`set ${o.key} ${o.size}: ${answer}`);
+        }
+      }
+      await settled(store);
+      return { answers, keys: await diskKeys(file, NS), bytes: await diskBytes(file) };
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('for any mix of writes, rewrites and deletes near the cap, and never over it', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), async (ops) => {
+        const immediate = await play('immediate', ops);
+        const deferred = await play('deferred', ops);
+        assert.deepStrictEqual(deferred.answers, immediate.answers);
+        assert.deepStrictEqual(deferred.keys, immediate.keys);
+        assert.ok(deferred.bytes <= LIMIT_BYTES, `${deferred.bytes} bytes in the file`);
+        assert.equal(deferred.bytes, immediate.bytes);
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
