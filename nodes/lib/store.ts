@@ -512,6 +512,12 @@ export class Store extends EventEmitter {
         if (rows.length < ROWS_PER_STATEMENT) break;
         await this.pause();
       }
+      // writes not yet committed (deferred mode) were stamped by the same clock: restamped too, so they
+      // do not reach the file from the future at the next flush
+      const at = now();
+      for (const [fullKey, row] of [...this.pending]) {
+        if (row && row.storedAt > at + CLOCK_SLACK_MS) void this.enqueue(fullKey, restamp(row, at));
+      }
       return removed;
     });
   }
