@@ -4,6 +4,7 @@
 // that read what the processes report.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { createClient } from '@redis/client';
 import net, { type AddressInfo } from 'node:net';
 import { readyFlow } from '../admin/support';
 import { tempDir } from '../support/harness';
@@ -17,6 +18,8 @@ export interface RedisTarget {
   url: string;
   password?: string;
   prefix?: string;
+  /** The database (SELECT), 0 when absent. */
+  database?: number;
 }
 
 /**
@@ -33,7 +36,7 @@ export function redisFlows(target: RedisTarget, upstreamPort: number): object[] 
     name: 'shared redis',
     backend: 'redis',
     redisUrl: target.url,
-    redisDb: 0,
+    redisDb: target.database ?? 0,
     redisPrefix: target.prefix ?? 'nr-test:',
     scope: 'flow',
     namespace: '',
@@ -217,6 +220,22 @@ export async function ok(proc: NodeRedProcess, urlPath: string): Promise<string>
 /** Whether a process's log shows an error that escaped the flows (an unhandled rejection or uncaught exception). */
 export function escaped(log: string): string[] {
   return log.split('\n').filter((line) => /unhandled|uncaught|UnhandledPromiseRejection|triggerUncaughtException/i.test(line));
+}
+
+/** The keys under `prefix` in each database of a server, by database number, as another client sees them. */
+export async function keysByDatabase(url: string, password: string, prefix: string, databases: number[]): Promise<Record<number, string[]>> {
+  const found: Record<number, string[]> = {};
+  for (const database of databases) {
+    const client = createClient({ url, password, database });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      found[database] = (await client.keys(`${prefix}*`)).map(String).sort();
+    } finally {
+      client.destroy();
+    }
+  }
+  return found;
 }
 
 /** The first reply line of a server to an inline command sent without logging in (e.g. PING). */

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eachLimited, get, NodeRedProcess, type Reply, userdir } from '../support/node-red-process';
 import { RedisServer } from '../support/redis-server';
-import { anonymousReply, arrived, deployFlows, escaped, ok, type RedisTarget, redisFlows, startNodeRed, statuses, until, Upstream } from './support';
+import { anonymousReply, arrived, deployFlows, escaped, keysByDatabase, ok, type RedisTarget, redisFlows, startNodeRed, statuses, until, Upstream } from './support';
 
 const PASSWORD = 'r3dis-Pw-9fQ2xLk7';
 const TIMEOUT = 60_000;
@@ -22,8 +22,11 @@ let b: NodeRedProcess;
 /** Every Redis server of the run (the one started late too), stopped at the end. */
 const servers: RedisServer[] = [];
 
+/** The database the flows use: not 0, so a client that forgot it after reconnecting would write elsewhere. */
+const DATABASE = 3;
+
 function target(redis: RedisServer): RedisTarget {
-  return { url: redis.url, password: PASSWORD };
+  return { url: redis.url, password: PASSWORD, database: DATABASE };
 }
 
 /** Request i goes to a, then b, then a...: the work is split across both processes. */
@@ -148,6 +151,10 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     for (const proc of [a, b]) await until(proc, async () => (await get(proc.port, '/peek?k=after')).status === 200);
     const counts = await Promise.all(Array.from({ length: 100 }, (_, i) => ok(either(i), '/count?k=after')));
     assert.deepStrictEqual(counts.map(Number).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1));
+    // reconnected into the flows' database, not the server's default one
+    const keys = await keysByDatabase(server.url, PASSWORD, 'nr-test:', [0, DATABASE]);
+    assert.deepStrictEqual(keys[0], []);
+    assert.ok(keys[DATABASE].some((key) => key.endsWith(':counter:after')), keys[DATABASE].join('\n'));
     const gates = await Promise.all(Array.from({ length: 20 }, (_, i) => ok(either(i), '/gate?k=after')));
     assert.equal(gates.filter((g) => g === 'passed').length, 1);
     const fetched = JSON.parse(await ok(a, '/fetch?p=after')) as { body: { n: number }; hit: boolean };
@@ -162,7 +169,7 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
       assert.ok(proc.alive);
       assert.deepStrictEqual(escaped(proc.log), [], 'nothing escaped the flows');
       // once per process, under the store's name, not once per message
-      const where = server.url.replace(/[/.]/g, '\\$&');
+      const where = `${server.url.replace(/[/.]/g, '\\$&')} db ${DATABASE}`;
       const lost = proc.log.split('\n').filter((line) => new RegExp(`\\[cache-store:shared redis\\] Redis ${where}: disconnected`).test(line));
       assert.equal(lost.length, 1, `the log says once that the server was lost:\n${proc.log.slice(-3000)}`);
       assert.match(proc.log, new RegExp(`\\[cache-store:shared redis\\] Redis ${where}: connected again`));
