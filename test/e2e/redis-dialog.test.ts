@@ -212,6 +212,8 @@ describe('cache-store dialog: the Redis backend', () => {
       ['redis://admin:url-Secret-5512@127.0.0.1:6379', 'no user or password in the Redis URL (it is saved in the flow file): use the Username and Password fields'],
       ['redis://127.0.0.1:6379/2', 'a Redis URL holds only host and port, got "redis://127.0.0.1:6379/2": choose the database with the Database field'],
       ['redis://', '"redis://" is not a Redis URL: give redis://host:port, or rediss://host:port for TLS'],
+      // a password holding '/' makes the text no URL at all: the message still hides everything up to the '@'
+      ['redis://admin:pa/ss-Secret@127.0.0.1', '"redis://***@127.0.0.1" is not a Redis URL: give redis://host:port, or rediss://host:port for TLS'],
     ];
     for (const [url, reason] of refused) {
       await type(page, '#node-config-input-redisUrl', url);
@@ -257,6 +259,12 @@ describe('cache-store dialog: the Redis backend', () => {
     assert.equal(store.redisPrefix, 'e2e-house:');
     assert.equal(store.label, `redis://127.0.0.1:${redis.port} db 2`, 'an unnamed Redis store shows its server and database');
     assert.equal((await editorNode(page, ids.set)).store, storeId, 'cache-set uses the new store');
+    // a label never shows what comes before the '@' of a URL, even one the validator refuses (a hand-edited flow)
+    const labels = await page.evaluate(() => {
+      const label = (globalThis as any).RED.nodes.getType('cache-store').label;
+      return ['redis://admin:pa@ss-Secret@10.0.0.5:6380', 'redis://admin:pa/ss-Secret@10.0.0.5', 'rediss://u:Secret@cache.example.net'].map((redisUrl) => label.call({ backend: 'redis', redisUrl, redisDb: 0 }));
+    });
+    assert.deepEqual(labels, ['redis://10.0.0.5:6380', 'redis://10.0.0.5', 'rediss://cache.example.net']);
 
     // cache-get picks the same store from its Store list, where it is shown by its server
     await openDialog(page, ids.get);
