@@ -1,4 +1,3 @@
-import { messageOf } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
 import { StoreBinding } from './red/binding';
 import { bindRuntime, textsOf } from './red/i18n';
@@ -27,7 +26,7 @@ export = (RED: NodeAPI) => {
       checkKeyConfig(config);
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, messageOf(error));
+      rejectAll(node, status, error);
       return;
     }
     let hits = 0;

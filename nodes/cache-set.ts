@@ -1,4 +1,4 @@
-import { InputError, messageOf } from './lib/errors';
+import { InputError } from './lib/errors';
 import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
 import { StoreBinding } from './red/binding';
 import { bindRuntime, textsOf } from './red/i18n';
@@ -37,7 +37,7 @@ export = (RED: NodeAPI) => {
       configTtl = parseTtl(configNumber(config.ttl, 0), 'TTL');
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, messageOf(error));
+      rejectAll(node, status, error);
       return;
     }
     let writes = 0;

@@ -353,7 +353,7 @@ export = (RED: NodeAPI) => {
       settings = gateSettings(RED, config, t);
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, messageOf(error));
+      rejectAll(node, status, error);
       return;
     }
     const { windowMs, limit, period } = settings;

@@ -1,5 +1,5 @@
 import { now } from './lib/clock';
-import { CacheError, InputError, messageOf } from './lib/errors';
+import { CacheError, InputError } from './lib/errors';
 import type { Entry } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI } from './red/api';
 import { StoreBinding } from './red/binding';
@@ -66,7 +66,7 @@ export = (RED: NodeAPI) => {
       if (!RESET_PERIODS.includes(resetEvery)) throw new InputError(t('errors.resetEvery', { value: resetEvery }));
       binding = new StoreBinding(RED, this, config.store, status);
     } catch (error) {
-      rejectAll(this, status, messageOf(error));
+      rejectAll(this, status, error);
       return;
     }
 

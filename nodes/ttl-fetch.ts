@@ -359,7 +359,7 @@ export = (RED: NodeAPI) => {
       if (secret && secretInUrl) urlCredential = credentialDigest('{{secret}}', secret);
       binding = new StoreBinding(RED, node, config.store, status);
     } catch (error) {
-      rejectAll(node, status, messageOf(error));
+      rejectAll(node, status, error);
       return;
     }
 

@@ -77,7 +77,7 @@ const LAND_SHA = sha1(LAND_SCRIPT);
 
 /** A URL as it may be shown: user and password replaced, so no message or log ever holds them. */
 export function redactUrl(text: string): string {
-  return text.replace(/\b(rediss?|https?):\/\/[^\s/@]*@/gi, '$1://***@');
+  return text.replace(/\b(rediss?|https?):\/\/\S*@/gi, '$1://***@');
 }
 
 function rowText(valueText: string, storedAt: number, expiresAt: number | null): string {

@@ -1,5 +1,5 @@
 // A node's life: every message ends (done or done(err)), and closing waits for what is in progress.
-import { InputError, messageOf } from '../lib/errors';
+import { CacheError, InputError, messageOf } from '../lib/errors';
 import type { DoneFunction, Node, NodeMessage, SendFunction } from './api';
 import type { StoreBinding } from './binding';
 import { localize, shared } from './i18n';
@@ -41,10 +41,13 @@ export function onInput(node: Node, status: StatusReporter, handler: (msg: NodeM
 }
 
 /** A node whose configuration is invalid still ends every message with the configuration error. */
-export function rejectAll(node: Node, status: StatusReporter, message: string): void {
+export function rejectAll(node: Node, status: StatusReporter, error: unknown): void {
+  const message = messageOf(error);
   status.set({ fill: 'red', shape: 'ring', text: shorten(message) }, true);
   node.error(message);
-  node.on('input', (_msg, _send, done) => done(new InputError(message)));
+  // a store error keeps its code (STORE_INVALID, STORE_MISSING); anything else is the node's own bad setting
+  const failure = error instanceof CacheError ? error : new InputError(message);
+  node.on('input', (_msg, _send, done) => done(failure));
 }
 
 /** How long closing waits for the messages a node is still working on before it lets go of the store anyway. */
