@@ -95,6 +95,8 @@ export function storeCatalogue(RED: AdminRuntime, nodes: FlowConfig[] = deployed
       stores.push({ id: config.id, isDefault: false, options: {}, timezone: '', configNodes: [info], openOnly: false, error: settings });
       continue;
     }
+    // a Redis store has no file: the sidebar lists the SQLite files only
+    if (settings.backend === 'redis') continue;
     const file = path.resolve(settings.file);
     let store = byFile.get(file);
     if (!store) {
