@@ -317,6 +317,7 @@ export = (RED: NodeAPI) => {
     let ttlMs: number;
     let keepSeconds: number;
     let timeoutS: number;
+    let timeoutMs: number;
     let maxResponseBytes: number;
     let headers: Record<string, string>;
     let headerCredential = '';
@@ -335,6 +336,7 @@ export = (RED: NodeAPI) => {
       if (typeof timeoutS !== 'number' || !Number.isFinite(timeoutS) || timeoutS <= 0 || timeoutS > MAX_TIMEOUT_S) {
         throw new InputError(tf('errors.timeout', { max: MAX_TIMEOUT_S, value: describe(config.timeout) }));
       }
+      timeoutMs = Math.round(timeoutS * 1000);
       const maxResponseMb = configNumber(config.maxResponseMb, DEFAULT_MAX_RESPONSE_MB);
       if (!Number.isFinite(maxResponseMb) || maxResponseMb <= 0 || maxResponseMb > MAX_MAX_RESPONSE_MB) {
         throw new InputError(tf('errors.sizeLimit', { max: MAX_MAX_RESPONSE_MB, value: describe(config.maxResponseMb) }));
@@ -438,7 +440,7 @@ export = (RED: NodeAPI) => {
         rejectStopped(error);
       };
       // a timer of its own: a combined AbortSignal.any(AbortSignal.timeout(...)) can be collected and never fire (Node 20)
-      const timer = setTimeout(() => stop(timeoutError(request.shown, timeoutS)), Math.round(timeoutS * 1000));
+      const timer = setTimeout(() => stop(timeoutError(request.shown, timeoutS)), timeoutMs);
       const onClosing = () => stop(closingError(request.shown));
       if (closed) onClosing();
       else exchanges.add(onClosing);
@@ -565,7 +567,6 @@ export = (RED: NodeAPI) => {
       const flight = flights.get(flightKey);
       if (!flight) {
         // on a shared store (Redis) the flight is also one among processes: the others wait for this answer
-        const timeoutMs = Math.round(timeoutS * 1000);
         const started = cache
           .singleFlight(flightKey, () => fetchAndStore(request, cache), {
             key: request.key,
@@ -581,7 +582,7 @@ export = (RED: NodeAPI) => {
       }
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(timeoutError(request.shown, timeoutS)), Math.round(timeoutS * 1000));
+        timer = setTimeout(() => reject(timeoutError(request.shown, timeoutS)), timeoutMs);
       });
       return Promise.race([flight, deadline]).finally(() => clearTimeout(timer));
     }
