@@ -340,19 +340,26 @@
     return label + ' \u00b7 ' + t('entries', { count: ns.entries });
   }
 
+  // Each list answers the latest request only: an answer that arrives after a newer request was sent
+  // (a filter typed on, a refresh while another was under way) is dropped, never drawn over the newer one.
+  var latest = { namespaces: 0, keys: 0, entry: 0 };
+
   function loadNamespaces(quiet) {
+    var mine = ++latest.namespaces;
     if (!state.store) {
       renderNamespaces();
       return $.Deferred().resolve().promise();
     }
     return api('GET', 'stores/' + encodeURIComponent(state.store) + '/namespaces').then(
       function (answer) {
+        if (mine !== latest.namespaces) return;
         state.namespaces = answer.namespaces;
         if (!currentNamespace()) state.namespace = state.namespaces.length ? state.namespaces[0].namespace : null;
         renderNamespaces();
         return loadKeys(quiet);
       },
       function (xhr) {
+        if (mine !== latest.namespaces) return;
         state.namespaces = [];
         renderNamespaces();
         if (!quiet) failure(xhr);
@@ -387,6 +394,7 @@
   }
 
   function loadKeys(quiet) {
+    var mine = ++latest.keys;
     var ns = currentNamespace();
     if (!state.store || !ns) {
       state.keys = null;
@@ -401,6 +409,7 @@
     var path = 'stores/' + encodeURIComponent(state.store) + '/namespaces/' + ns.namespace + '/keys?' + $.param(query);
     return api('GET', path).then(
       function (answer) {
+        if (mine !== latest.keys) return;
         state.keys = answer;
         state.cursors[state.page + 1] = answer.next;
         state.cursors.length = state.page + 2;
@@ -408,6 +417,7 @@
         return loadEntry(quiet);
       },
       function (xhr) {
+        if (mine !== latest.keys) return;
         if (!quiet) failure(xhr);
       },
     );
@@ -466,6 +476,7 @@
   }
 
   function loadEntry(quiet) {
+    var mine = ++latest.entry;
     if (!state.key || !state.namespace) {
       state.entry = null;
       renderEntry();
@@ -475,13 +486,13 @@
     var key = state.key;
     return api('GET', entryPath(key)).then(
       function (answer) {
-        if (key !== state.key) return;
+        if (mine !== latest.entry) return;
         state.entry = answer.entry;
         state.entryNow = answer.now;
         renderEntry();
       },
       function (xhr) {
-        if (key !== state.key) return;
+        if (mine !== latest.entry) return;
         state.entry = null;
         if (xhr.status === 404) {
           renderEntry(t('gone', { key: key }));

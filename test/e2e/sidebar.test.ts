@@ -8,8 +8,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Locator, Page } from 'playwright-core';
-import { userdir } from '../support/node-red-process';
+import type { Locator, Page, Response } from 'playwright-core';
+import { get, userdir } from '../support/node-red-process';
 import {
   type Browser,
   canvasNode,
@@ -114,18 +114,46 @@ async function openTab(page: Page): Promise<void> {
   await sidebar(page).waitFor({ state: 'visible' });
 }
 
+/** Waits until the key table shows the keys of `answer` (a keys request's response), in its order. */
+async function keysShown(page: Page, answer: Response): Promise<void> {
+  const keys = ((await answer.json()) as { keys: { key: string }[] }).keys.map((k) => k.key);
+  await page.waitForFunction(
+    (wanted: string[]) => {
+      const rows = [...(globalThis as any).document.querySelectorAll('.flow-cache-sidebar tr.flow-cache-key')].map((r: any) => r.getAttribute('data-key'));
+      return JSON.stringify(rows) === JSON.stringify(wanted);
+    },
+    keys,
+  );
+}
+
 async function refresh(page: Page): Promise<void> {
   const answered = page.waitForResponse((r) => /\/flow-cache\/stores\/[^/]+\/namespaces\/[0-9a-f]+\/keys/.test(r.url()));
   await sidebar(page).locator('.flow-cache-refresh').click();
-  await answered;
+  await keysShown(page, await answered);
 }
 
-/** Types a filter and waits for the key table it brings. */
+/** Types a filter and waits until the key table shows what it brings. */
 async function filterKeys(page: Page, text: string): Promise<void> {
   const wanted = `filter=${encodeURIComponent(text).replace(/%20/g, '+')}`;
   const answered = page.waitForResponse((r) => r.url().includes('/keys?') && (text === '' ? !r.url().includes('filter=') : r.url().includes(wanted)));
   await sidebar(page).locator('.flow-cache-filter').fill(text);
-  await answered;
+  await keysShown(page, await answered);
+}
+
+/** Waits until the store holds `count` keys in the namespace labelled `label` (the flows' writes landed). */
+async function storeHolds(port: number, label: string, count: number): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    const stores = JSON.parse((await get(port, '/flow-cache/stores')).body) as { stores: { id: string; default?: boolean }[] };
+    const store = stores.stores.find((s) => s.default);
+    if (store) {
+      const reply = await get(port, `/flow-cache/stores/${encodeURIComponent(store.id)}/namespaces`);
+      const namespaces = (JSON.parse(reply.body) as { namespaces: { label: string; entries: number }[] }).namespaces;
+      const found = namespaces.find((n) => n.label === label);
+      if (found?.entries === count) return;
+      if (tries === 300) assert.fail(`the ${label} namespace holds ${found?.entries ?? 'no'} keys, not ${count}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 function keyRow(page: Page, key: string): Locator {
@@ -189,6 +217,8 @@ describe(`flow cache sidebar (Node-RED ${nodeRedLine === '5' ? '5' : '4.1'})`, (
     });
     assert.ok(deployed === 200 || deployed === 204, `deploy: ${deployed}`);
     for (const id of ['inMotion', 'inMotion', 'inNote', 'inWeather']) assert.equal(await nodeRed.inject(id), 200);
+    // an inject answers when it fires: the count and the fetched answer are written a moment later
+    await storeHolds(nodeRed.port, 'Kitchen', 2);
     browser = await openBrowser();
     browser.page.setDefaultTimeout(30_000);
     await openEditor(browser.page, nodeRed);

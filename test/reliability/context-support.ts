@@ -51,11 +51,17 @@ function packedPackage(): string {
  */
 export function installFromTarball(userDir: string): void {
   const modules = path.join(userDir, 'node_modules');
-  fs.mkdirSync(path.join(modules, '@keyv'), { recursive: true });
-  fs.cpSync(packedPackage(), path.join(modules, 'node-red-contrib-flow-cache'), { recursive: true });
-  for (const dependency of ['luxon', 'keyv', '@keyv/sqlite', 'sqlite3']) {
+  const packed = packedPackage();
+  fs.mkdirSync(modules, { recursive: true });
+  fs.cpSync(packed, path.join(modules, 'node-red-contrib-flow-cache'), { recursive: true });
+  // what the packed package.json asks npm for (sqlite3 comes with @keyv/sqlite where it could be built)
+  const manifest = JSON.parse(fs.readFileSync(path.join(packed, 'package.json'), 'utf8')) as Record<string, Record<string, string> | undefined>;
+  const wanted = [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.optionalDependencies ?? {}), 'sqlite3'];
+  for (const dependency of wanted) {
     const from = path.join(root, 'node_modules', dependency);
-    if (fs.existsSync(from)) fs.symlinkSync(from, path.join(modules, dependency), 'dir');
+    if (!fs.existsSync(from)) continue;
+    fs.mkdirSync(path.dirname(path.join(modules, dependency)), { recursive: true });
+    fs.symlinkSync(from, path.join(modules, dependency), 'dir');
   }
 }
 

@@ -172,6 +172,8 @@ export class NodeRedProcess {
     // polls until the flows answer; the test's own timeout bounds a start that never comes
     for (;;) {
       if (!this.child) throw new Error(`Node-RED exited before it was ready:\n${this.log}`);
+      // a node type that failed to load never registers: the flows would wait for it for ever
+      if (this.log.includes('Waiting for missing types')) throw new Error(`Node-RED is waiting for node types that did not load:\n${this.log}`);
       try {
         const reply = await get(this.port, readyPath);
         if (reply.status === 200) return;
