@@ -111,7 +111,11 @@ async function setAsync(store: ContextStore, p: ContextPlan): Promise<number> {
   return median(
     await rounds(p.repeats, async (round) => {
       const start = process.hrtime.bigint();
-      await inFlight(p.asyncSets, 1000, (i) => new Promise<void>((resolve, reject) => store.set('flow1', keyOf(i), sampleValue(i + round), (e) => (e ? reject(e) : resolve()))));
+      await inFlight(
+        p.asyncSets,
+        1000,
+        (i) => new Promise<void>((resolve, reject) => store.set('flow1', keyOf(i), sampleValue(i + round), (e) => (e ? reject(e) : resolve()))),
+      );
       return perSecond(p.asyncSets, msSince(start));
     }),
   );
@@ -174,7 +178,10 @@ function runChild<T>(name: CaseName, store: ContextStoreName, quick: boolean, di
 }
 
 /** Every context figure, each in a fresh process; a case that fails leaves a note instead of a figure. */
-export function contextFigures(quick: boolean, step: (label: string) => void = () => undefined): { figures: Record<string, number | null>; notes: Record<string, string> } {
+export function contextFigures(
+  quick: boolean,
+  step: (label: string) => void = () => undefined,
+): { figures: Record<string, number | null>; notes: Record<string, string> } {
   const figures: Record<string, number | null> = {};
   const notes: Record<string, string> = {};
   const suffix = (store: ContextStoreName) => (store === 'flow-cache' ? '' : `.${store}`);

@@ -295,7 +295,16 @@ function benchOf(name: NodeCase, storeFile: string, upstream: string): { flow: o
         flow: [
           store,
           ...tab(name, { type: 'cache-get', ...common, property: 'payload', defaultType: 'none' }, 2),
-          { id: 'fill-cache-get', type: 'cache-set', z: `tab-${name}`, ...common, operation: 'set', value: 'payload', valueType: 'msg', wires: [['filled-cache-get']] },
+          {
+            id: 'fill-cache-get',
+            type: 'cache-set',
+            z: `tab-${name}`,
+            ...common,
+            operation: 'set',
+            value: 'payload',
+            valueType: 'msg',
+            wires: [['filled-cache-get']],
+          },
           { id: 'filled-cache-get', type: 'comment', z: `tab-${name}`, name: 'filled' },
         ],
         bench: { message: (i) => ({ topic: hot(i) }), warmup: HOT_KEYS },
@@ -321,7 +330,18 @@ function benchOf(name: NodeCase, storeFile: string, upstream: string): { flow: o
         bench: { message: (i) => ({ topic: hot(i), payload: 'on' }), warmup: HOT_KEYS },
       };
     case 'ttl-fetch': {
-      const node = { type: 'ttl-fetch', store: store.id, key: '', keyType: 'msg', url: `${upstream}/state/{{topic}}`, method: 'GET', ttl: 1, ttlUnits: 'hours', returnType: 'json', timeout: 10 };
+      const node = {
+        type: 'ttl-fetch',
+        store: store.id,
+        key: '',
+        keyType: 'msg',
+        url: `${upstream}/state/{{topic}}`,
+        method: 'GET',
+        ttl: 1,
+        ttlUnits: 'hours',
+        returnType: 'json',
+        timeout: 10,
+      };
       // one request per URL fills the cache; every measured message is a hit
       return { flow: [store, ...tab(name, node, 1)], bench: { message: (i) => ({ topic: `sensor.room_${i % FETCH_KEYS}` }), warmup: FETCH_KEYS } };
     }
@@ -406,7 +426,9 @@ export async function measureNode(name: NodeCase, quick: boolean): Promise<NodeR
       notes.push(`${warmFetches} upstream requests to fill, ${during} during ${measured} hits`);
       if (during > 0) valid = false;
     }
-    notes.push(`${p.pairs} rounds of ${node.count.toLocaleString('en-US')} messages, each after a change-node round of ${change.count.toLocaleString('en-US')}`);
+    notes.push(
+      `${p.pairs} rounds of ${node.count.toLocaleString('en-US')} messages, each after a change-node round of ${change.count.toLocaleString('en-US')}`,
+    );
     if (!collect) notes.push('run without --expose-gc: rounds were not preceded by a collection');
     if (runQueueWaitMs() === null) notes.push('no /proc/self/schedstat: rates on the wall clock');
     const waits = [...a, ...b].map((r) => r.waitMs / r.wallMs);

@@ -91,7 +91,11 @@ export async function startBenchRedis(): Promise<{ server: RedisServer } | { mis
 }
 
 /** The Redis store figures, each case in a fresh process against `url`. */
-export function redisStoreFigures(url: string, quick: boolean, log: (line: string) => void): { figures: Record<string, number | null>; notes: Record<string, string> } {
+export function redisStoreFigures(
+  url: string,
+  quick: boolean,
+  log: (line: string) => void,
+): { figures: Record<string, number | null>; notes: Record<string, string> } {
   const figures: Record<string, number | null> = {};
   const notes: Record<string, string> = {};
   for (const name of CASES) {

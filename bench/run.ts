@@ -62,14 +62,20 @@ const DESCRIPTIONS: Record<string, [string, string]> = {
   'node.cooldown-gate.limit': ['msgs/s', 'cooldown-gate with a limit of 3 per sliding hour, messages over the limit held back (1,000 keys)'],
   'node.counter': ['msgs/s', 'counter, durable increments (1,000 keys)'],
   'node.ttl-fetch.hit': ['msgs/s', 'ttl-fetch, every message a cache hit (100 URLs)'],
-  'disk.kib.per.write': ['KiB', 'store (DRIVER), immediate: bytes sent to the storage layer per durable write (2,000 writes of ~100 bytes to 1,000 keys, close and checkpoint included)'],
+  'disk.kib.per.write': [
+    'KiB',
+    'store (DRIVER), immediate: bytes sent to the storage layer per durable write (2,000 writes of ~100 bytes to 1,000 keys, close and checkpoint included)',
+  ],
   'disk.kib.per.write.deferred': ['KiB', 'store (DRIVER), deferred: the same, a flush every 30 writes (its 30 s flush at 1 write/s)'],
   'disk.kib.per.write.node:sqlite': ['KiB', 'store, immediate, as above, with the node:sqlite driver'],
   'disk.kib.per.write.deferred.node:sqlite': ['KiB', 'store, deferred, as above, with the node:sqlite driver'],
   'disk.kib.per.write.sqlite3': ['KiB', 'store, immediate, as above, with the sqlite3 driver'],
   'disk.kib.per.write.deferred.sqlite3': ['KiB', 'store, deferred, as above, with the sqlite3 driver'],
   'disk.kib.per.write.keyv': ['KiB', 'keyv + @keyv/sqlite as shipped: the same writes'],
-  'disk.kib.per.write.localfilesystem': ['KiB', "Node-RED's localfilesystem context store (one flow's 1,000 keys): the same writes, a flush every 30 writes (its 30 s flush at 1 write/s)"],
+  'disk.kib.per.write.localfilesystem': [
+    'KiB',
+    "Node-RED's localfilesystem context store (one flow's 1,000 keys): the same writes, a flush every 30 writes (its 30 s flush at 1 write/s)",
+  ],
   'startup.ms.empty': ['ms', 'open to first get, empty store'],
   'startup.ms.100k': ['ms', 'open to first get, store with 100,000 entries'],
   'rss.mb.1m': ['MiB', 'RSS growth after writing 1,000,000 entries (child process)'],
@@ -171,7 +177,9 @@ function markdown(figures: Figures, notes: Record<string, string>, ratioTable: R
   const lines = [header, '', '| figure | value | unit | what | note |', '|---|---:|---|---|---|'];
   for (const [name, value] of Object.entries(figures)) {
     const [unit, what] = DESCRIPTIONS[name] ?? ['', ''];
-    lines.push(`| \`${name}\` | ${value === null ? 'not measured' : formatNumber(value)} | ${unit} | ${what.replace('DRIVER', driver)} | ${notes[name] ?? ''} |`);
+    lines.push(
+      `| \`${name}\` | ${value === null ? 'not measured' : formatNumber(value)} | ${unit} | ${what.replace('DRIVER', driver)} | ${notes[name] ?? ''} |`,
+    );
   }
   lines.push('', '| ratio | value | spread of the pairs: min–max (quartiles) | target | met |', '|---|---:|---|---|---|');
   for (const [name, r] of Object.entries(ratioTable)) {
@@ -209,10 +217,17 @@ async function main(): Promise<void> {
   };
   const { driver, note: driverNote } = driverOfRun();
   const raw = driver ?? 'sqlite';
-  process.stderr.write(`flow-cache benchmark${quick ? ' (quick)' : ''} on Node.js ${process.version}, store driver ${driverNote}: median of ${p.repeats} per figure\n`);
+  process.stderr.write(
+    `flow-cache benchmark${quick ? ' (quick)' : ''} on Node.js ${process.version}, store driver ${driverNote}: median of ${p.repeats} per figure\n`,
+  );
 
   // the store and its baselines, each in a fresh process; a case that fails is recorded, not fatal
-  const measure = async <T = number>(label: string, name: Parameters<typeof runCase>[0], env: NodeJS.ProcessEnv = {}, noteAs: string = name): Promise<T | null> => {
+  const measure = async <T = number>(
+    label: string,
+    name: Parameters<typeof runCase>[0],
+    env: NodeJS.ProcessEnv = {},
+    noteAs: string = name,
+  ): Promise<T | null> => {
     try {
       return await step(label, async () => runCase<T>(name, quick, env));
     } catch (error) {
@@ -243,7 +258,8 @@ async function main(): Promise<void> {
     const stall = await measure<StallResult>(`store stall, ${d}`, 'store.stall', { FLOW_CACHE_DRIVER: d }, name);
     figures[name] = stall?.maxMs ?? null;
     figures[cpuName] = stall?.cpuMaxMs ?? null;
-    if (stall && stall.cpuMaxMs === null) notes[cpuName] = `not measured: Node.js ${process.version} has no per-thread CPU clock (process.threadCpuUsage, Node.js >= 22)`;
+    if (stall && stall.cpuMaxMs === null)
+      notes[cpuName] = `not measured: Node.js ${process.version} has no per-thread CPU clock (process.threadCpuUsage, Node.js >= 22)`;
     else if (!stall) notes[cpuName] = notes[name];
     if (stall) {
       notes[name] =
@@ -369,7 +385,9 @@ async function main(): Promise<void> {
       changeRounds.push(...(result.changeRounds ?? []));
       const r = result.ratio;
       process.stderr.write(
-        r ? ` ${formatNumber(result.rate)}/s, ratio ${formatRatio(r.median)} (${formatRatio(r.min)}–${formatRatio(r.max)}) (${((Date.now() - t) / 1000).toFixed(1)} s)\n` : ` ${result.note}\n`,
+        r
+          ? ` ${formatNumber(result.rate)}/s, ratio ${formatRatio(r.median)} (${formatRatio(r.min)}–${formatRatio(r.max)}) (${((Date.now() - t) / 1000).toFixed(1)} s)\n`
+          : ` ${result.note}\n`,
       );
     } catch (error) {
       figures[name] = null;
@@ -378,7 +396,8 @@ async function main(): Promise<void> {
     }
   }
   figures['node.change'] = changeRounds.length > 0 ? median(changeRounds) : null;
-  notes['node.change'] = changeRounds.length > 0 ? `median of its ${changeRounds.length} rounds, each just before a round of a node` : 'no node was measured beside it';
+  notes['node.change'] =
+    changeRounds.length > 0 ? `median of its ${changeRounds.length} rounds, each just before a round of a node` : 'no node was measured beside it';
   process.stderr.write(`  (nodes: ${((Date.now() - nodesStarted) / 1000).toFixed(1)} s)\n`);
   if ('server' in redis) await redis.server.stop();
 

@@ -329,7 +329,12 @@ export async function keyvSetConcurrent(dir: string, p: Plan): Promise<number> {
     for (let round = 0; round < p.repeats && drained && Date.now() - start < p.keyvBudgetMs; round++) {
       await settle();
       // commits are fsync-bound (a few hundred to a thousand per second, by disk): count what completes within the window
-      const { rate, finished } = await completedWithin(p.keyvSets, IN_FLIGHT, (i) => keyv.set(keyOf(i + round * p.keyvSets), sampleValue(i)), p.keyvBudgetMs / 2);
+      const { rate, finished } = await completedWithin(
+        p.keyvSets,
+        IN_FLIGHT,
+        (i) => keyv.set(keyOf(i + round * p.keyvSets), sampleValue(i)),
+        p.keyvBudgetMs / 2,
+      );
       rates.push(rate);
       drained = finished;
     }

@@ -17,23 +17,22 @@ export = (RED: NodeAPI) => {
   const t = textsOf(RED, 'cache-get');
   function CacheGet(this: Node, config: CacheGetConfig) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    const status = new StatusReporter(node);
+    const status = new StatusReporter(this);
     const property = (config.property || 'payload').replace(/^msg\./, '');
     const defaultType = config.defaultType || 'none';
     let binding: StoreBinding;
     try {
       checkKeyConfig(config);
-      binding = new StoreBinding(RED, node, config.store, status);
+      binding = new StoreBinding(RED, this, config.store, status);
     } catch (error) {
-      rejectAll(node, status, error);
+      rejectAll(this, status, error);
       return;
     }
     let hits = 0;
     let misses = 0;
 
-    onInput(node, status, async (msg, send) => {
-      const key = await resolveKey(RED, node, config, msg);
+    onInput(this, status, async (msg, send) => {
+      const key = await resolveKey(RED, this, config, msg);
       const cache = await binding.namespace();
       const entry = await cache.get(key);
       if (entry) {
@@ -47,7 +46,7 @@ export = (RED: NodeAPI) => {
       msg.cache = cacheInfo(key, false, undefined, binding.zone);
       misses++;
       if (defaultType !== 'none') {
-        const fallback = await evaluate(RED, node, config.default ?? '', defaultType, msg);
+        const fallback = await evaluate(RED, this, config.default ?? '', defaultType, msg);
         setMessageProperty(RED, msg, property, fallback);
         status.set({ fill: 'yellow', shape: 'dot', text: t('status.default', { key, hits, misses }) });
         send([msg, null]);
@@ -57,7 +56,7 @@ export = (RED: NodeAPI) => {
       send([null, msg]);
     });
 
-    releaseOnClose(node, status, binding);
+    releaseOnClose(this, status, binding);
   }
   RED.nodes.registerType('cache-get', CacheGet);
 };

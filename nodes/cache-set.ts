@@ -22,8 +22,7 @@ export = (RED: NodeAPI) => {
   const t = textsOf(RED, 'cache-set');
   function CacheSet(this: Node, config: CacheSetConfig) {
     RED.nodes.createNode(this, config);
-    const node = this;
-    const status = new StatusReporter(node);
+    const status = new StatusReporter(this);
     const operation = config.operation || 'set';
     const valueType = config.valueType || 'msg';
     const valueProperty = config.value ?? (valueType === 'msg' ? 'payload' : '');
@@ -35,14 +34,14 @@ export = (RED: NodeAPI) => {
         checkKeyConfig(config);
       }
       configTtl = parseTtl(configNumber(config.ttl, 0), 'TTL');
-      binding = new StoreBinding(RED, node, config.store, status);
+      binding = new StoreBinding(RED, this, config.store, status);
     } catch (error) {
-      rejectAll(node, status, error);
+      rejectAll(this, status, error);
       return;
     }
     let writes = 0;
 
-    onInput(node, status, async (msg, send) => {
+    onInput(this, status, async (msg, send) => {
       if (operation === 'clear') {
         const cache = await binding.namespace();
         await cache.clear();
@@ -51,7 +50,7 @@ export = (RED: NodeAPI) => {
         send(msg);
         return;
       }
-      const key = await resolveKey(RED, node, config, msg);
+      const key = await resolveKey(RED, this, config, msg);
       if (operation === 'delete') {
         const cache = await binding.namespace();
         const existed = await cache.delete(key);
@@ -61,10 +60,13 @@ export = (RED: NodeAPI) => {
         return;
       }
       const ttl = msg.ttl === undefined ? configTtl : parseTtl(msg.ttl, 'msg.ttl');
-      const value = await evaluate(RED, node, valueProperty, valueType, msg);
+      const value = await evaluate(RED, this, valueProperty, valueType, msg);
       if (value === undefined) {
         throw new InputError(
-          t('errors.nothingToStore', { what: valueType === 'msg' ? `msg.${valueProperty}` : t('errors.typedValue', { type: valueType }), value: describe(value) }),
+          t('errors.nothingToStore', {
+            what: valueType === 'msg' ? `msg.${valueProperty}` : t('errors.typedValue', { type: valueType }),
+            value: describe(value),
+          }),
         );
       }
       const cache = await binding.namespace();
@@ -75,7 +77,7 @@ export = (RED: NodeAPI) => {
       send(msg);
     });
 
-    releaseOnClose(node, status, binding);
+    releaseOnClose(this, status, binding);
   }
   RED.nodes.registerType('cache-set', CacheSet);
 };

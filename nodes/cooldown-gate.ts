@@ -184,7 +184,11 @@ function canonical(value: unknown, seen: Set<object>, t: Texts, property: string
     if (Buffer.isBuffer(object)) return `Buffer(${object.toString('base64')})`;
     if (ArrayBuffer.isView(object)) return `${object.constructor.name}(${Buffer.from(object.buffer, object.byteOffset, object.byteLength).toString('base64')})`;
     if (object instanceof Date) return `Date(${object.getTime()})`;
-    if (object instanceof Map) return `Map(${[...object].map(([k, v]) => `${inner(k)}=>${inner(v)}`).sort().join(',')})`;
+    if (object instanceof Map)
+      return `Map(${[...object]
+        .map(([k, v]) => `${inner(k)}=>${inner(v)}`)
+        .sort()
+        .join(',')})`;
     if (object instanceof Set) return `Set(${[...object].map(inner).sort().join(',')})`;
     const record = object as Record<string, unknown>;
     return `{${Object.keys(record)
@@ -198,7 +202,9 @@ function canonical(value: unknown, seen: Set<object>, t: Texts, property: string
 
 /** A short digest of a value, equal for deeply equal values: what "only on change" keeps of the last value. */
 function digestOf(value: unknown, t: Texts, property: string): string {
-  return createHash('sha256').update(canonical(value, new Set(), t, property)).digest('base64url');
+  return createHash('sha256')
+    .update(canonical(value, new Set(), t, property))
+    .digest('base64url');
 }
 
 /** The payload to keep for a summary: undefined when the store could not hold it. */
@@ -363,8 +369,7 @@ export = (RED: NodeAPI) => {
     let quietOver = settings.startupQuietMs === 0;
     /** With a limit above 1 or a calendar period, messages carry the count and the status shows the limit. */
     const counting = limit > 1 || period !== 'sliding';
-    const limitText =
-      period === 'sliding' ? t('per.window', { limit, window: durationText(windowMs) }) : t(`per.${period}`, { limit });
+    const limitText = period === 'sliding' ? t('per.window', { limit, window: durationText(windowMs) }) : t(`per.${period}`, { limit });
     let passed = 0;
     let suppressed = 0;
     const counts = (): Substitutions => ({ passed, suppressed });
@@ -777,7 +782,12 @@ export = (RED: NodeAPI) => {
       if (d.aheadBy > 0) node.warn(t('warnings.clockAhead', { key, ahead: durationText(d.aheadBy), cooldown: durationText(windowMs) }));
       if (d.redated !== null) {
         node.warn(
-          t('warnings.periodAhead', { key, period: t(`periods.${period}`), stored: isoInZone(d.redated, binding.zone), current: isoInZone(periodStartOf(at, period as CalendarPeriod, binding.zone), binding.zone) }),
+          t('warnings.periodAhead', {
+            key,
+            period: t(`periods.${period}`),
+            stored: isoInZone(d.redated, binding.zone),
+            current: isoInZone(periodStartOf(at, period as CalendarPeriod, binding.zone), binding.zone),
+          }),
         );
       }
       if (d.summary) {
@@ -805,7 +815,8 @@ export = (RED: NodeAPI) => {
       info.reason = d.outcome;
       suppressed++;
       if (d.outcome === 'unchanged') status.set({ fill: 'grey', shape: 'ring', text: ts('status.unchanged', { key, ...counts() }) });
-      else if (d.outcome === 'limit') status.set({ fill: 'yellow', shape: 'ring', text: ts('status.limited', { key, limit: limitText, remaining: info.remainingText, ...counts() }) });
+      else if (d.outcome === 'limit')
+        status.set({ fill: 'yellow', shape: 'ring', text: ts('status.limited', { key, limit: limitText, remaining: info.remainingText, ...counts() }) });
       else status.set({ fill: 'yellow', shape: 'ring', text: ts('status.suppressed', { key, remaining: info.remainingText, ...counts() }) });
       send([null, msg]);
     }

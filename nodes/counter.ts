@@ -41,7 +41,11 @@ function readRecord(entry: Entry, key: string, replacing: boolean): CountRecord 
   if (value && typeof value === 'object' && !Array.isArray(value)) {
     const record = value as Partial<CountRecord>;
     const periodStart = record.periodStart;
-    if (typeof record.count === 'number' && Number.isFinite(record.count) && (periodStart === null || periodStart === undefined || Number.isFinite(periodStart))) {
+    if (
+      typeof record.count === 'number' &&
+      Number.isFinite(record.count) &&
+      (periodStart === null || periodStart === undefined || Number.isFinite(periodStart))
+    ) {
       return { count: record.count, periodStart: periodStart ?? null };
     }
   }
@@ -106,7 +110,14 @@ export = (RED: NodeAPI) => {
       });
       const { record, previous, rolledOver, redated } = outcome!;
       if (redated !== null) {
-        this.warn(t('warnings.clockSetBack', { period: t(`periods.${resetEvery}`), key, stored: isoInZone(redated, zone), current: isoInZone(record.periodStart, zone) }));
+        this.warn(
+          t('warnings.clockSetBack', {
+            period: t(`periods.${resetEvery}`),
+            key,
+            stored: isoInZone(redated, zone),
+            current: isoInZone(record.periodStart, zone),
+          }),
+        );
       }
       msg.payload = record.count;
       msg.counter = { key, count: record.count, previous, periodStart: isoInZone(record.periodStart, zone) };

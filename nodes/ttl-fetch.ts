@@ -325,8 +325,10 @@ export = (RED: NodeAPI) => {
     let binding: StoreBinding;
     try {
       if (!METHODS.includes(method)) throw new InputError(tf('errors.method', { choices: METHODS.join(', '), value: describe(config.method) }));
-      if (!RETURN_TYPES.includes(returnType)) throw new InputError(tf('errors.returnType', { choices: RETURN_TYPES.join(', '), value: describe(config.returnType) }));
-      if (!(ttlUnits in TTL_UNITS)) throw new InputError(tf('errors.ttlUnits', { choices: Object.keys(TTL_UNITS).join(', '), value: describe(config.ttlUnits) }));
+      if (!RETURN_TYPES.includes(returnType))
+        throw new InputError(tf('errors.returnType', { choices: RETURN_TYPES.join(', '), value: describe(config.returnType) }));
+      if (!(ttlUnits in TTL_UNITS))
+        throw new InputError(tf('errors.ttlUnits', { choices: Object.keys(TTL_UNITS).join(', '), value: describe(config.ttlUnits) }));
       const ttl = configNumber(config.ttl, DEFAULT_TTL);
       if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) throw new InputError(tf('errors.ttl', { value: describe(config.ttl) }));
       const ttlSeconds = ttl * TTL_UNITS[ttlUnits];
@@ -343,7 +345,8 @@ export = (RED: NodeAPI) => {
       }
       maxResponseBytes = Math.max(1, Math.floor(maxResponseMb * 1024 * 1024));
       if (derived) {
-        if (!(KEY_TYPES as readonly string[]).includes(config.keyType || 'msg')) throw new InputError(shared('keyTypeUnknown', { type: String(config.keyType) }));
+        if (!(KEY_TYPES as readonly string[]).includes(config.keyType || 'msg'))
+          throw new InputError(shared('keyTypeUnknown', { type: String(config.keyType) }));
       } else {
         checkKeyConfig(config);
       }
@@ -474,7 +477,8 @@ export = (RED: NodeAPI) => {
           const location = response.headers.get('location');
           if (REDIRECT_STATUSES.has(response.status) && location !== null) {
             response.body?.cancel().catch(ignore);
-            if (redirects >= MAX_REDIRECTS) throw new UpstreamError('UPSTREAM_UNREACHABLE', tf('errors.redirects', { url: request.shown, max: MAX_REDIRECTS }), true);
+            if (redirects >= MAX_REDIRECTS)
+              throw new UpstreamError('UPSTREAM_UNREACHABLE', tf('errors.redirects', { url: request.shown, max: MAX_REDIRECTS }), true);
             let next: URL;
             try {
               next = new URL(location, url);

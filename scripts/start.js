@@ -35,7 +35,10 @@ function parsePort(value, from) {
 function parseArgs(argv, env) {
   const options = { port: undefined, userDir: path.join(root, '.userdir'), help: false };
   for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].startsWith('--') && argv[i].includes('=') ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)] : [argv[i], undefined];
+    const [flag, inline] =
+      argv[i].startsWith('--') && argv[i].includes('=')
+        ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)]
+        : [argv[i], undefined];
     const value = () => {
       if (inline !== undefined) return inline;
       if (i + 1 >= argv.length) throw new Error(`${flag} needs a value`);
@@ -70,10 +73,14 @@ function main() {
   }
   const settings = prepareUserDir(options.userDir, { port: options.port });
   console.log(`Node-RED with node-red-contrib-flow-cache: http://127.0.0.1:${options.port}/ (userDir ${options.userDir})`);
-  const child = spawn(nodeRedNode(), ['--require', path.join(__dirname, 'exit-with-parent.js'), nodeRedCli(), '--userDir', options.userDir, '--settings', settings], {
-    // the IPC channel is how Node-RED learns that this script is gone
-    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = spawn(
+    nodeRedNode(),
+    ['--require', path.join(__dirname, 'exit-with-parent.js'), nodeRedCli(), '--userDir', options.userDir, '--settings', settings],
+    {
+      // the IPC channel is how Node-RED learns that this script is gone
+      stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   let stopping = false;
   /** Asks Node-RED to stop its flows and exit; asked again, kills it. */
   const stop = (signal) => {

@@ -37,7 +37,9 @@ if (missing.length > 0) {
         : 'driver sqlite3 cannot be loaded: @keyv/sqlite or its native sqlite3 module is missing or did not build (npm install builds it)',
     );
   }
-  console.error(`the store tests would not cover ${missing.join(' and ')}; to run without it, name the drivers to run: FLOW_CACHE_DRIVERS=${expected.filter((name) => !missing.includes(name)).join(',') || '...'}`);
+  console.error(
+    `the store tests would not cover ${missing.join(' and ')}; to run without it, name the drivers to run: FLOW_CACHE_DRIVERS=${expected.filter((name) => !missing.includes(name)).join(',') || '...'}`,
+  );
   process.exit(1);
 }
 

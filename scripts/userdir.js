@@ -59,7 +59,10 @@ function prepareUserDir(dir, options = {}) {
   if (!fs.existsSync(link)) fs.symlinkSync(root, link, 'dir');
   const pkg = path.join(dir, 'package.json');
   if (!fs.existsSync(pkg)) {
-    fs.writeFileSync(pkg, JSON.stringify({ name: 'node-red-project', private: true, dependencies: { 'node-red-contrib-flow-cache': `file:${root}` } }, null, 2));
+    fs.writeFileSync(
+      pkg,
+      JSON.stringify({ name: 'node-red-project', private: true, dependencies: { 'node-red-contrib-flow-cache': `file:${root}` } }, null, 2),
+    );
   }
   return writeSettings(dir, options);
 }

@@ -345,7 +345,8 @@ export class FlowCacheContext {
         }
         undos.push(undoFor(data, parts, v === undefined));
         this.util.setObjectProperty(data, keys[i], v);
-        if (parts.length > 1 && v !== undefined) for (const container of ancestors(data, parts)) if (Array.isArray(container)) fillArrayGaps(container, new Set(), false);
+        if (parts.length > 1 && v !== undefined)
+          for (const container of ancestors(data, parts)) if (Array.isArray(container)) fillArrayGaps(container, new Set(), false);
         touched.add(String(parts[0]));
       }
     } catch (error) {
@@ -452,7 +453,9 @@ export class FlowCacheContext {
     const unstorable = (error as CacheError).code === 'UNSTORABLE_VALUE';
     const at = now();
     if (unstorable) {
-      this.log.error(`context ${scope} key ${JSON.stringify(key)} is not written to ${this.file}: ${renamed(describePath([key]), error as CacheError).message}`);
+      this.log.error(
+        `context ${scope} key ${JSON.stringify(key)} is not written to ${this.file}: ${renamed(describePath([key]), error as CacheError).message}`,
+      );
       return;
     }
     if (!this.scopes.has(scope)) return; // the scope was deleted meanwhile

@@ -117,7 +117,9 @@ export async function importLocalFileSystem(store: Store, dir: string, namespace
 /** What an import did, for the log; undefined when there was nothing new to copy. */
 export function describeImport(dir: string, result: ImportResult): string | undefined {
   if (result.files === 0 && result.damaged.length === 0) return undefined;
-  const parts = [`copied ${result.keys} ${result.keys === 1 ? 'key' : 'keys'} of ${result.scopes} ${result.scopes === 1 ? 'scope' : 'scopes'} from ${result.files} localfilesystem context ${result.files === 1 ? 'file' : 'files'} in ${dir}`];
+  const parts = [
+    `copied ${result.keys} ${result.keys === 1 ? 'key' : 'keys'} of ${result.scopes} ${result.scopes === 1 ? 'scope' : 'scopes'} from ${result.files} localfilesystem context ${result.files === 1 ? 'file' : 'files'} in ${dir}`,
+  ];
   if (result.kept > 0) parts.push(`kept ${result.kept} ${result.kept === 1 ? 'key' : 'keys'} stored here after the file was written`);
   if (result.refused.length > 0) parts.push(`could not copy ${result.refused.join(', ')}`);
   if (result.damaged.length > 0) parts.push(`skipped ${result.damaged.join(', ')}: not a JSON object (the file is left as it is)`);

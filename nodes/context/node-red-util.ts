@@ -35,7 +35,9 @@ const UTIL_INDEX = /[\\/]@node-red[\\/]util[\\/]index\.js$/;
 
 function usable(candidate: unknown): candidate is NodeRedUtilModule {
   const mod = candidate as Partial<NodeRedUtilModule> | undefined;
-  return typeof mod?.util?.setObjectProperty === 'function' && typeof mod.util.normalisePropertyExpression === 'function' && typeof mod.log?.warn === 'function';
+  return (
+    typeof mod?.util?.setObjectProperty === 'function' && typeof mod.util.normalisePropertyExpression === 'function' && typeof mod.log?.warn === 'function'
+  );
 }
 
 /** Loads `@node-red/util` as a module next to `from` would, or returns undefined. */

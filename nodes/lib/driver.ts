@@ -202,8 +202,7 @@ function openRawSqlite3(file: string, options: OpenOptions): Promise<SqlDriver> 
       db.configure('busyTimeout', options.busyTimeoutMs);
       resolve({
         name: 'sqlite3',
-        query: (sql, params = []) =>
-          new Promise((done, fail) => db.all(sql, [...params], (failure, rows) => (failure ? fail(failure) : done(rows ?? [])))),
+        query: (sql, params = []) => new Promise((done, fail) => db.all(sql, [...params], (failure, rows) => (failure ? fail(failure) : done(rows ?? [])))),
         close: () => new Promise((done, fail) => db.close((failure) => (failure ? fail(failure) : done()))),
       });
     });

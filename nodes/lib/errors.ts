@@ -60,7 +60,13 @@ export class UnstorableValueError extends CacheError {
 
 /** A write that cannot fit under the store's size limit: eviction is off, or what it may free is not enough. */
 export class StoreFullError extends CacheError {
-  constructor(limitBytes: number, neededBytes: number, reason = 'eviction policy is "none"', reasonText = 'fullNoEviction', reasonValues: Record<string, string> = {}) {
+  constructor(
+    limitBytes: number,
+    neededBytes: number,
+    reason = 'eviction policy is "none"',
+    reasonText = 'fullNoEviction',
+    reasonValues: Record<string, string> = {},
+  ) {
     super('STORE_FULL', `store is full: ${formatBytes(neededBytes)} needed, limit ${formatBytes(limitBytes)} reached and ${reason}`, {
       text: reasonText,
       values: { needed: formatBytes(neededBytes), limit: formatBytes(limitBytes), ...reasonValues },

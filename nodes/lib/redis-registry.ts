@@ -2,7 +2,7 @@
 // config node that uses it, as acquireStore shares one SQLite store per file.
 import { createHash } from 'node:crypto';
 import type { StoreLogger } from './options';
-import { type RedisConnection, RedisBackend, redactUrl } from './redis-store';
+import { RedisBackend, type RedisConnection, redactUrl } from './redis-store';
 
 interface Shared {
   backend: RedisBackend;

@@ -106,13 +106,19 @@ function checkKey(key: string): void {
 /** The text, stamps and PX of a value to write; a bad TTL is INVALID_TTL and nothing is written. */
 function makeRecord(value: unknown, ttlSeconds: number | undefined): { text: string; storedAt: number; expiresAt: number | null; px: number } {
   if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
-    throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, { text: 'ttl', values: { value: String(ttlSeconds) } });
+    throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, {
+      text: 'ttl',
+      values: { value: String(ttlSeconds) },
+    });
   }
   const storedAt = now();
   const px = ttlSeconds ? Math.max(1, Math.round(ttlSeconds * 1000)) : 0;
   const expiresAt = px ? storedAt + px : null;
   if (expiresAt !== null && !(expiresAt <= MAX_DATE_MS)) {
-    throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`, { text: 'ttlTooLong', values: { value: String(ttlSeconds) } });
+    throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`, {
+      text: 'ttlTooLong',
+      values: { value: String(ttlSeconds) },
+    });
   }
   return { text: rowText(encodeValue(value), storedAt, expiresAt), storedAt, expiresAt, px };
 }
@@ -606,7 +612,9 @@ export class RedisNamespace implements CacheSpace {
     const outcome = failed ? { ok: false, error: this.encodeFailure(failure, options) } : { ok: true };
     try {
       const keepMs = String(Math.max(FLIGHT_OUTCOME_MIN_MS, Math.round(options.waitMs)));
-      await this.backend.run((client) => this.backend.script(client, LAND_SCRIPT, LAND_SHA, [lock, `${lock}:${token}`], [token, JSON.stringify(outcome), keepMs]));
+      await this.backend.run((client) =>
+        this.backend.script(client, LAND_SCRIPT, LAND_SHA, [lock, `${lock}:${token}`], [token, JSON.stringify(outcome), keepMs]),
+      );
     } catch {
       // the waiters see the lock expire without an outcome and take a flight of their own
     }

@@ -97,7 +97,9 @@ export async function ensureSchema(db: SqlDriver, leastRecentlyUsed: boolean, wa
     await db.query(`CREATE TABLE IF NOT EXISTS ${META_TABLE}(name TEXT PRIMARY KEY, value INTEGER NOT NULL)`);
     if (addedEvictable) {
       // rows written before the column existed: counter and cooldown state is never evictable
-      await db.query(`UPDATE ${TABLE} SET evictable = 0 WHERE substr(key, instr(key, ':') + 1, 9) = 'cooldown:' OR substr(key, instr(key, ':') + 1, 8) = 'counter:'`);
+      await db.query(
+        `UPDATE ${TABLE} SET evictable = 0 WHERE substr(key, instr(key, ':') + 1, 9) = 'cooldown:' OR substr(key, instr(key, ':') + 1, 8) = 'counter:'`,
+      );
       await db.query(`DELETE FROM ${META_TABLE} WHERE name = 'pinned_bytes'`);
     }
     // the sums are computed only when a row is missing: summing every row on each open made startup grow with the store
@@ -125,9 +127,7 @@ export async function ensureSchema(db: SqlDriver, leastRecentlyUsed: boolean, wa
  * Reads the schema only; changes nothing.
  */
 export async function looksLikeOurs(db: SqlDriver): Promise<string | undefined> {
-  const tables = (await db.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'`)).map((r) =>
-    String(r.name),
-  );
+  const tables = (await db.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'`)).map((r) => String(r.name));
   const foreign = tables.filter((name) => !OUR_TABLES.includes(name));
   if (foreign.length > 0) return `it holds tables of another program (${foreign.slice(0, 5).join(', ')})`;
   if (tables.includes(TABLE)) {

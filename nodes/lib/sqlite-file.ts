@@ -9,11 +9,10 @@ const HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 /** A path that holds something other than a database of ours: refused, and the file is left as it is. */
 export class ForeignFileError extends CacheError {
   constructor(file: string, why: string) {
-    super(
-      'STORE_FOREIGN_FILE',
-      `${file} is not a flow-cache database (${why}); it was left untouched: choose another file for the cache store`,
-      { text: 'foreign', values: { file, why } },
-    );
+    super('STORE_FOREIGN_FILE', `${file} is not a flow-cache database (${why}); it was left untouched: choose another file for the cache store`, {
+      text: 'foreign',
+      values: { file, why },
+    });
     this.name = 'ForeignFileError';
   }
 }

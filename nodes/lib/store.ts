@@ -397,7 +397,11 @@ export class Store extends EventEmitter {
     const commit =
       !this.locks.has(fullKey) && this.fits(fullKey, row)
         ? this.enqueue(fullKey, row)
-        : (await this.withKey(fullKey, () => (this.fits(fullKey, row) ? Promise.resolve({ commit: this.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row)))).commit;
+        : (
+            await this.withKey(fullKey, () =>
+              this.fits(fullKey, row) ? Promise.resolve({ commit: this.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row),
+            )
+          ).commit;
     await commit;
     return { value, storedAt: row.storedAt, expiresAt: row.expiresAt };
   }
@@ -459,11 +463,10 @@ export class Store extends EventEmitter {
   async keys(namespace: string): Promise<string[]> {
     await this.flush();
     const prefix = `${encodeNamespace(namespace)}:`;
-    const rows = (await this.query(`SELECT lower(hex(key)) AS hk FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`, [
-      prefix,
-      rangeEnd(prefix),
-      now(),
-    ])) as { key: string }[];
+    const rows = (await this.query(
+      `SELECT lower(hex(key)) AS hk FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
+      [prefix, rangeEnd(prefix), now()],
+    )) as { key: string }[];
     return (rows as unknown as { hk: string }[]).map((r) => fromHex(r.hk).slice(prefix.length));
   }
 
@@ -561,7 +564,8 @@ export class Store extends EventEmitter {
     this.assertOpen();
     if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string', { text: 'keyEmpty' });
     // the driver writes a lone surrogate as U+FFFD, so two such keys would share one row on disk
-    if (LONE_SURROGATE.test(key)) throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate', { text: 'keySurrogate' });
+    if (LONE_SURROGATE.test(key))
+      throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate', { text: 'keySurrogate' });
     let prefix = this.prefixes.get(namespace);
     if (prefix === undefined) {
       prefix = `${encodeNamespace(namespace)}:`;
@@ -587,7 +591,10 @@ export class Store extends EventEmitter {
 
   private makeRow(value: unknown, ttlSeconds: number | undefined, evictable: boolean): Row {
     if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
-      throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, { text: 'ttl', values: { value: String(ttlSeconds) } });
+      throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, {
+        text: 'ttl',
+        values: { value: String(ttlSeconds) },
+      });
     }
     const storedAt = now();
     const expiresAt = ttlSeconds ? storedAt + Math.round(ttlSeconds * 1000) : null;
@@ -733,9 +740,15 @@ export class Store extends EventEmitter {
     if (!this.policy.evicts) throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
     const kept = this.keptAfter(fullKey, row) - row.size;
     if (kept > 0) {
-      throw new StoreFullError(this.sizeLimitBytes, row.size, `${formatBytes(kept)} of it is counter and cooldown state, which is never evicted`, 'fullPinned', {
-        kept: formatBytes(kept),
-      });
+      throw new StoreFullError(
+        this.sizeLimitBytes,
+        row.size,
+        `${formatBytes(kept)} of it is counter and cooldown state, which is never evicted`,
+        'fullPinned',
+        {
+          kept: formatBytes(kept),
+        },
+      );
     }
     throw new StoreFullError(this.sizeLimitBytes, row.size, 'a single value may not be larger than the limit', 'fullTooLarge');
   }

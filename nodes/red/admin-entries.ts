@@ -153,13 +153,7 @@ export function describeEntry(key: string, entry: InspectedEntry, at: number, zo
     const classic = typeof value === 'number' && Number.isFinite(value);
     const state = (!classic && value && typeof value === 'object' ? value : {}) as Record<string, unknown>;
     const passes = Array.isArray(state.passes) ? state.passes.filter((p): p is number => typeof p === 'number' && Number.isFinite(p)) : [];
-    const lastPassed = classic
-      ? (value as number)
-      : typeof state.lastPass === 'number'
-        ? state.lastPass
-        : passes.length > 0
-          ? Math.max(...passes)
-          : null;
+    const lastPassed = classic ? (value as number) : typeof state.lastPass === 'number' ? state.lastPass : passes.length > 0 ? Math.max(...passes) : null;
     const held = state.held && typeof state.held === 'object' ? (state.held as Record<string, unknown>) : undefined;
     return {
       ...base,

@@ -201,7 +201,12 @@ export function describeNamespace(name: string, store: StoreRef, nodes: FlowConf
     const flowId = rest.includes(':') ? rest.slice(rest.lastIndexOf(':') + 1) : rest;
     const tab = rest === 'global' ? undefined : container(flowId);
     if (tab) info.flowId = flowId;
-    info.label = rest === 'global' ? 'global' : tab ? `${String(tab.label || tab.name || flowId)}${rest.includes(':') ? ` (${rest.slice(0, rest.lastIndexOf(':'))})` : ''}` : rest;
+    info.label =
+      rest === 'global'
+        ? 'global'
+        : tab
+          ? `${String(tab.label || tab.name || flowId)}${rest.includes(':') ? ` (${rest.slice(0, rest.lastIndexOf(':'))})` : ''}`
+          : rest;
   }
   return info;
 }

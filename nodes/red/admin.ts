@@ -111,14 +111,46 @@ export function registerAdminApi(RED: AdminAPI): void {
   const read = allow(READ_PERMISSION);
   const write = allow(WRITE_PERMISSION);
   const ns = `${ADMIN_ROOT}/stores/:store/namespaces/:namespace`;
-  app.get(`${ADMIN_ROOT}/stores`, read, admin.handle((req) => admin.stores(req)));
-  app.get(`${ADMIN_ROOT}/stores/:store/namespaces`, read, admin.handle((req) => admin.namespaces(req)));
-  app.get(`${ns}/keys`, read, admin.handle((req) => admin.keys(req)));
-  app.get(`${ns}/entries/:key`, read, admin.handle((req) => admin.entry(req)));
-  app.put(`${ns}/entries/:key`, write, admin.handle((req) => admin.change(req)));
-  app.delete(`${ns}/entries/:key`, write, admin.handle((req) => admin.deleteEntry(req)));
-  app.delete(ns, write, admin.handle((req) => admin.clear(req)));
-  app.post(`${ADMIN_ROOT}/stores/:store/purge-expired`, write, admin.handle((req) => admin.purge(req)));
+  app.get(
+    `${ADMIN_ROOT}/stores`,
+    read,
+    admin.handle((req) => admin.stores(req)),
+  );
+  app.get(
+    `${ADMIN_ROOT}/stores/:store/namespaces`,
+    read,
+    admin.handle((req) => admin.namespaces(req)),
+  );
+  app.get(
+    `${ns}/keys`,
+    read,
+    admin.handle((req) => admin.keys(req)),
+  );
+  app.get(
+    `${ns}/entries/:key`,
+    read,
+    admin.handle((req) => admin.entry(req)),
+  );
+  app.put(
+    `${ns}/entries/:key`,
+    write,
+    admin.handle((req) => admin.change(req)),
+  );
+  app.delete(
+    `${ns}/entries/:key`,
+    write,
+    admin.handle((req) => admin.deleteEntry(req)),
+  );
+  app.delete(
+    ns,
+    write,
+    admin.handle((req) => admin.clear(req)),
+  );
+  app.post(
+    `${ADMIN_ROOT}/stores/:store/purge-expired`,
+    write,
+    admin.handle((req) => admin.purge(req)),
+  );
   // a key that is not well-encoded fails before the routes (a body that is not JSON fails earlier still,
   // in the editor API's own parser, which answers 400 with its message as every admin route gets it)
   app.use(ADMIN_ROOT, (error, _req, res, next) => {
@@ -329,7 +361,8 @@ class AdminRoutes {
     const { nodes } = this.ctx(req);
     const stats = storeExists(ref) ? await withStore(this.RED, ref, (s) => s.namespaceStats()) : [];
     const byName = new Map(stats.map((s) => [s.namespace, s]));
-    for (const name of usedNamespaces(ref, nodes)) if (!byName.has(name)) byName.set(name, { namespace: name, entries: 0, expired: 0, bytes: 0, lastWrite: null });
+    for (const name of usedNamespaces(ref, nodes))
+      if (!byName.has(name)) byName.set(name, { namespace: name, entries: 0, expired: 0, bytes: 0, lastWrite: null });
     const namespaces = [...byName.values()]
       .map((s) => ({
         ...describeNamespace(s.namespace, ref, nodes),
@@ -354,7 +387,8 @@ class AdminRoutes {
     if (sort !== 'key' && sort !== 'stored') this.fail(400, 'bad_request', 'errors.badSort', { value: sort });
     const limitText = optionalText(query.limit);
     const limit = limitText === undefined ? DEFAULT_PAGE : Number(limitText);
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_KEY_PAGE) this.fail(400, 'bad_request', 'errors.badLimit', { max: MAX_KEY_PAGE, value: limitText ?? '' });
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_KEY_PAGE)
+      this.fail(400, 'bad_request', 'errors.badLimit', { max: MAX_KEY_PAGE, value: limitText ?? '' });
     const cursorText = optionalText(query.cursor);
     const after = cursorText === undefined ? undefined : this.cursorFrom(cursorText, sort);
     const at = now();

@@ -56,7 +56,8 @@ export class StoreBinding {
     if (storeId) {
       const configNode = RED.nodes.getNode(storeId) as CacheStoreNode | null;
       if (!configNode) throw new CacheError('STORE_MISSING', shared('storeMissing', { id: storeId }));
-      if (configNode.configError || !configNode.settings) throw new CacheError('STORE_INVALID', shared('storeInvalid', { reason: configNode.configError ?? '' }));
+      if (configNode.configError || !configNode.settings)
+        throw new CacheError('STORE_INVALID', shared('storeInvalid', { reason: configNode.configError ?? '' }));
       this.settings = configNode.settings;
       this.configNode = configNode;
     } else {
@@ -177,4 +178,3 @@ export class StoreBinding {
     return new CacheError('NODE_CLOSING', shared(this.state === 'closed' ? 'nodeStopped' : 'nodeStopping', { type: this.node.type }));
   }
 }
-

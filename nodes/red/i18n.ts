@@ -35,9 +35,7 @@ function lookup(tree: Record<string, unknown>, dotted: string): string | undefin
 
 /** Fills `__name__` placeholders, as Node-RED's i18n does. */
 export function fill(template: string, substitutions: Substitutions = {}): string {
-  return template.replace(/__([A-Za-z0-9_]+?)__/g, (whole, name: string) =>
-    Object.hasOwn(substitutions, name) ? String(substitutions[name] ?? '') : whole,
-  );
+  return template.replace(/__([A-Za-z0-9_]+?)__/g, (whole, name: string) => (Object.hasOwn(substitutions, name) ? String(substitutions[name] ?? '') : whole));
 }
 
 /**

@@ -47,11 +47,10 @@ export function fillPlaceholders(RED: NodeAPI, template: string, msg: NodeMessag
     } catch {
       value = undefined;
     }
-    if (value === undefined || value === null || value === '') throw new InputError(shared('placeholderNotSet', { what, placeholder: `{{${property}}}`, name }));
+    if (value === undefined || value === null || value === '')
+      throw new InputError(shared('placeholderNotSet', { what, placeholder: `{{${property}}}`, name }));
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
-      throw new InputError(
-        shared('placeholderNotText', { what, placeholder: `{{${property}}}`, name, type: Array.isArray(value) ? 'array' : typeof value }),
-      );
+      throw new InputError(shared('placeholderNotText', { what, placeholder: `{{${property}}}`, name, type: Array.isArray(value) ? 'array' : typeof value }));
     }
     return String(value);
   });
@@ -122,4 +121,3 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
-

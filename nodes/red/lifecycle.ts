@@ -106,4 +106,3 @@ async function drain(node: Node, limitMs: number): Promise<void> {
     clearTimeout(timer);
   }
 }
-

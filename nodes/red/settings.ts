@@ -100,7 +100,8 @@ export function redisSettings(RED: NodeAPI, config: CacheStoreConfig, credential
   } catch {
     throw new InputError(text(RED, 'cache-store', 'errors.redisUrl', { value: redactUrl(raw) }));
   }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new InputError(text(RED, 'cache-store', 'errors.redisUrlProtocol', { value: `${url.protocol}//` }));
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw new InputError(text(RED, 'cache-store', 'errors.redisUrlProtocol', { value: `${url.protocol}//` }));
   if (url.username || url.password) throw new InputError(text(RED, 'cache-store', 'errors.redisUrlUserInfo'));
   if (url.hostname === '') throw new InputError(text(RED, 'cache-store', 'errors.redisUrl', { value: redactUrl(raw) }));
   if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {

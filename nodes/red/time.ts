@@ -40,4 +40,3 @@ export function cacheInfo(key: string, hit: boolean, entry: Entry | undefined, z
     age: entry ? Math.max(0, now() - entry.storedAt) : null,
   };
 }
-

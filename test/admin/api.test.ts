@@ -201,7 +201,10 @@ describe('admin API with adminAuth', { timeout: TIMEOUT }, () => {
     );
     // last write first: the entries written by the flows after the start come before the 120 written before it
     const recent = await call(proc.port, 'GET', `${keys}?sort=stored&limit=4`, { token: admin });
-    assert.deepEqual(recent.json.keys.map((k: any) => k.key).sort(), ['cooldown:door', 'counter:kitchen', 'note', seen.find((k) => k.startsWith('fetch:'))].sort());
+    assert.deepEqual(
+      recent.json.keys.map((k: any) => k.key).sort(),
+      ['cooldown:door', 'counter:kitchen', 'note', seen.find((k) => k.startsWith('fetch:'))].sort(),
+    );
   });
 
   it("shows a counter's value change after the flow counts, and a count set through the API is what the flow counts on from", async () => {
@@ -296,7 +299,9 @@ describe('admin API with adminAuth', { timeout: TIMEOUT }, () => {
     const purge = await call(proc.port, 'POST', '/flow-cache/stores/default/purge-expired', { token: admin, body: {} });
     assert.equal(purge.status, 200, purge.text);
     assert.equal(purge.json.removed, 2);
-    const ns = (await call(proc.port, 'GET', '/flow-cache/stores/default/namespaces', { token: admin })).json.namespaces.find((n: any) => n.name === `flow:${TAB}`);
+    const ns = (await call(proc.port, 'GET', '/flow-cache/stores/default/namespaces', { token: admin })).json.namespaces.find(
+      (n: any) => n.name === `flow:${TAB}`,
+    );
     assert.equal(ns.expired, 0);
     assert.ok(ns.entries >= 120);
   });

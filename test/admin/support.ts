@@ -45,7 +45,17 @@ export function adminFlows(upstreamPort: number): object[] {
     { id: 'countIn', type: 'http in', z: TAB, url: '/count', method: 'get', wires: [['count1']] },
     { id: 'count1', type: 'counter', z: TAB, store: '', ...keyed, step: 1, initial: 0, resetEvery: 'never', wires: [['reply']] },
     { id: 'gateIn', type: 'http in', z: TAB, url: '/gate', method: 'get', wires: [['gate1']] },
-    { id: 'gate1', type: 'cooldown-gate', z: TAB, store: '', ...keyed, cooldown: 1, cooldownUnits: 'hours', failOpen: false, wires: [['passed'], ['suppressed']] },
+    {
+      id: 'gate1',
+      type: 'cooldown-gate',
+      z: TAB,
+      store: '',
+      ...keyed,
+      cooldown: 1,
+      cooldownUnits: 'hours',
+      failOpen: false,
+      wires: [['passed'], ['suppressed']],
+    },
     change('passed', [setPayload('passed')], 'reply'),
     change('suppressed', [setPayload('suppressed')], 'reply'),
     { id: 'setIn', type: 'http in', z: TAB, url: '/set', method: 'get', wires: [['set1']] },
@@ -54,9 +64,31 @@ export function adminFlows(upstreamPort: number): object[] {
     { id: 'get1', type: 'cache-get', z: TAB, store: '', ...keyed, property: 'payload', defaultType: 'none', wires: [['reply'], ['missing']] },
     change('missing', [{ t: 'set', p: 'statusCode', pt: 'msg', to: '404', tot: 'num' }, setPayload('missing')], 'reply'),
     { id: 'sharedIn', type: 'http in', z: TAB, url: '/shared-set', method: 'get', wires: [['set2']] },
-    { id: 'set2', type: 'cache-set', z: TAB, store: 'houseStore', ...keyed, operation: 'set', value: 'req.query.v', valueType: 'msg', ttl: 0, wires: [['reply']] },
+    {
+      id: 'set2',
+      type: 'cache-set',
+      z: TAB,
+      store: 'houseStore',
+      ...keyed,
+      operation: 'set',
+      value: 'req.query.v',
+      valueType: 'msg',
+      ttl: 0,
+      wires: [['reply']],
+    },
     { id: 'otherIn', type: 'http in', z: TAB, url: '/other-set', method: 'get', wires: [['set3']] },
-    { id: 'set3', type: 'cache-set', z: TAB, store: 'otherStore', ...keyed, operation: 'set', value: 'req.query.v', valueType: 'msg', ttl: 0, wires: [['reply']] },
+    {
+      id: 'set3',
+      type: 'cache-set',
+      z: TAB,
+      store: 'otherStore',
+      ...keyed,
+      operation: 'set',
+      value: 'req.query.v',
+      valueType: 'msg',
+      ttl: 0,
+      wires: [['reply']],
+    },
     { id: 'fetchIn', type: 'http in', z: TAB, url: '/fetch', method: 'get', wires: [['fetch1']] },
     {
       id: 'fetch1',
@@ -128,9 +160,7 @@ export async function adminNodeRed(prefix: string, options: { adminAuth: boolean
   const proc = await NodeRedProcess.prepare(userDir, readyFlow());
   const settings = userdir.prepareUserDir(userDir, { port: proc.port, host: '127.0.0.1' });
   // settings.js as a user writes it: the context store named in contextStorage, adminAuth with bcrypt hashes
-  const extra = [
-    "module.exports.contextStorage = { default: { module: 'memory' }, fc: { module: require('node-red-contrib-flow-cache/context') } };",
-  ];
+  const extra = ["module.exports.contextStorage = { default: { module: 'memory' }, fc: { module: require('node-red-contrib-flow-cache/context') } };"];
   if (options.adminAuth) {
     const users = [
       { username: 'admin', password: bcrypt.hashSync(USERS.admin, 8), permissions: '*' },

@@ -55,9 +55,7 @@ function flightOptions(key: string, waitMs = 5000): FlightOptions {
 /** Starts a flight in `space` whose work never ends (its process died in it); resolves once it holds the lock. */
 function holding(space: CacheSpace, flightKey: string, holdMs: number): Promise<void> {
   return new Promise((started) => {
-    space
-      .singleFlight(flightKey, () => new Promise<Entry>(() => started()), { ...flightOptions('answer'), holdMs })
-      .catch(() => undefined); // ends when its client is closed
+    space.singleFlight(flightKey, () => new Promise<Entry>(() => started()), { ...flightOptions('answer'), holdMs }).catch(() => undefined); // ends when its client is closed
   });
 }
 
@@ -109,7 +107,10 @@ for (const [kind, make] of Object.entries(backends)) {
       const space = fx.space('values');
       await space.set('k', 'before');
       await assert.rejects(space.set('k', { a: [1, () => 2] }), (error: unknown) => error instanceof UnstorableValueError && error.path === 'value.a[1]');
-      await assert.rejects(space.update('k', () => ({ value: Symbol('s') })), UnstorableValueError);
+      await assert.rejects(
+        space.update('k', () => ({ value: Symbol('s') })),
+        UnstorableValueError,
+      );
       assert.equal((await space.get('k'))?.value, 'before');
     });
 
@@ -231,7 +232,10 @@ for (const [kind, make] of Object.entries(backends)) {
       const results = await Promise.all(Array.from({ length: 1000 }, () => increment(space, 'n')));
       assert.equal((await space.get('n'))?.value, 1005);
       const seen = results.map((r) => r.entry?.value as number).sort((x, y) => x - y);
-      assert.deepStrictEqual(seen, Array.from({ length: 1000 }, (_, i) => 6 + i));
+      assert.deepStrictEqual(
+        seen,
+        Array.from({ length: 1000 }, (_, i) => 6 + i),
+      );
     });
 
     it('writes and updates of one key apply in call order', async () => {
@@ -272,7 +276,11 @@ for (const [kind, make] of Object.entries(backends)) {
         const results = await Promise.all(Array.from({ length: 1000 }, (_, i) => increment(i % 2 === 0 ? mine : theirs, 'n')));
         assert.equal((await mine.get('n'))?.value, 1000);
         const seen = results.map((r) => r.entry?.value as number).sort((x, y) => x - y);
-        assert.deepStrictEqual(seen, Array.from({ length: 1000 }, (_, i) => i + 1), 'no two callers saw the same count');
+        assert.deepStrictEqual(
+          seen,
+          Array.from({ length: 1000 }, (_, i) => i + 1),
+          'no two callers saw the same count',
+        );
       });
 
       it('a burst for one key: exactly one check-and-arm wins', async () => {
@@ -364,7 +372,7 @@ for (const [kind, make] of Object.entries(backends)) {
         assert.equal(entry.value, 'from the survivor');
       });
 
-      it('a waiter gives up after its wait with the caller\'s timeout error', async () => {
+      it("a waiter gives up after its wait with the caller's timeout error", async () => {
         const mine = fx.space('flight');
         const theirs = fx.otherProcess('flight') as CacheSpace;
         await holding(theirs, 'slow', 10_000);

@@ -86,7 +86,10 @@ describe('Redis client when the server goes away', { timeout: 60_000 }, () => {
       assert.equal((await space.get('k'))?.value, 2);
       assert.equal((await increment(space, 'n')).entry?.value, 1, 'the update that failed wrote nothing');
       assert.equal(log.filter((line) => /disconnected \(no answer within 0\.3 s\)/.test(line)).length, 1, log.join('\n'));
-      assert.ok(log.some((line) => /connected again/.test(line)), log.join('\n'));
+      assert.ok(
+        log.some((line) => /connected again/.test(line)),
+        log.join('\n'),
+      );
     } finally {
       server.resume();
       await redis.close();

@@ -10,7 +10,6 @@ import { availableDrivers } from '../../nodes/lib/driver';
 import type { Store } from '../../nodes/lib/store';
 import { contextStore, defaultFile, freshDir, onDisk, onDiskContext, Recorded, SYNC_COMMIT_BOUND_MS, setAsync } from './fixtures';
 
-
 function child(userDir: string, ...args: (string | number)[]): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
   const run = spawnSync(process.execPath, [path.join(__dirname, 'child.js'), userDir, ...args.map(String)], { encoding: 'utf8', timeout: 60_000 });
   return { status: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr };
@@ -46,7 +45,10 @@ describe('context durability', () => {
       await setAsync(context, 'flow1', 'n', 1);
       assert.deepStrictEqual(await onDiskContext(file), { flow1: { n: 1 } }, 'on disk when the callback came');
       await fillDisk(file);
-      await assert.rejects(setAsync(context, 'flow1', 'm', 2), (error: Error & { code?: string }) => error.code === 'STORE_IO' && /disk is full/.test(error.message));
+      await assert.rejects(
+        setAsync(context, 'flow1', 'm', 2),
+        (error: Error & { code?: string }) => error.code === 'STORE_IO' && /disk is full/.test(error.message),
+      );
       await freeDisk(file);
     });
 
@@ -83,10 +85,16 @@ describe('context durability', () => {
       assert.equal(calls.length, 1, 'nothing else while that commit is under way');
       release();
       await acknowledged;
-      assert.deepStrictEqual(calls.slice(1).map(([, key, value]) => [key, value]).sort(), [
-        ['acked', true],
-        ['n', 100],
-      ]);
+      assert.deepStrictEqual(
+        calls
+          .slice(1)
+          .map(([, key, value]) => [key, value])
+          .sort(),
+        [
+          ['acked', true],
+          ['n', 100],
+        ],
+      );
       store.set = original;
       assert.deepStrictEqual(await onDiskContext(file), { flow1: { acked: true, n: 100 } });
     });

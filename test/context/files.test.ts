@@ -33,7 +33,10 @@ describe('context store files', () => {
     await context.close();
     context = contextStore(userDir, {}, logger);
     await context.open();
-    assert.match(logger.infos.at(-1) ?? '', new RegExp(`1 context key of 1 scope loaded from ${defaultFile(userDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} in \\d+ ms`));
+    assert.match(
+      logger.infos.at(-1) ?? '',
+      new RegExp(`1 context key of 1 scope loaded from ${defaultFile(userDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} in \\d+ ms`),
+    );
   });
 
   it('takes config.path relative to the userDir, or as an absolute path', async () => {

@@ -63,8 +63,14 @@ describe('context store interface', () => {
     });
 
     it('throws on an invalid key, for set and get', () => {
-      assert.throws(() => context.set('nodeX', '.foo', 'test'), (error: Error & { code?: string }) => error.code === 'INVALID_EXPR');
-      assert.throws(() => context.get('nodeX', '.foo'), (error: Error & { code?: string }) => error.code === 'INVALID_EXPR');
+      assert.throws(
+        () => context.set('nodeX', '.foo', 'test'),
+        (error: Error & { code?: string }) => error.code === 'INVALID_EXPR',
+      );
+      assert.throws(
+        () => context.get('nodeX', '.foo'),
+        (error: Error & { code?: string }) => error.code === 'INVALID_EXPR',
+      );
       assert.throws(() => context.set('nodeX', ' ', 'bar'));
       assert.throws(() => context.get('nodeX', ' '));
       assert.deepEqual(context.keys('nodeX'), [], 'nothing was set');
@@ -179,7 +185,14 @@ describe('context store interface', () => {
         ['false', false],
         ['object', { obj: 'bar' }],
         ['array', ['a', 'b', 'c']],
-        ['arrayOfArrays', [['a', 'b', 'c'], [1, 2, 3, 4], [true, false]]],
+        [
+          'arrayOfArrays',
+          [
+            ['a', 'b', 'c'],
+            [1, 2, 3, 4],
+            [true, false],
+          ],
+        ],
         ['arrayOfObjects', [{ obj: 'bar1' }, { obj: 'bar2' }, { obj: 'bar3' }]],
       ];
       for (const [key, value] of cases) {

@@ -4,14 +4,12 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import {
   type Browser,
-  errorTooltip,
-  formProblems,
-  type,
-  waitMarked,
   canvasNode,
   closeTrays,
   editorNode,
+  errorTooltip,
   FLOW_TYPES,
+  formProblems,
   type NodeRed,
   openBrowser,
   openDialog,
@@ -22,6 +20,8 @@ import {
   startNodeRed,
   trayClosed,
   trayOpen,
+  type,
+  waitMarked,
 } from './support';
 
 /** The Store field's empty choice and the line under it, as en-US says them. */
@@ -227,7 +227,11 @@ describe('edit dialogs', () => {
     const id = ids['cache-get'];
     await openDialog(page, id);
     const store = page.locator('#node-input-store');
-    assert.equal((await store.locator('option:checked').textContent()) ?? '', DEFAULT_STORE, 'no store yet: the default store is chosen, named with its file and scope');
+    assert.equal(
+      (await store.locator('option:checked').textContent()) ?? '',
+      DEFAULT_STORE,
+      'no store yet: the default store is chosen, named with its file and scope',
+    );
 
     await page.locator('#node-input-btn-store-add').click();
     const config = await trayOpen(page, '#node-config-dialog-ok');
@@ -271,12 +275,36 @@ describe('edit dialogs', () => {
     const stores = await page.evaluate(() => {
       const found: any[] = [];
       (globalThis as any).RED.nodes.eachConfig((n: any) => {
-        if (n.type === 'cache-store') found.push({ id: n.id, valid: n.valid, name: n.name, scope: n.scope, namespace: n.namespace, sizeLimitMb: n.sizeLimitMb, durability: n.durability, flushInterval: n.flushInterval, timezone: n.timezone });
+        if (n.type === 'cache-store')
+          found.push({
+            id: n.id,
+            valid: n.valid,
+            name: n.name,
+            scope: n.scope,
+            namespace: n.namespace,
+            sizeLimitMb: n.sizeLimitMb,
+            durability: n.durability,
+            flushInterval: n.flushInterval,
+            timezone: n.timezone,
+          });
       });
       return found;
     });
     assert.equal(stores.length, 1);
-    sameValues(stores[0], { valid: true, name: 'house store', scope: 'shared', namespace: 'house', sizeLimitMb: '50', durability: 'deferred', flushInterval: '10', timezone: 'Europe/Berlin' }, 'cache-store');
+    sameValues(
+      stores[0],
+      {
+        valid: true,
+        name: 'house store',
+        scope: 'shared',
+        namespace: 'house',
+        sizeLimitMb: '50',
+        durability: 'deferred',
+        flushInterval: '10',
+        timezone: 'Europe/Berlin',
+      },
+      'cache-store',
+    );
     assert.equal((await editorNode(page, id)).store, stores[0].id, 'cache-get now uses the new store');
 
     // The config-node sidebar lists it, with its name.

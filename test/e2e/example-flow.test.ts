@@ -4,7 +4,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
-import { type Browser, canvasNode, dismissNotifications, importNodes, type NodeRed, nodeRedLine, openBrowser, openEditor, root, screenshot, showSidebarTab, startNodeRed } from './support';
+import {
+  type Browser,
+  canvasNode,
+  dismissNotifications,
+  importNodes,
+  type NodeRed,
+  nodeRedLine,
+  openBrowser,
+  openEditor,
+  root,
+  screenshot,
+  showSidebarTab,
+  startNodeRed,
+} from './support';
 
 const EXAMPLE = { module: 'node-red-contrib-flow-cache', folder: 'cooldown-gate', file: 'water-leak-notification' };
 const example = JSON.parse(fs.readFileSync(path.join(root, 'examples', EXAMPLE.folder, `${EXAMPLE.file}.json`), 'utf8')) as any[];
@@ -227,96 +240,96 @@ function readmeFlow(): { tab: string; nodes: object[] } {
   });
   const common = { z, store: '' };
   const nodes: any[] = [
-      {
-        id: 'rNote',
-        type: 'comment',
-        z,
-        name: 'Leak sensors: one notification per sensor per 4 h, alerts counted per day, the last one remembered',
-        info: '',
-        x: 480,
-        y: 40,
-        wires: [],
-      },
-      inject('rKitchenOn', 'kitchen leak: on', 'binary_sensor.kitchen_leak', 140, 260, ['rGate']),
-      inject('rKitchenAgain', 'kitchen leak: on again', 'binary_sensor.kitchen_leak', 160, 310, ['rGate']),
-      inject('rBathOn', 'bathroom leak: on', 'binary_sensor.bath_leak', 140, 360, ['rGate']),
-      {
-        id: 'rGate',
-        type: 'cooldown-gate',
-        ...common,
-        name: 'once per 4 h per sensor',
-        key: 'topic',
-        keyType: 'msg',
-        cooldown: 4,
-        cooldownUnits: 'hours',
-        failOpen: true,
-        x: 430,
-        y: 310,
-        wires: [['rText', 'rCounter', 'rRemember'], ['rHeld']],
-      },
-      {
-        id: 'rText',
-        type: 'change',
-        z,
-        name: 'notification text',
-        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '"Leak: " & $substringAfter(topic, ".")', tot: 'jsonata' }],
-        action: '',
-        property: '',
-        from: '',
-        to: '',
-        reg: false,
-        x: 740,
-        y: 100,
-        wires: [['rNotify']],
-      },
-      debug('rNotify', 'notify (call service)', 'payload', 1010, 100),
-      {
-        id: 'rCounter',
-        type: 'counter',
-        ...common,
-        name: 'alerts today',
-        key: 'alerts',
-        keyType: 'str',
-        step: 1,
-        initial: 0,
-        resetEvery: 'day',
-        x: 730,
-        y: 170,
-        wires: [[]],
-      },
-      {
-        id: 'rRemember',
-        type: 'cache-set',
-        ...common,
-        name: 'remember last alert',
-        operation: 'set',
-        key: 'last alert',
-        keyType: 'str',
-        value: 'topic',
-        valueType: 'msg',
-        ttl: 0,
-        x: 750,
-        y: 240,
-        wires: [[]],
-      },
-      debug('rHeld', 'held back for', 'cooldown.remainingText', 760, 317),
-      inject('rAsk', 'which sensor leaked last?', 'question', 170, 490, ['rRecall']),
-      {
-        id: 'rRecall',
-        type: 'cache-get',
-        ...common,
-        name: 'last alert',
-        key: 'last alert',
-        keyType: 'str',
-        property: 'payload',
-        default: '',
-        defaultType: 'none',
-        x: 430,
-        y: 490,
-        wires: [['rLast'], ['rNone']],
-      },
-      debug('rLast', 'last leak', 'payload', 730, 470),
-      debug('rNone', 'no leak yet', 'payload', 730, 520),
+    {
+      id: 'rNote',
+      type: 'comment',
+      z,
+      name: 'Leak sensors: one notification per sensor per 4 h, alerts counted per day, the last one remembered',
+      info: '',
+      x: 480,
+      y: 40,
+      wires: [],
+    },
+    inject('rKitchenOn', 'kitchen leak: on', 'binary_sensor.kitchen_leak', 140, 260, ['rGate']),
+    inject('rKitchenAgain', 'kitchen leak: on again', 'binary_sensor.kitchen_leak', 160, 310, ['rGate']),
+    inject('rBathOn', 'bathroom leak: on', 'binary_sensor.bath_leak', 140, 360, ['rGate']),
+    {
+      id: 'rGate',
+      type: 'cooldown-gate',
+      ...common,
+      name: 'once per 4 h per sensor',
+      key: 'topic',
+      keyType: 'msg',
+      cooldown: 4,
+      cooldownUnits: 'hours',
+      failOpen: true,
+      x: 430,
+      y: 310,
+      wires: [['rText', 'rCounter', 'rRemember'], ['rHeld']],
+    },
+    {
+      id: 'rText',
+      type: 'change',
+      z,
+      name: 'notification text',
+      rules: [{ t: 'set', p: 'payload', pt: 'msg', to: '"Leak: " & $substringAfter(topic, ".")', tot: 'jsonata' }],
+      action: '',
+      property: '',
+      from: '',
+      to: '',
+      reg: false,
+      x: 740,
+      y: 100,
+      wires: [['rNotify']],
+    },
+    debug('rNotify', 'notify (call service)', 'payload', 1010, 100),
+    {
+      id: 'rCounter',
+      type: 'counter',
+      ...common,
+      name: 'alerts today',
+      key: 'alerts',
+      keyType: 'str',
+      step: 1,
+      initial: 0,
+      resetEvery: 'day',
+      x: 730,
+      y: 170,
+      wires: [[]],
+    },
+    {
+      id: 'rRemember',
+      type: 'cache-set',
+      ...common,
+      name: 'remember last alert',
+      operation: 'set',
+      key: 'last alert',
+      keyType: 'str',
+      value: 'topic',
+      valueType: 'msg',
+      ttl: 0,
+      x: 750,
+      y: 240,
+      wires: [[]],
+    },
+    debug('rHeld', 'held back for', 'cooldown.remainingText', 760, 317),
+    inject('rAsk', 'which sensor leaked last?', 'question', 170, 490, ['rRecall']),
+    {
+      id: 'rRecall',
+      type: 'cache-get',
+      ...common,
+      name: 'last alert',
+      key: 'last alert',
+      keyType: 'str',
+      property: 'payload',
+      default: '',
+      defaultType: 'none',
+      x: 430,
+      y: 490,
+      wires: [['rLast'], ['rNone']],
+    },
+    debug('rLast', 'last leak', 'payload', 730, 470),
+    debug('rNone', 'no leak yet', 'payload', 730, 520),
   ];
   // Lowered a little so the picture has even margins above and below.
   return { tab: z, nodes: nodes.map((node) => ({ ...node, y: node.y + 40 })) };
@@ -359,29 +372,33 @@ describe('every example opens cleanly in the editor', () => {
       const placed = flow.filter((n) => n.type !== 'tab' && typeof n.x === 'number');
       for (const node of placed) await page.locator(`g[id="${node.id}"]`).waitFor();
 
-      const report = await page.evaluate((ids: string[]) => {
-        const RED = (globalThis as any).RED;
-        const invalid: string[] = [];
-        const boxes = ids.map((id) => {
-          const n = RED.nodes.node(id);
-          if (n._def && n._def.category !== undefined && n.type !== 'unknown' && n.valid === false) invalid.push(`${n.type} "${n.name || n.id}"`);
-          // A node whose package is not installed is drawn wider than it really is ("unknown: <type>").
-          const known = n.type !== 'unknown' && Boolean(RED.nodes.getType(n.type));
-          return { known, name: `${n.type} "${n.name || n.id}"`, left: n.x - n.w / 2, right: n.x + n.w / 2, top: n.y - n.h / 2, bottom: n.y + n.h / 2 };
-        });
-        const overlaps: string[] = [];
-        for (let i = 0; i < boxes.length; i++) {
-          for (let j = i + 1; j < boxes.length; j++) {
-            const a = boxes[i];
-            const b = boxes[j];
-            // Side by side they need a little air, or the wire between them loops back.
-            const gap = 10;
-            if (a.known && b.known && a.left < b.right + gap && b.left < a.right + gap && a.top < b.bottom && b.top < a.bottom) overlaps.push(`${a.name} / ${b.name}`);
+      const report = await page.evaluate(
+        (ids: string[]) => {
+          const RED = (globalThis as any).RED;
+          const invalid: string[] = [];
+          const boxes = ids.map((id) => {
+            const n = RED.nodes.node(id);
+            if (n._def && n._def.category !== undefined && n.type !== 'unknown' && n.valid === false) invalid.push(`${n.type} "${n.name || n.id}"`);
+            // A node whose package is not installed is drawn wider than it really is ("unknown: <type>").
+            const known = n.type !== 'unknown' && Boolean(RED.nodes.getType(n.type));
+            return { known, name: `${n.type} "${n.name || n.id}"`, left: n.x - n.w / 2, right: n.x + n.w / 2, top: n.y - n.h / 2, bottom: n.y + n.h / 2 };
+          });
+          const overlaps: string[] = [];
+          for (let i = 0; i < boxes.length; i++) {
+            for (let j = i + 1; j < boxes.length; j++) {
+              const a = boxes[i];
+              const b = boxes[j];
+              // Side by side they need a little air, or the wire between them loops back.
+              const gap = 10;
+              if (a.known && b.known && a.left < b.right + gap && b.left < a.right + gap && a.top < b.bottom && b.top < a.bottom)
+                overlaps.push(`${a.name} / ${b.name}`);
+            }
           }
-        }
-        const unknown = ids.map((id) => RED.nodes.node(id)).filter((n: any) => n.type === 'unknown' || !RED.nodes.getType(n.type));
-        return { invalid, overlaps, unknownTypes: [...new Set(unknown.map((n: any) => n.type))] };
-      }, placed.map((n) => n.id));
+          const unknown = ids.map((id) => RED.nodes.node(id)).filter((n: any) => n.type === 'unknown' || !RED.nodes.getType(n.type));
+          return { invalid, overlaps, unknownTypes: [...new Set(unknown.map((n: any) => n.type))] };
+        },
+        placed.map((n) => n.id),
+      );
       await screenshot(page.locator('#red-ui-workspace-chart'), `example-${file.replace(/\//g, '-').replace(/\.json$/, '')}`);
       assert.deepEqual(report.invalid, [], `${file}: nodes marked invalid`);
       assert.deepEqual(report.overlaps, [], `${file}: nodes drawn on top of each other`);

@@ -54,7 +54,11 @@ async function importFromMenu(page: Page, folder: string, file: string): Promise
   for (let attempt = 1; ; attempt++) {
     await fileLabel.click();
     try {
-      await page.waitForFunction(() => !(globalThis as any).document.querySelector('#red-ui-clipboard-dialog-ok').classList.contains('ui-state-disabled'), undefined, { timeout: 3000 });
+      await page.waitForFunction(
+        () => !(globalThis as any).document.querySelector('#red-ui-clipboard-dialog-ok').classList.contains('ui-state-disabled'),
+        undefined,
+        { timeout: 3000 },
+      );
       break;
     } catch (error) {
       if (attempt === 3) throw error;
@@ -91,7 +95,9 @@ describe('every example imported one after another through Import > Examples', (
       // The editor says what it did: "Imported: ..." or "Some of the nodes you are importing already exist ...";
       // the Home Assistant nodes are of a type this Node-RED does not have ("Imported unrecognised type: ...").
       await page.locator('.red-ui-notification').first().waitFor();
-      const notes = await page.evaluate(() => [...(globalThis as any).document.querySelectorAll('.red-ui-notification')].map((n: any) => n.textContent.replace(/\s+/g, ' ').trim()));
+      const notes = await page.evaluate(() =>
+        [...(globalThis as any).document.querySelectorAll('.red-ui-notification')].map((n: any) => n.textContent.replace(/\s+/g, ' ').trim()),
+      );
       const expected = folder === 'home-assistant' ? /^Imported(:| unrecognised type)/ : /^Imported:/;
       assert.deepEqual(
         notes.filter((note: string) => !expected.test(note)),

@@ -106,7 +106,10 @@ describe('the editor in German (browser language de-DE)', () => {
       assert.equal(label, german, `${set} palette label`);
       assert.notEqual(german, text('en-US', set, `${set}.label.palette`), `${set}: the German palette label is not the English one`);
     }
-    assert.equal(((await page.locator('[data-palette-type="cache-get"] .red-ui-palette-label').textContent()) ?? '').replace(/\s+/g, ' ').trim(), 'Cache lesen');
+    assert.equal(
+      ((await page.locator('[data-palette-type="cache-get"] .red-ui-palette-label').textContent()) ?? '').replace(/\s+/g, ' ').trim(),
+      'Cache lesen',
+    );
     await page.locator('#red-ui-palette-container-flow_cache').scrollIntoViewIfNeeded();
     await screenshot(page.locator('#red-ui-palette'), 'de-palette');
   });
@@ -154,7 +157,10 @@ describe('the editor in German (browser language de-DE)', () => {
     const tray = await openDialog(page, 'de0');
     const labels = await rowLabels(tray);
     for (const label of ['Name', 'Speicher', 'Schlüssel', 'Ausgabe in', 'Ersatzwert']) assert.ok(labels.includes(label), `"${label}" in ${labels.join(' | ')}`);
-    assert.equal(((await tray.locator('#node-input-default + .red-ui-typedInput-container .red-ui-typedInput-type-label').textContent()) ?? '').trim(), 'kein Ersatzwert');
+    assert.equal(
+      ((await tray.locator('#node-input-default + .red-ui-typedInput-container .red-ui-typedInput-type-label').textContent()) ?? '').trim(),
+      'kein Ersatzwert',
+    );
     await closeTrays(page);
   });
 
@@ -199,7 +205,10 @@ describe('the editor in German (browser language de-DE)', () => {
     for (const [i, set] of FLOW_TYPES.entries()) {
       await canvasNode(page, `de${i}`).click();
       const summary = helpSummary('de', set);
-      await page.locator('.red-ui-help:visible', { hasText: summary.slice(0, 60) }).first().waitFor();
+      await page
+        .locator('.red-ui-help:visible', { hasText: summary.slice(0, 60) })
+        .first()
+        .waitFor();
       const shown = ((await help.textContent()) ?? '').replace(/\s+/g, ' ');
       assert.ok(shown.includes(summary), `${set}: the German summary`);
       assert.match(shown, /Eingangsdaten/);

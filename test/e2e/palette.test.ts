@@ -112,7 +112,7 @@ describe('palette and help of a fresh editor', () => {
     }
   });
 
-  test("selecting a node shows its help in the help sidebar: the summary, Inputs and Outputs", async () => {
+  test('selecting a node shows its help in the help sidebar: the summary, Inputs and Outputs', async () => {
     const { page } = browser;
     const z = await activeTab(page);
     await importNodes(
@@ -125,7 +125,10 @@ describe('palette and help of a fresh editor', () => {
     for (const [i, type] of FLOW_TYPES.entries()) {
       await canvasNode(page, `help${i}`).click();
       const summary = helpSummary(type);
-      await page.locator('.red-ui-help:visible', { hasText: summary.slice(0, 60) }).first().waitFor();
+      await page
+        .locator('.red-ui-help:visible', { hasText: summary.slice(0, 60) })
+        .first()
+        .waitFor();
       const text = ((await help.textContent()) ?? '').replace(/\s+/g, ' ');
       assert.ok(text.includes(summary), `${type} help shows its summary`);
       assert.match(text, /\bInputs\b/, `${type} help has Inputs`);
@@ -136,7 +139,10 @@ describe('palette and help of a fresh editor', () => {
     // The config node has no canvas presence: its help is reached through the help tree.
     await page.locator('.red-ui-treeList-label', { hasText: /^cache store$/ }).click();
     const summary = helpSummary('cache-store');
-    await page.locator('.red-ui-help:visible', { hasText: summary.slice(0, 60) }).first().waitFor();
+    await page
+      .locator('.red-ui-help:visible', { hasText: summary.slice(0, 60) })
+      .first()
+      .waitFor();
     const text = ((await help.textContent()) ?? '').replace(/\s+/g, ' ');
     assert.ok(text.includes(summary), 'cache-store help shows its summary');
     assert.match(text, /\bProperties\b/);

@@ -159,8 +159,34 @@ describe('cache-store dialog: the Redis backend', () => {
         y: 100,
         wires: [[ids.set]],
       },
-      { id: ids.set, type: 'cache-set', z: tab, operation: 'set', key: 'topic', keyType: 'msg', value: 'payload', valueType: 'msg', ttl: 0, store: '', x: 340, y: 100, wires: [[ids.get]] },
-      { id: ids.get, type: 'cache-get', z: tab, key: 'topic', keyType: 'msg', property: 'payload', defaultType: 'none', store: '', x: 540, y: 100, wires: [[], []] },
+      {
+        id: ids.set,
+        type: 'cache-set',
+        z: tab,
+        operation: 'set',
+        key: 'topic',
+        keyType: 'msg',
+        value: 'payload',
+        valueType: 'msg',
+        ttl: 0,
+        store: '',
+        x: 340,
+        y: 100,
+        wires: [[ids.get]],
+      },
+      {
+        id: ids.get,
+        type: 'cache-get',
+        z: tab,
+        key: 'topic',
+        keyType: 'msg',
+        property: 'payload',
+        defaultType: 'none',
+        store: '',
+        x: 540,
+        y: 100,
+        wires: [[], []],
+      },
     ]);
   });
 
@@ -209,7 +235,10 @@ describe('cache-store dialog: the Redis backend', () => {
     await waitMarked(page, 'node-config-input-redisUrl', true);
     const refused: [string, string][] = [
       ['http://127.0.0.1:6379', 'a Redis URL starts with redis:// or rediss:// (TLS), not http://'],
-      ['redis://admin:url-Secret-5512@127.0.0.1:6379', 'no user or password in the Redis URL (it is saved in the flow file): use the Username and Password fields'],
+      [
+        'redis://admin:url-Secret-5512@127.0.0.1:6379',
+        'no user or password in the Redis URL (it is saved in the flow file): use the Username and Password fields',
+      ],
       ['redis://127.0.0.1:6379/2', 'a Redis URL holds only host and port, got "redis://127.0.0.1:6379/2": choose the database with the Database field'],
       ['redis://', '"redis://" is not a Redis URL: give redis://host:port, or rediss://host:port for TLS'],
       // a password holding '/' makes the text no URL at all: the message still hides everything up to the '@'
@@ -262,7 +291,9 @@ describe('cache-store dialog: the Redis backend', () => {
     // a label never shows what comes before the '@' of a URL, even one the validator refuses (a hand-edited flow)
     const labels = await page.evaluate(() => {
       const label = (globalThis as any).RED.nodes.getType('cache-store').label;
-      return ['redis://admin:pa@ss-Secret@10.0.0.5:6380', 'redis://admin:pa/ss-Secret@10.0.0.5', 'rediss://u:Secret@cache.example.net'].map((redisUrl) => label.call({ backend: 'redis', redisUrl, redisDb: 0 }));
+      return ['redis://admin:pa@ss-Secret@10.0.0.5:6380', 'redis://admin:pa/ss-Secret@10.0.0.5', 'rediss://u:Secret@cache.example.net'].map((redisUrl) =>
+        label.call({ backend: 'redis', redisUrl, redisDb: 0 }),
+      );
     });
     assert.deepEqual(labels, ['redis://10.0.0.5:6380', 'redis://10.0.0.5', 'rediss://cache.example.net']);
 
@@ -348,7 +379,19 @@ describe('cache-store dialog: the Redis backend', () => {
     await closeTrays(page);
     await importNodes(page, [
       { id: 'e2eLegacyStore', type: 'cache-store', name: 'legacy store', path: 'legacy.sqlite', scope: 'flow' },
-      { id: ids.legacyGet, type: 'cache-get', z: tab, key: 'topic', keyType: 'msg', property: 'payload', defaultType: 'none', store: 'e2eLegacyStore', x: 540, y: 200, wires: [[], []] },
+      {
+        id: ids.legacyGet,
+        type: 'cache-get',
+        z: tab,
+        key: 'topic',
+        keyType: 'msg',
+        property: 'payload',
+        defaultType: 'none',
+        store: 'e2eLegacyStore',
+        x: 540,
+        y: 200,
+        wires: [[], []],
+      },
     ]);
     const [legacy] = (await stores(page)).filter((s) => s.id === 'e2eLegacyStore');
     assert.equal(legacy.valid, true, JSON.stringify(legacy.validationErrors));
@@ -370,9 +413,12 @@ describe('cache-store dialog: the Redis backend', () => {
       assert.deepEqual(await rawI18nKeys(config), []);
       assert.deepEqual(await formProblems(config, 'node-config-input', 'cache-store'), [], 'German labels fit');
       const labels = await config.evaluate((element: any) =>
-        [...element.querySelectorAll('.form-row')].filter((row: any) => row.offsetParent !== null).map((row: any) => (row.querySelector('label')?.textContent ?? '').trim()),
+        [...element.querySelectorAll('.form-row')]
+          .filter((row: any) => row.offsetParent !== null)
+          .map((row: any) => (row.querySelector('label')?.textContent ?? '').trim()),
       );
-      for (const label of ['Backend', 'Redis-URL', 'Datenbank', 'Präfix', 'Benutzer', 'Passwort']) assert.ok(labels.includes(label), `"${label}" in ${labels.join(' | ')}`);
+      for (const label of ['Backend', 'Redis-URL', 'Datenbank', 'Präfix', 'Benutzer', 'Passwort'])
+        assert.ok(labels.includes(label), `"${label}" in ${labels.join(' | ')}`);
       assert.match(((await page.locator('#node-config-redis-tip').textContent()) ?? '').replace(/\s+/g, ' '), /Redis setzt seine eigenen Grenzen/);
       await type(page, '#node-config-input-redisUrl', 'http://127.0.0.1:6379');
       await waitMarked(page, 'node-config-input-redisUrl', true);

@@ -55,7 +55,21 @@ function flows(upstreamPort: number): object[] {
     { id: z, type: 'tab', label: 'Kitchen' },
     { id: 'houseStore', type: 'cache-store', name: 'house', scope: 'shared', namespace: 'house' },
     inject('inMotion', 'kitchen motion', 'kitchen', 60, 'motionCount'),
-    { id: 'motionCount', type: 'counter', z, name: 'motion today', store: '', key: 'topic', keyType: 'msg', step: 1, initial: 0, resetEvery: 'day', x: 390, y: 60, wires: [[]] },
+    {
+      id: 'motionCount',
+      type: 'counter',
+      z,
+      name: 'motion today',
+      store: '',
+      key: 'topic',
+      keyType: 'msg',
+      step: 1,
+      initial: 0,
+      resetEvery: 'day',
+      x: 390,
+      y: 60,
+      wires: [[]],
+    },
     inject('inDoor', 'front door opened', 'front door', 120, 'doorGate'),
     {
       id: 'doorGate',
@@ -73,7 +87,22 @@ function flows(upstreamPort: number): object[] {
       wires: [[], []],
     },
     inject('inNote', 'visitor', 'last visitor', 180, 'noteSet'),
-    { id: 'noteSet', type: 'cache-set', z, name: 'remember visitor', store: 'houseStore', key: 'topic', keyType: 'msg', operation: 'set', value: 'payload', valueType: 'msg', ttl: 0, x: 400, y: 180, wires: [[]] },
+    {
+      id: 'noteSet',
+      type: 'cache-set',
+      z,
+      name: 'remember visitor',
+      store: 'houseStore',
+      key: 'topic',
+      keyType: 'msg',
+      operation: 'set',
+      value: 'payload',
+      valueType: 'msg',
+      ttl: 0,
+      x: 400,
+      y: 180,
+      wires: [[]],
+    },
     inject('inWeather', 'weather', 'weather', 240, 'weatherFetch'),
     {
       id: 'weatherFetch',
@@ -117,13 +146,10 @@ async function openTab(page: Page): Promise<void> {
 /** Waits until the key table shows the keys of `answer` (a keys request's response), in its order. */
 async function keysShown(page: Page, answer: Response): Promise<void> {
   const keys = ((await answer.json()) as { keys: { key: string }[] }).keys.map((k) => k.key);
-  await page.waitForFunction(
-    (wanted: string[]) => {
-      const rows = [...(globalThis as any).document.querySelectorAll('.flow-cache-sidebar tr.flow-cache-key')].map((r: any) => r.getAttribute('data-key'));
-      return JSON.stringify(rows) === JSON.stringify(wanted);
-    },
-    keys,
-  );
+  await page.waitForFunction((wanted: string[]) => {
+    const rows = [...(globalThis as any).document.querySelectorAll('.flow-cache-sidebar tr.flow-cache-key')].map((r: any) => r.getAttribute('data-key'));
+    return JSON.stringify(rows) === JSON.stringify(wanted);
+  }, keys);
 }
 
 async function refresh(page: Page): Promise<void> {
@@ -176,7 +202,9 @@ async function confirm(page: Page, expected: RegExp): Promise<void> {
 }
 
 async function selectedNamespace(page: Page): Promise<string> {
-  return sidebar(page).locator('.flow-cache-namespace').evaluate((s: any) => s.options[s.selectedIndex]?.text ?? '');
+  return sidebar(page)
+    .locator('.flow-cache-namespace')
+    .evaluate((s: any) => s.options[s.selectedIndex]?.text ?? '');
 }
 
 describe(`flow cache sidebar (Node-RED ${nodeRedLine === '5' ? '5' : '4.1'})`, () => {
@@ -234,7 +262,12 @@ describe(`flow cache sidebar (Node-RED ${nodeRedLine === '5' ? '5' : '4.1'})`, (
     const { page } = browser;
     await openTab(page);
     await sidebar(page).locator('.flow-cache-key').first().waitFor();
-    assert.equal(await sidebar(page).locator('.flow-cache-store').evaluate((s: any) => s.options[s.selectedIndex].text), 'default store');
+    assert.equal(
+      await sidebar(page)
+        .locator('.flow-cache-store')
+        .evaluate((s: any) => s.options[s.selectedIndex].text),
+      'default store',
+    );
     assert.match(await selectedNamespace(page), /^Kitchen \(flow\) · 2 keys$/);
     await filterKeys(page, 'kitch');
     assert.equal(await sidebar(page).locator('tr.flow-cache-key').count(), 1);
@@ -276,13 +309,17 @@ describe(`flow cache sidebar (Node-RED ${nodeRedLine === '5' ? '5' : '4.1'})`, (
     const { page } = browser;
     await filterKeys(page, '');
     await canvasNode(page, 'noteSet').click();
-    await page.waitForFunction(() => /^house \(shared\)/.test((globalThis as any).document.querySelector('.flow-cache-namespace').selectedOptions[0]?.text ?? ''));
+    await page.waitForFunction(() =>
+      /^house \(shared\)/.test((globalThis as any).document.querySelector('.flow-cache-namespace').selectedOptions[0]?.text ?? ''),
+    );
     await sidebar(page).locator('tr.flow-cache-key[data-key="last visitor"]').waitFor();
     const tray = await openDialog(page, 'motionCount');
     const link = tray.locator('.flow-cache-dialog-link a');
     assert.match((await link.textContent()) ?? '', /Show what this node stores/);
     await link.click();
-    await page.waitForFunction(() => /^Kitchen \(flow\)/.test((globalThis as any).document.querySelector('.flow-cache-namespace').selectedOptions[0]?.text ?? ''));
+    await page.waitForFunction(() =>
+      /^Kitchen \(flow\)/.test((globalThis as any).document.querySelector('.flow-cache-namespace').selectedOptions[0]?.text ?? ''),
+    );
     await closeTrays(page);
     await page.evaluate(() => (globalThis as any).RED.view.select({ nodes: [] }));
   });

@@ -161,11 +161,25 @@ describe(`the npm tarball installed into a fresh userDir (${variant})`, { timeou
       const packed = JSON.parse(await npm(process.execPath, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], root));
       tarball = path.join(work, packed[0].filename);
       fs.mkdirSync(userDir);
-      fs.writeFileSync(path.join(userDir, 'package.json'), JSON.stringify({ name: 'node-red-project', description: 'A Node-RED userDir', version: '0.0.1', private: true }, null, 2));
+      fs.writeFileSync(
+        path.join(userDir, 'package.json'),
+        JSON.stringify({ name: 'node-red-project', description: 'A Node-RED userDir', version: '0.0.1', private: true }, null, 2),
+      );
       // what Node-RED's palette manager runs
       installLog = await npm(
         node,
-        ['install', '--no-audit', '--no-update-notifier', '--no-fund', '--save', '--save-prefix=~', '--omit=dev', '--engine-strict', ...(ignoreScripts ? ['--ignore-scripts'] : []), tarball],
+        [
+          'install',
+          '--no-audit',
+          '--no-update-notifier',
+          '--no-fund',
+          '--save',
+          '--save-prefix=~',
+          '--omit=dev',
+          '--engine-strict',
+          ...(ignoreScripts ? ['--ignore-scripts'] : []),
+          tarball,
+        ],
         userDir,
       );
       upstream = await startUpstream();
@@ -251,10 +265,16 @@ describe(`the npm tarball installed into a fresh userDir (${variant})`, { timeou
     });
     await openEditor(page, nodeRed);
     assert.equal(await page.locator('#red-ui-loading-progress').isVisible(), false, 'the loading screen is gone');
-    assert.deepEqual(editorScript.length > 0 && editorScript.every((status) => status === 200 || status === 304), true, `editor script answers: ${editorScript}`);
+    assert.deepEqual(
+      editorScript.length > 0 && editorScript.every((status) => status === 200 || status === 304),
+      true,
+      `editor script answers: ${editorScript}`,
+    );
     const category = page.locator('#red-ui-palette-container-flow_cache');
     for (const type of FLOW_TYPES) assert.equal(await category.locator(`[data-palette-type="${type}"]`).isVisible(), true, `${type} in the palette`);
-    const registered = await page.evaluate(() => ['cache-store', 'cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'].filter((t) => (globalThis as any).RED.nodes.getType(t)));
+    const registered = await page.evaluate(() =>
+      ['cache-store', 'cache-get', 'cache-set', 'cooldown-gate', 'counter', 'ttl-fetch'].filter((t) => (globalThis as any).RED.nodes.getType(t)),
+    );
     assert.equal(registered.length, 6, `the editor knows ${registered}`);
     await screenshot(page, `install-${line}-${ignoreScripts ? 'ignore-scripts' : 'normal'}-editor`);
   });
@@ -268,7 +288,10 @@ describe(`the npm tarball installed into a fresh userDir (${variant})`, { timeou
     const ids: Record<string, string> = {};
     for (const [i, type] of FLOW_TYPES.entries()) {
       await page.locator(`[data-palette-type="${type}"]`).dragTo(chart, { targetPosition: { x: 260, y: 80 + i * 70 } });
-      const added = await page.evaluate((t: string) => (globalThis as any).RED.nodes.filterNodes({ type: t, z: (globalThis as any).RED.workspaces.active() }).map((n: any) => n.id), type);
+      const added = await page.evaluate(
+        (t: string) => (globalThis as any).RED.nodes.filterNodes({ type: t, z: (globalThis as any).RED.workspaces.active() }).map((n: any) => n.id),
+        type,
+      );
       assert.equal(added.length, 1, `${type} dropped on the canvas`);
       ids[type] = added[0];
     }

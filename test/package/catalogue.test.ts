@@ -102,7 +102,11 @@ function editorUses(ownSet: string, source: string, where = `nodes/${ownSet}.htm
   }
   const module = `(?:MODULE \\+ '|'${escapeRegExp(MODULE)})`;
   const helpers = [
-    ...[...source.matchAll(new RegExp(`function (\\w+)\\((\\w+)[^)]*\\)\\s*\\{\\s*return RED\\._\\(\\s*${module}/([a-z-]+):([A-Za-z0-9_.-]*)' \\+ (\\w+)\\b`, 'g'))]
+    ...[
+      ...source.matchAll(
+        new RegExp(`function (\\w+)\\((\\w+)[^)]*\\)\\s*\\{\\s*return RED\\._\\(\\s*${module}/([a-z-]+):([A-Za-z0-9_.-]*)' \\+ (\\w+)\\b`, 'g'),
+      ),
+    ]
       .filter((m) => m[2] === m[5])
       .map((m) => ({ name: m[1], set: m[3], prefix: m[4] })),
     ...[...source.matchAll(/function (\w+)\((\w+)[^)]*\)\s*\{\s*return FlowCacheEditor\.nodeText\(\s*'([a-z-]+)',\s*(\w+)\b/g)]
@@ -139,10 +143,13 @@ function runtimeUses(source: string, where: string): Use[] {
   for (const match of source.matchAll(new RegExp(`\\btext\\(\\s*\\w+,\\s*'([a-z-]+)',\\s*${ARGUMENT}`, 'g'))) {
     uses.push({ set: match[1], key: `${match[1]}.${match[2]}`, where });
   }
-  for (const match of source.matchAll(new RegExp(`\\bshared\\(\\s*${ARGUMENT}`, 'g'))) uses.push({ set: SHARED_SET, key: `${SHARED_RUNTIME}.${match[1]}`, where });
+  for (const match of source.matchAll(new RegExp(`\\bshared\\(\\s*${ARGUMENT}`, 'g')))
+    uses.push({ set: SHARED_SET, key: `${SHARED_RUNTIME}.${match[1]}`, where });
   const bound = [
     ...[...source.matchAll(/\b(\w+) = textsOf\(\s*\w+,\s*'([a-z-]+)'\)/g)].map((m) => [m[1], m[2]]),
-    ...[...source.matchAll(/function (\w+)\((\w+)[^)]*\)[^{]*\{\s*return text\(\s*\w+,\s*'([a-z-]+)',\s*(\w+)\b/g)].filter((m) => m[2] === m[4]).map((m) => [m[1], m[3]]),
+    ...[...source.matchAll(/function (\w+)\((\w+)[^)]*\)[^{]*\{\s*return text\(\s*\w+,\s*'([a-z-]+)',\s*(\w+)\b/g)]
+      .filter((m) => m[2] === m[4])
+      .map((m) => [m[1], m[3]]),
   ];
   for (const [name, set] of bound) {
     for (const match of source.matchAll(new RegExp(`(?<![.\\w])${name}\\(\\s*${ARGUMENT}`, 'g'))) uses.push({ set, key: `${set}.${match[1]}`, where });
@@ -376,10 +383,21 @@ describe('message catalogues', () => {
       runtimeUses(runtime, 'test')
         .map((u) => `${u.set}:${u.key}`)
         .sort(),
-      ['cache-get:cache-get.status.hit', 'cache-store:cache-store.errors.scope', 'cache-store:cache-store.runtime.keyEmpty', 'ttl-fetch:ttl-fetch.errors.url'].sort(),
+      [
+        'cache-get:cache-get.status.hit',
+        'cache-store:cache-store.errors.scope',
+        'cache-store:cache-store.runtime.keyEmpty',
+        'ttl-fetch:ttl-fetch.errors.url',
+      ].sort(),
     );
     const literals = runtimeLiterals(
-      ["throw new StoreIOError('create', file);", 'const detail = { text: `io.$', '{action}` };', 'const key = `store.$', "{detail.text}`; tf(a ? 'errors.x' : 'errors.y');"].join(''),
+      [
+        "throw new StoreIOError('create', file);",
+        'const detail = { text: `io.$',
+        '{action}` };',
+        'const key = `store.$',
+        "{detail.text}`; tf(a ? 'errors.x' : 'errors.y');",
+      ].join(''),
     );
     assert.equal(runtimeReferenced('cache-store.store.io.create', literals), true, 'a key an error carries counts as used');
     assert.equal(runtimeReferenced('cache-store.store.io.delete', literals), false);

@@ -15,7 +15,12 @@ function filesUnder(dir: string): string[] {
   if (!fs.existsSync(full)) return [];
   return (fs.readdirSync(full, { recursive: true, withFileTypes: true }) as fs.Dirent[])
     .filter((entry) => entry.isFile())
-    .map((entry) => path.relative(root, path.join(entry.parentPath ?? (entry as any).path, entry.name)).split(path.sep).join('/'));
+    .map((entry) =>
+      path
+        .relative(root, path.join(entry.parentPath ?? (entry as any).path, entry.name))
+        .split(path.sep)
+        .join('/'),
+    );
 }
 
 /**
@@ -33,7 +38,18 @@ function expectedFiles(): string[] {
     .map((file) => `dist/${file}`);
   const icons = filesUnder('icons').map((file) => `dist/nodes/${file}`);
   const locales = filesUnder('locales').map((file) => `dist/nodes/${file}`);
-  return [...runtime, ...editor, ...icons, ...locales, ...filesUnder('resources'), ...filesUnder('examples'), 'context.js', 'README.md', 'LICENSE', 'package.json'].sort();
+  return [
+    ...runtime,
+    ...editor,
+    ...icons,
+    ...locales,
+    ...filesUnder('resources'),
+    ...filesUnder('examples'),
+    'context.js',
+    'README.md',
+    'LICENSE',
+    'package.json',
+  ].sort();
 }
 
 describe('the npm tarball', () => {
@@ -80,7 +96,11 @@ describe('the npm tarball', () => {
   });
 
   test('the shipped runtime requires only Node.js built-ins, its own shipped files and declared dependencies', () => {
-    const declared = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})]);
+    const declared = new Set([
+      ...Object.keys(pkg.dependencies ?? {}),
+      ...Object.keys(pkg.optionalDependencies ?? {}),
+      ...Object.keys(pkg.peerDependencies ?? {}),
+    ]);
     const builtins = new Set(builtinModules);
     const problems: string[] = [];
     for (const file of packed.filter((f) => f.endsWith('.js') && (f.startsWith('dist/') || !f.includes('/')))) {
@@ -89,7 +109,8 @@ describe('the npm tarball', () => {
         const spec = match[1];
         if (spec.startsWith('.')) {
           const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), spec));
-          if (![target, `${target}.js`, `${target}/index.js`].some((candidate) => packed.includes(candidate))) problems.push(`${file}: ${spec} is not in the tarball`);
+          if (![target, `${target}.js`, `${target}/index.js`].some((candidate) => packed.includes(candidate)))
+            problems.push(`${file}: ${spec} is not in the tarball`);
           continue;
         }
         if (spec.startsWith('node:') || builtins.has(spec)) continue;

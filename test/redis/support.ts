@@ -4,8 +4,8 @@
 // that read what the processes report.
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { createClient } from '@redis/client';
 import net, { type AddressInfo } from 'node:net';
+import { createClient } from '@redis/client';
 import { readyFlow } from '../admin/support';
 import { tempDir } from '../support/harness';
 import { endpointFlow, get, NodeRedProcess, type Reply, sendJson } from '../support/node-red-process';

@@ -10,7 +10,20 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eachLimited, get, NodeRedProcess, type Reply, userdir } from '../support/node-red-process';
 import { RedisServer } from '../support/redis-server';
-import { anonymousReply, arrived, deployFlows, escaped, keysByDatabase, ok, type RedisTarget, redisFlows, startNodeRed, statuses, until, Upstream } from './support';
+import {
+  anonymousReply,
+  arrived,
+  deployFlows,
+  escaped,
+  keysByDatabase,
+  ok,
+  type RedisTarget,
+  redisFlows,
+  startNodeRed,
+  statuses,
+  Upstream,
+  until,
+} from './support';
 
 const PASSWORD = 'r3dis-Pw-9fQ2xLk7';
 const TIMEOUT = 60_000;
@@ -59,13 +72,19 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
 
   it('1,000 concurrent counter increments split across both processes count to exactly 1,000, each count handed out once', { timeout: TIMEOUT }, async () => {
     const replies: Reply[] = new Array(1000);
-    await Promise.all(Array.from({ length: 1000 }, async (_, i) => {
-      replies[i] = await get(either(i).port, '/count?k=visits');
-    }));
+    await Promise.all(
+      Array.from({ length: 1000 }, async (_, i) => {
+        replies[i] = await get(either(i).port, '/count?k=visits');
+      }),
+    );
     const failed = replies.filter((r) => r.status !== 200);
     assert.deepStrictEqual(failed, [], 'every increment succeeds');
     const counts = replies.map((r) => Number(r.body)).sort((x, y) => x - y);
-    assert.deepStrictEqual(counts, Array.from({ length: 1000 }, (_, i) => i + 1), 'no count lost, none given twice');
+    assert.deepStrictEqual(
+      counts,
+      Array.from({ length: 1000 }, (_, i) => i + 1),
+      'no count lost, none given twice',
+    );
     assert.equal(await ok(a, '/peek?k=visits'), '1000');
     assert.equal(await ok(b, '/peek?k=visits'), '1000');
   });
@@ -79,7 +98,9 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     assert.equal(await ok(b, '/gate?k=front-door'), 'suppressed');
   });
 
-  it('50 concurrent ttl-fetch misses for one URL across both processes make one upstream request, and all 50 get its answer', { timeout: TIMEOUT }, async () => {
+  it('50 concurrent ttl-fetch misses for one URL across both processes make one upstream request, and all 50 get its answer', {
+    timeout: TIMEOUT,
+  }, async () => {
     const wanted = 'weather/today';
     const before = (await arrived(a)) + (await arrived(b));
     // the upstream holds its answer until every message has reached the ttl-fetch node: all 50 are misses then
@@ -102,7 +123,9 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     assert.equal(upstream.count(`/${wanted}`), 1);
   });
 
-  it('Redis killed mid-run: catchable errors, failOpen passes, status disconnected; restarted, everything works again without a redeploy', { timeout: 2 * TIMEOUT }, async () => {
+  it('Redis killed mid-run: catchable errors, failOpen passes, status disconnected; restarted, everything works again without a redeploy', {
+    timeout: 2 * TIMEOUT,
+  }, async () => {
     // a steady stream through the counter, the fail-open gate and ttl-fetch in both processes
     let done = 0;
     let killed: Promise<void> | undefined;
@@ -150,11 +173,17 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     for (const proc of [a, b]) await until(proc, async () => !/disconnected/i.test((await statuses(proc)).set1 ?? ''));
     for (const proc of [a, b]) await until(proc, async () => (await get(proc.port, '/peek?k=after')).status === 200);
     const counts = await Promise.all(Array.from({ length: 100 }, (_, i) => ok(either(i), '/count?k=after')));
-    assert.deepStrictEqual(counts.map(Number).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1));
+    assert.deepStrictEqual(
+      counts.map(Number).sort((x, y) => x - y),
+      Array.from({ length: 100 }, (_, i) => i + 1),
+    );
     // reconnected into the flows' database, not the server's default one
     const keys = await keysByDatabase(server.url, PASSWORD, 'nr-test:', [0, DATABASE]);
     assert.deepStrictEqual(keys[0], []);
-    assert.ok(keys[DATABASE].some((key) => key.endsWith(':counter:after')), keys[DATABASE].join('\n'));
+    assert.ok(
+      keys[DATABASE].some((key) => key.endsWith(':counter:after')),
+      keys[DATABASE].join('\n'),
+    );
     const gates = await Promise.all(Array.from({ length: 20 }, (_, i) => ok(either(i), '/gate?k=after')));
     assert.equal(gates.filter((g) => g === 'passed').length, 1);
     const fetched = JSON.parse(await ok(a, '/fetch?p=after')) as { body: { n: number }; hit: boolean };
@@ -176,7 +205,9 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     }
   });
 
-  it('Redis stops answering (SIGSTOP, the connection stays up): messages fail with catchable errors after the command timeout instead of waiting forever; it goes on: everything works', { timeout: TIMEOUT }, async () => {
+  it('Redis stops answering (SIGSTOP, the connection stays up): messages fail with catchable errors after the command timeout instead of waiting forever; it goes on: everything works', {
+    timeout: TIMEOUT,
+  }, async () => {
     server.pause();
     try {
       // sent while nothing answers: each ends (5 s, the command timeout), none hangs
@@ -202,7 +233,10 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     }
     for (const proc of [a, b]) await until(proc, async () => (await get(proc.port, '/peek?k=resumed')).status === 200);
     const counts = await Promise.all(Array.from({ length: 20 }, (_, i) => ok(either(i), '/count?k=resumed')));
-    assert.deepStrictEqual(counts.map(Number).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepStrictEqual(
+      counts.map(Number).sort((x, y) => x - y),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     for (const proc of [a, b]) {
       await until(proc, async () => !/disconnected/i.test((await statuses(proc)).count1 ?? ''));
       assert.deepStrictEqual(escaped(proc.log), []);
@@ -226,7 +260,10 @@ describe(`two Node-RED processes on one Redis (Node-RED line ${process.env.NODE_
     await late.start();
     for (const proc of [a, b]) await until(proc, async () => (await get(proc.port, '/peek?k=late')).status === 200);
     const counts = await Promise.all(Array.from({ length: 50 }, (_, i) => ok(either(i), '/count?k=late')));
-    assert.deepStrictEqual(counts.map(Number).sort((x, y) => x - y), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepStrictEqual(
+      counts.map(Number).sort((x, y) => x - y),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
     for (const proc of [a, b]) assert.deepStrictEqual(escaped(proc.log), []);
   });
 

@@ -54,9 +54,19 @@ describe('the context store in Node-RED', () => {
     await proc.kill();
   });
 
-  it('keeps the context of nodes inside a subflow across restarts, and drops a removed node’s context at the deploy that removes it', { timeout: TIMEOUT }, async () => {
+  it('keeps the context of nodes inside a subflow across restarts, and drops a removed node’s context at the deploy that removes it', {
+    timeout: TIMEOUT,
+  }, async () => {
     const subflow = [
-      { id: 'sf1', type: 'subflow', name: 'counting subflow', info: '', env: [], in: [{ x: 0, y: 0, wires: [{ id: 'sfFn' }] }], out: [{ x: 0, y: 0, wires: [{ id: 'sfFn', port: 0 }] }] },
+      {
+        id: 'sf1',
+        type: 'subflow',
+        name: 'counting subflow',
+        info: '',
+        env: [],
+        in: [{ x: 0, y: 0, wires: [{ id: 'sfFn' }] }],
+        out: [{ x: 0, y: 0, wires: [{ id: 'sfFn', port: 0 }] }],
+      },
       {
         id: 'sfFn',
         type: 'function',
@@ -90,9 +100,15 @@ describe('the context store in Node-RED', () => {
     await proc.start(); // Node-RED cleans context at every start: the subflow's node and flow context stay
     assert.equal(await ok(proc, '/sub'), '3');
     assert.ok((await scopesOnDisk()).has('context:remember:ctx'));
-    const deploy = await sendJson(proc.port, 'POST', '/flows', flows.filter((node) => (node as { id: string }).id !== 'remember'), {
-      'Node-RED-Deployment-Type': 'full',
-    });
+    const deploy = await sendJson(
+      proc.port,
+      'POST',
+      '/flows',
+      flows.filter((node) => (node as { id: string }).id !== 'remember'),
+      {
+        'Node-RED-Deployment-Type': 'full',
+      },
+    );
     assert.ok(deploy.status === 204 || deploy.status === 200, `${deploy.status} ${deploy.body}`);
     await proc.kill('SIGTERM');
     const scopes = await scopesOnDisk();
@@ -103,7 +119,18 @@ describe('the context store in Node-RED', () => {
   it('keeps context in the cache’s own file when config.path names it: counters and context survive a SIGKILL together', { timeout: TIMEOUT }, async () => {
     const counter = [
       { id: 'countIn', type: 'http in', z: CONTEXT_TAB, url: '/count', method: 'get', wires: [['count1']] },
-      { id: 'count1', type: 'counter', z: CONTEXT_TAB, store: '', key: 'req.query.k', keyType: 'msg', step: 1, initial: 0, resetEvery: 'never', wires: [['reply']] },
+      {
+        id: 'count1',
+        type: 'counter',
+        z: CONTEXT_TAB,
+        store: '',
+        key: 'req.query.k',
+        keyType: 'msg',
+        step: 1,
+        initial: 0,
+        resetEvery: 'never',
+        wires: [['reply']],
+      },
     ];
     const proc = await contextNodeRed('ctx-shared-', contextFlow(counter), flowCacheContext({ path: 'flow-cache/cache.sqlite' }));
     await proc.start();

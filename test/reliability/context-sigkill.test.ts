@@ -105,7 +105,9 @@ describe('context store: SIGKILL in the middle of bursts of flow.set, then a res
     await proc.kill();
   });
 
-  it(`synchronous (flow.set(k, v)): every count acknowledged ${SYNC_COMMIT_BOUND_MS} ms before a kill survives it, ×5; a kill ${SYNC_COMMIT_BOUND_MS} ms after the last set loses nothing`, { timeout: TIMEOUT }, async (t) => {
+  it(`synchronous (flow.set(k, v)): every count acknowledged ${SYNC_COMMIT_BOUND_MS} ms before a kill survives it, ×5; a kill ${SYNC_COMMIT_BOUND_MS} ms after the last set loses nothing`, {
+    timeout: TIMEOUT,
+  }, async (t) => {
     const proc = await contextNodeRed('ctx-sync-', contextFlow(), flowCacheContext());
     let floor = 0; // the count that must survive: acknowledged at least the bound before the kill
     let highest = 0;

@@ -110,9 +110,13 @@ export function contextFlow(extra: object[] = []): object[] {
       'reply',
     ),
     { id: 'readIn', type: 'http in', z: TAB, url: '/read', method: 'get', wires: [['read']] },
-    fn('read', "const v = flow.get(msg.req.query.k);\nmsg.payload = JSON.stringify(v === undefined ? 0 : v);\nreturn msg;", 'reply'),
+    fn('read', 'const v = flow.get(msg.req.query.k);\nmsg.payload = JSON.stringify(v === undefined ? 0 : v);\nreturn msg;', 'reply'),
     { id: 'rememberIn', type: 'http in', z: TAB, url: '/remember', method: 'get', wires: [['remember']] },
-    fn('remember', "context.set('last', msg.req.query.v);\nglobal.set('g', { v: msg.req.query.v, at: new Date(0) });\nmsg.payload = 'ok';\nreturn msg;", 'reply'),
+    fn(
+      'remember',
+      "context.set('last', msg.req.query.v);\nglobal.set('g', { v: msg.req.query.v, at: new Date(0) });\nmsg.payload = 'ok';\nreturn msg;",
+      'reply',
+    ),
     { id: 'catchAll', type: 'catch', z: TAB, scope: null, uncaught: false, wires: [['failed']] },
     {
       id: 'failed',

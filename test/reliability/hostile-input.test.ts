@@ -205,7 +205,9 @@ const badKey = fc.oneof(
 const anyKey = fc.oneof({ weight: 3, arbitrary: validKey }, { weight: 1, arbitrary: badKey });
 
 function isValidKey(key: unknown): key is string {
-  return typeof key === 'string' && key.length > 0 && key.length <= MAX_KEY && !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(key);
+  return (
+    typeof key === 'string' && key.length > 0 && key.length <= MAX_KEY && !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(key)
+  );
 }
 
 /** An object with the given own properties, set as data (so "__proto__" is a key, not the prototype). */
@@ -347,7 +349,18 @@ function flow(file: string, upstreamPort: number): object[] {
     { id: 'setMsg', type: 'cache-set', z, ...keyed('set'), operation: 'set', value: 'payload', valueType: 'msg', ttl: 0, wires: [['setOut']] },
     { id: 'getMsg', type: 'cache-get', z, ...keyed('set'), property: 'payload', defaultType: 'none', wires: [['getFound'], ['getMissing']] },
     { id: 'delMsg', type: 'cache-set', z, ...keyed('set'), operation: 'delete', wires: [['delOut']] },
-    { id: 'setTpl', type: 'cache-set', z, ...keyed('tpl'), key: 'item:{{topic}}', keyType: 'str', operation: 'set', value: 'payload', valueType: 'msg', wires: [['tplOut']] },
+    {
+      id: 'setTpl',
+      type: 'cache-set',
+      z,
+      ...keyed('tpl'),
+      key: 'item:{{topic}}',
+      keyType: 'str',
+      operation: 'set',
+      value: 'payload',
+      valueType: 'msg',
+      wires: [['tplOut']],
+    },
     {
       id: 'gate1',
       type: 'cooldown-gate',
@@ -436,81 +449,79 @@ describe('hostile input: thousands of random messages into every node', () => {
       advance: fc.integer({ min: 0, max: 5_000 }),
     });
 
-    await check(
-      batch, async ({ sets, gets, deletes, advance }) => {
-        clock.advance(advance);
-        // 1. writes, all at once
-        const sent = sets.map((s) => ({ s, id: ledger.send('setMsg', message({ topic: s.topic, payload: s.payload.value, ttl: s.ttl }, s.extra)) }));
-        const setResults = await ledger.settle(
-          sent.map((x) => x.id),
-          () => 1,
-        );
-        for (const { s, id } of sent) {
-          const track = setResults.get(id)!;
-          const ttl = s.ttl === undefined ? 0 : finite(s.ttl);
-          const expiresAt = ttl ? clock.ms + Math.round(ttl * 1000) : null;
-          const ttlOk = ttl !== undefined && ttl >= 0 && (expiresAt === null || expiresAt <= 8.64e15);
-          const what = `cache-set topic=${show(s.topic)} ttl=${show(s.ttl)} (${s.payload.category})`;
-          if (!isValidKey(s.topic) || !ttlOk || s.payload.category === 'bad') {
-            assertOurError(track, what);
-            continue;
-          }
-          if (s.payload.category === 'unknown') {
-            if (track.error === undefined) model.set(s.topic, 'unknown');
-            else assert.match(track.error, OUR_ERRORS, what);
-            continue;
-          }
-          assertCompleted(track, what);
-          assert.equal(track.outputs.length, 1);
-          assert.equal((track.outputs[0].msg.cache as { key: string }).key, s.topic);
-          model.set(s.topic, { value: s.payload.value, expiresAt });
+    await check(batch, async ({ sets, gets, deletes, advance }) => {
+      clock.advance(advance);
+      // 1. writes, all at once
+      const sent = sets.map((s) => ({ s, id: ledger.send('setMsg', message({ topic: s.topic, payload: s.payload.value, ttl: s.ttl }, s.extra)) }));
+      const setResults = await ledger.settle(
+        sent.map((x) => x.id),
+        () => 1,
+      );
+      for (const { s, id } of sent) {
+        const track = setResults.get(id)!;
+        const ttl = s.ttl === undefined ? 0 : finite(s.ttl);
+        const expiresAt = ttl ? clock.ms + Math.round(ttl * 1000) : null;
+        const ttlOk = ttl !== undefined && ttl >= 0 && (expiresAt === null || expiresAt <= 8.64e15);
+        const what = `cache-set topic=${show(s.topic)} ttl=${show(s.ttl)} (${s.payload.category})`;
+        if (!isValidKey(s.topic) || !ttlOk || s.payload.category === 'bad') {
+          assertOurError(track, what);
+          continue;
         }
+        if (s.payload.category === 'unknown') {
+          if (track.error === undefined) model.set(s.topic, 'unknown');
+          else assert.match(track.error, OUR_ERRORS, what);
+          continue;
+        }
+        assertCompleted(track, what);
+        assert.equal(track.outputs.length, 1);
+        assert.equal((track.outputs[0].msg.cache as { key: string }).key, s.topic);
+        model.set(s.topic, { value: s.payload.value, expiresAt });
+      }
 
-        // 2. reads of every key the model knows, plus hostile ones
-        const keys: unknown[] = [...model.keys(), ...gets];
-        const reads = keys.map((key) => ({ key, id: ledger.send('getMsg', message({ topic: key })) }));
-        const readResults = await ledger.settle(
-          reads.map((r) => r.id),
-          () => 1,
-        );
-        for (const { key, id } of reads) {
-          const track = readResults.get(id)!;
-          const what = `cache-get topic=${show(key)}`;
-          if (!isValidKey(key)) {
-            assertOurError(track, what);
-            continue;
-          }
-          assertCompleted(track, what);
-          assert.equal(track.outputs.length, 1);
-          const known = model.get(key);
-          const expected = live(known);
-          if (expected === undefined) continue;
-          const [out] = track.outputs;
-          assert.equal(out.port, expected ? 'getFound' : 'getMissing', `${what}: expected ${expected ? 'a hit' : 'a miss'}`);
-          if (expected) assert.deepStrictEqual(out.msg.payload, (known as { value: unknown }).value, what);
+      // 2. reads of every key the model knows, plus hostile ones
+      const keys: unknown[] = [...model.keys(), ...gets];
+      const reads = keys.map((key) => ({ key, id: ledger.send('getMsg', message({ topic: key })) }));
+      const readResults = await ledger.settle(
+        reads.map((r) => r.id),
+        () => 1,
+      );
+      for (const { key, id } of reads) {
+        const track = readResults.get(id)!;
+        const what = `cache-get topic=${show(key)}`;
+        if (!isValidKey(key)) {
+          assertOurError(track, what);
+          continue;
         }
+        assertCompleted(track, what);
+        assert.equal(track.outputs.length, 1);
+        const known = model.get(key);
+        const expected = live(known);
+        if (expected === undefined) continue;
+        const [out] = track.outputs;
+        assert.equal(out.port, expected ? 'getFound' : 'getMissing', `${what}: expected ${expected ? 'a hit' : 'a miss'}`);
+        if (expected) assert.deepStrictEqual(out.msg.payload, (known as { value: unknown }).value, what);
+      }
 
-        // 3. deletes
-        const dels = deletes.map((key) => ({ key, id: ledger.send('delMsg', message({ topic: key })) }));
-        const delResults = await ledger.settle(
-          dels.map((d) => d.id),
-          () => 1,
-        );
-        for (const { key, id } of dels) {
-          const track = delResults.get(id)!;
-          const what = `delete topic=${show(key)}`;
-          if (!isValidKey(key)) {
-            assertOurError(track, what);
-            continue;
-          }
-          assertCompleted(track, what);
-          const existed = live(model.get(key));
-          if (existed !== undefined) assert.equal((track.outputs[0].msg.cache as { hit: boolean }).hit, existed, `${what}: hit`);
-          model.delete(key);
+      // 3. deletes
+      const dels = deletes.map((key) => ({ key, id: ledger.send('delMsg', message({ topic: key })) }));
+      const delResults = await ledger.settle(
+        dels.map((d) => d.id),
+        () => 1,
+      );
+      for (const { key, id } of dels) {
+        const track = delResults.get(id)!;
+        const what = `delete topic=${show(key)}`;
+        if (!isValidKey(key)) {
+          assertOurError(track, what);
+          continue;
         }
-        resetSpies();
-      },
-    );
+        assertCompleted(track, what);
+        const existed = live(model.get(key));
+        if (existed !== undefined) assert.equal((track.outputs[0].msg.cache as { hit: boolean }).hit, existed, `${what}: hit`);
+        model.delete(key);
+      }
+      resetSpies();
+    });
     ledger.assertAccounted();
     t.diagnostic(ledger.tally());
   });
@@ -518,7 +529,8 @@ describe('hostile input: thousands of random messages into every node', () => {
   it('cache-set with a {{topic}} key: placeholders take text, numbers and booleans only', { timeout: TIMEOUT }, async (t) => {
     const topic = fc.oneof(validKey, badKey, fc.integer(), fc.boolean(), fc.double());
     await check(
-      fc.array(fc.record({ topic, extra: extras }), { minLength: 10, maxLength: 30, size: 'max' }), async (msgs) => {
+      fc.array(fc.record({ topic, extra: extras }), { minLength: 10, maxLength: 30, size: 'max' }),
+      async (msgs) => {
         const sent = msgs.map((m) => ({ m, id: ledger.send('setTpl', message({ topic: m.topic, payload: 'value' }, m.extra)) }));
         const results = await ledger.settle(
           sent.map((x) => x.id),
@@ -547,14 +559,18 @@ describe('hostile input: thousands of random messages into every node', () => {
   it('cooldown-gate: passes, holds back or resets exactly as its cooldown says', { timeout: TIMEOUT }, async (t) => {
     if (!has('cooldown-gate')) return t.skip('cooldown-gate is not built');
     const lastPassed = new Map<string, number>();
-    const reset = fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(true, false, 'true', 1, {}, null) });
+    const reset = fc.oneof(
+      { weight: 5, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.constantFrom<unknown>(true, false, 'true', 1, {}, null) },
+    );
     const gateKey = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...KEY_POOL) }, { weight: 1, arbitrary: anyKey });
     const batch = fc.record({
       msgs: fc.array(fc.record({ topic: gateKey, reset, payload: anything, extra: extras }), { minLength: 10, maxLength: 30, size: 'max' }),
       advance: fc.integer({ min: 0, max: 2 * COOLDOWN_MS }),
     });
     await check(
-      batch, async ({ msgs, advance }) => {
+      batch,
+      async ({ msgs, advance }) => {
         clock.advance(advance);
         const expected: ('error' | 'reset' | 'gatePass' | 'gateHold')[] = [];
         for (const m of msgs) {
@@ -603,7 +619,8 @@ describe('hostile input: thousands of random messages into every node', () => {
     const count = fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: numberField });
     const msgArb = fc.record({ topic: countKey, increment: numberField, count, reset, extra: extras });
     await check(
-      fc.array(msgArb, { minLength: 10, maxLength: 30, size: 'max' }), async (msgs) => {
+      fc.array(msgArb, { minLength: 10, maxLength: 30, size: 'max' }),
+      async (msgs) => {
         const expected: (number | 'error')[] = [];
         const previous: (number | null)[] = [];
         for (const m of msgs) {
@@ -683,7 +700,8 @@ describe('hostile input: thousands of random messages into every node', () => {
     );
     const refresh = fc.oneof({ weight: 6, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom<unknown>(true, 'true', 1, {}) });
     await check(
-      fc.array(fc.record({ topic, url, refresh, extra: extras }), { minLength: 10, maxLength: 30, size: 'max' }), async (msgs) => {
+      fc.array(fc.record({ topic, url, refresh, extra: extras }), { minLength: 10, maxLength: 30, size: 'max' }),
+      async (msgs) => {
         const expected = msgs.map((m): string | 'error' | 'either' => {
           let target: string;
           if (m.url !== undefined && m.url !== null && m.url !== '') {

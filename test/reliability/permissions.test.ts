@@ -67,7 +67,10 @@ describe('a database directory the Node-RED user cannot write', () => {
     const write = await get(proc.port, '/set?k=sensor.window&v=closed');
     assertError(write, 'cache-set on a read-only database', /cache database/);
     const read = await get(proc.port, '/get?k=sensor.door');
-    assert.ok(read.status === 200 ? read.body === 'open' : read.status === 500, `a read gives the stored value or an error, never a miss: ${read.status} ${read.body}`);
+    assert.ok(
+      read.status === 200 ? read.body === 'open' : read.status === 500,
+      `a read gives the stored value or an error, never a miss: ${read.status} ${read.body}`,
+    );
     assertError(await get(proc.port, '/count?k=visits'), 'counter on a read-only database', /cache database/);
     assert.equal(proc.alive, true);
 

@@ -114,7 +114,10 @@ describe('two processes and one database file', () => {
       const opened = children.filter((_, i) => results[i].code === 0).map((c) => `pid-${c.pid}`);
       if (opened.length === 0) failures.push(`round ${round}: both were refused: ${results.map((r) => r.stderr.trim()).join(' / ')}`);
       // whoever had the file wrote to it, and nothing it wrote was moved aside by the other
-      assert.deepStrictEqual(fs.readdirSync(path.dirname(file)).filter((name) => name.includes('.corrupt-')), []);
+      assert.deepStrictEqual(
+        fs.readdirSync(path.dirname(file)).filter((name) => name.includes('.corrupt-')),
+        [],
+      );
       const store = await Store.open(file, { sweepInterval: 0 });
       assert.deepStrictEqual((await store.keys('child')).sort(), opened.sort(), `round ${round}`);
       await store.close();

@@ -260,7 +260,9 @@ describe('full redeploys of a deferred store while requests keep coming', () => 
     await load.stop();
 
     const stored = await get(proc.port, `/big?k=big&n=${BIG_VALUE}`);
-    t.diagnostic(`${load.ok} increments answered around the deploys; after 1 MB again: ${stillSmall.status}; after 8 MB: ${stored.status} ${stored.body.slice(0, 80)}`);
+    t.diagnostic(
+      `${load.ok} increments answered around the deploys; after 1 MB again: ${stillSmall.status}; after 8 MB: ${stored.status} ${stored.body.slice(0, 80)}`,
+    );
     assert.equal(stillSmall.status, 500, `the 1 MB limit deployed second must apply: ${stillSmall.body}`);
     assert.equal(stored.status, 200, `the 8 MB limit deployed last must apply: ${stored.body}`);
     assert.equal(stored.body, 'stored');

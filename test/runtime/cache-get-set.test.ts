@@ -14,9 +14,31 @@ function getSetFlow(file: string, tab = 'tab1', extraStore: object = {}) {
   return [
     { id: tab, type: 'tab', label: 'Flow 1' },
     storeConfig(file, extraStore),
-    { id: 'cacheSet', type: 'cache-set', z: tab, store: 'store', key: 'topic', keyType: 'msg', operation: 'set', value: 'payload', valueType: 'msg', ttl: 0, wires: [['setOut']] },
+    {
+      id: 'cacheSet',
+      type: 'cache-set',
+      z: tab,
+      store: 'store',
+      key: 'topic',
+      keyType: 'msg',
+      operation: 'set',
+      value: 'payload',
+      valueType: 'msg',
+      ttl: 0,
+      wires: [['setOut']],
+    },
     { id: 'setOut', type: 'helper', z: tab },
-    { id: 'cacheGet', type: 'cache-get', z: tab, store: 'store', key: 'topic', keyType: 'msg', property: 'payload', defaultType: 'none', wires: [['found'], ['missing']] },
+    {
+      id: 'cacheGet',
+      type: 'cache-get',
+      z: tab,
+      store: 'store',
+      key: 'topic',
+      keyType: 'msg',
+      property: 'payload',
+      defaultType: 'none',
+      wires: [['found'], ['missing']],
+    },
     { id: 'found', type: 'helper', z: tab },
     { id: 'missing', type: 'helper', z: tab },
     { id: 'cacheDel', type: 'cache-set', z: tab, store: 'store', key: 'topic', keyType: 'msg', operation: 'delete', wires: [['delOut']] },
@@ -53,7 +75,18 @@ describe('cache-get and cache-set', () => {
 
   it('sends a missing key to the second output, or the default on the first', async () => {
     const flow = getSetFlow(files.file);
-    flow.push({ id: 'cacheGetDefault', type: 'cache-get', z: 'tab1', store: 'store', key: 'topic', keyType: 'msg', property: 'value', default: '7', defaultType: 'num', wires: [['found'], ['missing']] } as never);
+    flow.push({
+      id: 'cacheGetDefault',
+      type: 'cache-get',
+      z: 'tab1',
+      store: 'store',
+      key: 'topic',
+      keyType: 'msg',
+      property: 'value',
+      default: '7',
+      defaultType: 'num',
+      wires: [['found'], ['missing']],
+    } as never);
     await helper.load(nodes, flow);
     const missing = collect('missing');
     const found = collect('found');

@@ -66,12 +66,23 @@ function gateFlow(file: string, gate: object = {}, store: object = {}) {
 
 /** The gate's three outputs, the Catch node and the Complete node. */
 function outputs() {
-  return { passed: collect('passed'), suppressed: collect('suppressed'), summaries: collect('summaries'), caught: collect('caught'), completed: collect('completed') };
+  return {
+    passed: collect('passed'),
+    suppressed: collect('suppressed'),
+    summaries: collect('summaries'),
+    caught: collect('caught'),
+    completed: collect('completed'),
+  };
 }
 
 /** An example flow as shipped, its debug nodes replaced by helper nodes of the same id; `byName` finds a node's id. */
 function example(file: string) {
-  const flow = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'examples', 'cooldown-gate', file), 'utf8')) as { id: string; type: string; z?: string; name?: string }[];
+  const flow = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'examples', 'cooldown-gate', file), 'utf8')) as {
+    id: string;
+    type: string;
+    z?: string;
+    name?: string;
+  }[];
   const byName = (name: string) => {
     const found = flow.filter((n) => n.name === name);
     assert.equal(found.length, 1, `the example has one node named "${name}"`);
@@ -369,7 +380,11 @@ describe('cooldown-gate options', () => {
       const gate = node('gate1');
       clock.advance(30 * SECOND);
       // (the test helper's setFlows waits for an event a deploy of changed nodes only may send before it listens)
-      await (helper as unknown as { _redNodes: { setFlows(flow: object[], credentials: object, type: string): Promise<unknown> } })._redNodes.setFlows(flow('second'), {}, 'nodes');
+      await (helper as unknown as { _redNodes: { setFlows(flow: object[], credentials: object, type: string): Promise<unknown> } })._redNodes.setFlows(
+        flow('second'),
+        {},
+        'nodes',
+      );
       assert.equal(node('gate1'), gate, 'the gate kept running');
       const out = outputs();
       await sendInTurn(out, { topic: 'leak' });
@@ -422,7 +437,11 @@ describe('cooldown-gate options', () => {
     it('compares the configured property, an absent one as a value of its own', async () => {
       await helper.load(nodes, gateFlow(files.file, { onlyOnChange: true, changeProperty: 'data.new_state.state', cooldown: 1, cooldownUnits: 'seconds' }));
       const out = outputs();
-      const event = (state: string, changed: string) => ({ topic: 'binary_sensor.door', payload: state, data: { new_state: { state, last_changed: changed } } });
+      const event = (state: string, changed: string) => ({
+        topic: 'binary_sensor.door',
+        payload: state,
+        data: { new_state: { state, last_changed: changed } },
+      });
       await sendInTurn(out, event('on', 't1'));
       clock.advance(MINUTE);
       await sendInTurn(out, { ...event('on', 't2'), payload: 'something else' }, { topic: 'binary_sensor.door' });
@@ -612,7 +631,11 @@ describe('cooldown-gate options', () => {
     ['a sliding limit over 1000', { limit: 1001 }, /limit must be a whole number from 1 to 1000, got 1001/],
     ['an unknown period', { period: 'year' }, /period must be sliding, day, week or month, got "year"/],
     ['a negative start-up quiet time', { startupQuiet: -1 }, /start-up quiet time must be a number of seconds from 0 to 86400, got -1/],
-    ['a malformed change property', { onlyOnChange: true, changeProperty: 'data..state' }, /the property compared for changes must be a msg property such as payload, got "data\.\.state"/],
+    [
+      'a malformed change property',
+      { onlyOnChange: true, changeProperty: 'data..state' },
+      /the property compared for changes must be a msg property such as payload, got "data\.\.state"/,
+    ],
     ['a summary flag that is no flag', { summary: 'maybe' }, /summary must be true or false, got "maybe"/],
   ] as const) {
     it(`rejects ${what} in the configuration on every message`, async () => {

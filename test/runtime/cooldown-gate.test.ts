@@ -216,7 +216,17 @@ describe('cooldown-gate', () => {
   it('stores the last pass with the cooldown as its TTL', async () => {
     const flow = [
       ...gateFlow(files.file, { cooldown: 90, cooldownUnits: 'seconds' }),
-      { id: 'reader', type: 'cache-get', z: 'tab1', store: 'store1', key: 'cooldown:{{topic}}', keyType: 'str', property: 'payload', defaultType: 'none', wires: [['found'], ['missing']] },
+      {
+        id: 'reader',
+        type: 'cache-get',
+        z: 'tab1',
+        store: 'store1',
+        key: 'cooldown:{{topic}}',
+        keyType: 'str',
+        property: 'payload',
+        defaultType: 'none',
+        wires: [['found'], ['missing']],
+      },
       { id: 'found', type: 'helper', z: 'tab1' },
       { id: 'missing', type: 'helper', z: 'tab1' },
     ];
@@ -237,9 +247,30 @@ describe('cooldown-gate', () => {
   it('does not touch a value cache-set stored under the same key', async () => {
     const flow = [
       ...gateFlow(files.file),
-      { id: 'writer', type: 'cache-set', z: 'tab1', store: 'store1', key: 'topic', keyType: 'msg', operation: 'set', value: 'payload', valueType: 'msg', wires: [['written']] },
+      {
+        id: 'writer',
+        type: 'cache-set',
+        z: 'tab1',
+        store: 'store1',
+        key: 'topic',
+        keyType: 'msg',
+        operation: 'set',
+        value: 'payload',
+        valueType: 'msg',
+        wires: [['written']],
+      },
       { id: 'written', type: 'helper', z: 'tab1' },
-      { id: 'reader', type: 'cache-get', z: 'tab1', store: 'store1', key: 'topic', keyType: 'msg', property: 'payload', defaultType: 'none', wires: [['found'], []] },
+      {
+        id: 'reader',
+        type: 'cache-get',
+        z: 'tab1',
+        store: 'store1',
+        key: 'topic',
+        keyType: 'msg',
+        property: 'payload',
+        defaultType: 'none',
+        wires: [['found'], []],
+      },
       { id: 'found', type: 'helper', z: 'tab1' },
     ];
     await helper.load(nodes, flow);
@@ -285,7 +316,10 @@ describe('cooldown-gate', () => {
       reason: 'cooldown',
     });
     assert.equal(warnings('gate1').length, 1);
-    assert.match(warnings('gate1')[0], /binary_sensor\.kitchen_leak was armed 364 d 23 h ahead of the clock \(the clock was set back\); it holds for 4 h from now/);
+    assert.match(
+      warnings('gate1')[0],
+      /binary_sensor\.kitchen_leak was armed 364 d 23 h ahead of the clock \(the clock was set back\); it holds for 4 h from now/,
+    );
 
     clock.advance(4 * HOUR - 1);
     node('gate1').receive({ ...leak });
@@ -424,7 +458,9 @@ describe('cooldown-gate', () => {
   });
 
   it('runs the water-leak example flow as shipped', async () => {
-    const example = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'examples', 'cooldown-gate', 'water-leak-notification.json'), 'utf8')) as {
+    const example = JSON.parse(
+      fs.readFileSync(path.join(__dirname, '..', '..', '..', 'examples', 'cooldown-gate', 'water-leak-notification.json'), 'utf8'),
+    ) as {
       id: string;
       type: string;
       z?: string;

@@ -58,12 +58,46 @@ function counterFlow(file: string, counterExtra: object = {}, storeExtra: object
   return [
     { id: 'tab1', type: 'tab', label: 'Counters' },
     { id: 'store', type: 'cache-store', name: 'test store', path: file, scope: 'flow', ...storeExtra },
-    { id: 'counter1', type: 'counter', z: 'tab1', store: 'store', key: 'topic', keyType: 'msg', step: 1, initial: 0, resetEvery: 'never', wires: [['out']], ...counterExtra },
+    {
+      id: 'counter1',
+      type: 'counter',
+      z: 'tab1',
+      store: 'store',
+      key: 'topic',
+      keyType: 'msg',
+      step: 1,
+      initial: 0,
+      resetEvery: 'never',
+      wires: [['out']],
+      ...counterExtra,
+    },
     { id: 'out', type: 'helper', z: 'tab1' },
-    { id: 'reader', type: 'cache-get', z: 'tab1', store: 'store', key: 'topic', keyType: 'msg', property: 'payload', defaultType: 'none', wires: [['found'], ['missing']] },
+    {
+      id: 'reader',
+      type: 'cache-get',
+      z: 'tab1',
+      store: 'store',
+      key: 'topic',
+      keyType: 'msg',
+      property: 'payload',
+      defaultType: 'none',
+      wires: [['found'], ['missing']],
+    },
     { id: 'found', type: 'helper', z: 'tab1' },
     { id: 'missing', type: 'helper', z: 'tab1' },
-    { id: 'writer', type: 'cache-set', z: 'tab1', store: 'store', key: 'topic', keyType: 'msg', operation: 'set', value: 'payload', valueType: 'msg', ttl: 0, wires: [['written']] },
+    {
+      id: 'writer',
+      type: 'cache-set',
+      z: 'tab1',
+      store: 'store',
+      key: 'topic',
+      keyType: 'msg',
+      operation: 'set',
+      value: 'payload',
+      valueType: 'msg',
+      ttl: 0,
+      wires: [['written']],
+    },
     { id: 'written', type: 'helper', z: 'tab1' },
     ...catchAndComplete('tab1', ['counter1']),
   ];
@@ -492,7 +526,10 @@ describe('counter', () => {
 
   it('runs the motion counter example as shipped, and its count survives a restart', async () => {
     const { example, flow, byName } = exampleFlow('motion-counter.json');
-    assert.ok(example.every((n) => n.type === 'tab' || n.z === example[0].id), 'one tab');
+    assert.ok(
+      example.every((n) => n.type === 'tab' || n.z === example[0].id),
+      'one tab',
+    );
     assert.ok(example.find((n) => n.name === 'on start: show the count')?.once, 'shows the restored count at start-up');
     await helper.load(exampleNodes(), flow);
     let total = collect(byName('total motion events'));
@@ -517,7 +554,10 @@ describe('counter', () => {
 
   it('runs the daily counter example as shipped, starting over at midnight', async () => {
     const { example, flow, byName } = exampleFlow('daily-counter.json');
-    assert.ok(example.every((n) => n.type === 'tab' || n.z === example[0].id), 'one tab');
+    assert.ok(
+      example.every((n) => n.type === 'tab' || n.z === example[0].id),
+      'one tab',
+    );
     assert.equal((example.find((n) => n.name === 'presses today') as { resetEvery?: string }).resetEvery, 'day');
     await helper.load(exampleNodes(), flow);
     const text = collect(byName("today's count"));

@@ -516,7 +516,10 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
     const service = run.out('set input_number');
     for (let i = 0; i < 3; i++) run.send('motion: on', haEvent('binary_sensor.motion', 'on'));
     const msgs = await service.until(3);
-    assert.deepEqual(msgs.map((m) => m.payload as number).sort((a, b) => a - b), [1, 2, 3]);
+    assert.deepEqual(
+      msgs.map((m) => m.payload as number).sort((a, b) => a - b),
+      [1, 2, 3],
+    );
 
     await run.restart();
     run.send('motion: on', haEvent('binary_sensor.motion', 'on'));
@@ -666,8 +669,15 @@ describe('examples', () => {
       const tabs = flow.filter((n) => n.type === 'tab');
       assert.equal(tabs.length, 1, `${name} holds ${tabs.length} tab nodes`);
       const onOther = flow.filter((n) => n.z !== undefined && n.z !== tabs[0].id);
-      assert.deepEqual(onOther.map((n) => n.id), [], `${name}: nodes on another tab than its own`);
-      assert.ok(flow.some((n) => n.type === 'comment'), `${name} has no comment node`);
+      assert.deepEqual(
+        onOther.map((n) => n.id),
+        [],
+        `${name}: nodes on another tab than its own`,
+      );
+      assert.ok(
+        flow.some((n) => n.type === 'comment'),
+        `${name} has no comment node`,
+      );
       const ids = new Set<string>();
       for (const n of flow) {
         assert.ok(typeof n.id === 'string' && n.id !== '' && typeof n.type === 'string', `${name}: a node without id or type`);

@@ -29,9 +29,31 @@ function redisStore(id: string, settings: Record<string, unknown>): Record<strin
 /** A cache-set and a cache-get (suffix `n`) working on store `storeId`, each with a helper after it. */
 function setAndGet(storeId: string, n: string): Flow {
   return [
-    { id: `cacheSet${n}`, type: 'cache-set', z: TAB, store: storeId, key: 'topic', keyType: 'msg', operation: 'set', value: 'payload', valueType: 'msg', ttl: 0, wires: [[`setOut${n}`]] },
+    {
+      id: `cacheSet${n}`,
+      type: 'cache-set',
+      z: TAB,
+      store: storeId,
+      key: 'topic',
+      keyType: 'msg',
+      operation: 'set',
+      value: 'payload',
+      valueType: 'msg',
+      ttl: 0,
+      wires: [[`setOut${n}`]],
+    },
     { id: `setOut${n}`, type: 'helper', z: TAB },
-    { id: `cacheGet${n}`, type: 'cache-get', z: TAB, store: storeId, key: 'topic', keyType: 'msg', property: 'payload', defaultType: 'none', wires: [[`found${n}`], [`missing${n}`]] },
+    {
+      id: `cacheGet${n}`,
+      type: 'cache-get',
+      z: TAB,
+      store: storeId,
+      key: 'topic',
+      keyType: 'msg',
+      property: 'payload',
+      defaultType: 'none',
+      wires: [[`found${n}`], [`missing${n}`]],
+    },
     { id: `found${n}`, type: 'helper', z: TAB },
     { id: `missing${n}`, type: 'helper', z: TAB },
   ];
@@ -101,20 +123,60 @@ describe('cache-store with the Redis backend', () => {
     const CASES: { name: string; settings: Record<string, unknown>; reason: RegExp }[] = [
       { name: 'no URL', settings: { redisUrl: '' }, reason: /^a Redis store needs the server's URL, e\.g\. redis:\/\/127\.0\.0\.1:6379$/ },
       { name: 'only spaces as URL', settings: { redisUrl: '   ' }, reason: /^a Redis store needs the server's URL/ },
-      { name: 'not a URL', settings: { redisUrl: 'localhost 6379' }, reason: /^"localhost 6379" is not a Redis URL: give redis:\/\/host:port, or rediss:\/\/host:port for TLS$/ },
-      { name: 'http URL', settings: { redisUrl: 'http://127.0.0.1:6379' }, reason: /^a Redis URL starts with redis:\/\/ or rediss:\/\/ \(TLS\), not http:\/\/$/ },
-      { name: 'user and password in the URL', settings: { redisUrl: 'redis://admin:url-Secret-5512@127.0.0.1:6379' }, reason: /^no user or password in the Redis URL \(it is saved in the flow file\): use the Username and Password fields$/ },
+      {
+        name: 'not a URL',
+        settings: { redisUrl: 'localhost 6379' },
+        reason: /^"localhost 6379" is not a Redis URL: give redis:\/\/host:port, or rediss:\/\/host:port for TLS$/,
+      },
+      {
+        name: 'http URL',
+        settings: { redisUrl: 'http://127.0.0.1:6379' },
+        reason: /^a Redis URL starts with redis:\/\/ or rediss:\/\/ \(TLS\), not http:\/\/$/,
+      },
+      {
+        name: 'user and password in the URL',
+        settings: { redisUrl: 'redis://admin:url-Secret-5512@127.0.0.1:6379' },
+        reason: /^no user or password in the Redis URL \(it is saved in the flow file\): use the Username and Password fields$/,
+      },
       { name: 'password only in the URL', settings: { redisUrl: 'redis://:url-Secret-5512@127.0.0.1:6379' }, reason: /^no user or password in the Redis URL/ },
-      { name: 'database as a path', settings: { redisUrl: 'redis://127.0.0.1:6379/2' }, reason: /^a Redis URL holds only host and port, got "redis:\/\/127\.0\.0\.1:6379\/2": choose the database with the Database field$/ },
-      { name: 'a query', settings: { redisUrl: 'redis://127.0.0.1:6379?db=2' }, reason: /^a Redis URL holds only host and port, got "redis:\/\/127\.0\.0\.1:6379\?db=2"/ },
+      {
+        name: 'database as a path',
+        settings: { redisUrl: 'redis://127.0.0.1:6379/2' },
+        reason: /^a Redis URL holds only host and port, got "redis:\/\/127\.0\.0\.1:6379\/2": choose the database with the Database field$/,
+      },
+      {
+        name: 'a query',
+        settings: { redisUrl: 'redis://127.0.0.1:6379?db=2' },
+        reason: /^a Redis URL holds only host and port, got "redis:\/\/127\.0\.0\.1:6379\?db=2"/,
+      },
       { name: 'no host', settings: { redisUrl: 'redis://' }, reason: /^"redis:\/\/" is not a Redis URL/ },
-      { name: 'database over the limit', settings: { redisUrl: 'redis://127.0.0.1:6379', redisDb: '65536' }, reason: /^the Redis database must be a whole number from 0 to 65535, got "65536"$/ },
-      { name: 'negative database', settings: { redisUrl: 'redis://127.0.0.1:6379', redisDb: -1 }, reason: /^the Redis database must be a whole number from 0 to 65535, got "-1"$/ },
+      {
+        name: 'database over the limit',
+        settings: { redisUrl: 'redis://127.0.0.1:6379', redisDb: '65536' },
+        reason: /^the Redis database must be a whole number from 0 to 65535, got "65536"$/,
+      },
+      {
+        name: 'negative database',
+        settings: { redisUrl: 'redis://127.0.0.1:6379', redisDb: -1 },
+        reason: /^the Redis database must be a whole number from 0 to 65535, got "-1"$/,
+      },
       { name: 'fractional database', settings: { redisUrl: 'redis://127.0.0.1:6379', redisDb: '1.5' }, reason: /got "1\.5"$/ },
       { name: 'database as a word', settings: { redisUrl: 'redis://127.0.0.1:6379', redisDb: 'two' }, reason: /got "two"$/ },
-      { name: 'prefix with a line break', settings: { redisUrl: 'redis://127.0.0.1:6379', redisPrefix: 'flow\ncache:' }, reason: /^the key prefix may have at most 256 characters and no control characters$/ },
-      { name: 'prefix too long', settings: { redisUrl: 'redis://127.0.0.1:6379', redisPrefix: 'p'.repeat(257) }, reason: /^the key prefix may have at most 256 characters/ },
-      { name: 'unknown backend', settings: { backend: 'memcached', redisUrl: 'redis://127.0.0.1:6379' }, reason: /^backend must be "sqlite" or "redis", got "memcached"$/ },
+      {
+        name: 'prefix with a line break',
+        settings: { redisUrl: 'redis://127.0.0.1:6379', redisPrefix: 'flow\ncache:' },
+        reason: /^the key prefix may have at most 256 characters and no control characters$/,
+      },
+      {
+        name: 'prefix too long',
+        settings: { redisUrl: 'redis://127.0.0.1:6379', redisPrefix: 'p'.repeat(257) },
+        reason: /^the key prefix may have at most 256 characters/,
+      },
+      {
+        name: 'unknown backend',
+        settings: { backend: 'memcached', redisUrl: 'redis://127.0.0.1:6379' },
+        reason: /^backend must be "sqlite" or "redis", got "memcached"$/,
+      },
     ];
 
     it('each is refused at start with its reason, and nodes using the store fail every message with STORE_INVALID', async () => {
@@ -126,7 +188,10 @@ describe('cache-store with the Redis backend', () => {
         const reason = storeNode(`bad${i}`).configError;
         assert.match(reason ?? '(no error)', c.reason, c.name);
         // the log names the store and says why, once per store
-        assert.ok(logText().includes(`cache-store \\"store bad${i}\\": ${JSON.stringify(reason).slice(1, -1)}`), `${c.name}: logged (${logText().slice(0, 300)})`);
+        assert.ok(
+          logText().includes(`cache-store \\"store bad${i}\\": ${JSON.stringify(reason).slice(1, -1)}`),
+          `${c.name}: logged (${logText().slice(0, 300)})`,
+        );
         node(`cacheSet${i}`).receive({ topic: 'kitchen', payload: 21 });
         node(`cacheGet${i}`).receive({ topic: 'kitchen' });
       }
@@ -146,7 +211,11 @@ describe('cache-store with the Redis backend', () => {
         'nothing was written',
       );
       // a user or password written into the URL is never repeated, in the log, a status or an error
-      const shown = [logText(), ...CASES.flatMap((_c, i) => [statusText(`cacheSet${i}`), statusText(`cacheGet${i}`)]), JSON.stringify(errors.map((m) => m.error))].join('\n');
+      const shown = [
+        logText(),
+        ...CASES.flatMap((_c, i) => [statusText(`cacheSet${i}`), statusText(`cacheGet${i}`)]),
+        JSON.stringify(errors.map((m) => m.error)),
+      ].join('\n');
       assert.ok(!shown.includes('url-Secret-5512'), 'the password of the URL is shown somewhere');
     });
 

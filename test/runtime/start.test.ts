@@ -115,7 +115,9 @@ function launch(command: string, args: string[], options: { cwd: string; env: No
   child.stderr?.on('data', (d: Buffer) => {
     output += d.toString();
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, output: () => output, exited };
 }
 
@@ -158,7 +160,10 @@ describe('npm start', () => {
     const script = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
     assert.match(script, /^npm run build && node scripts\/start\.js$/, 'the start script this test reproduces');
     const dir = tempDir();
-    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'start-test', private: true, scripts: { start: script.replace('npm run build', 'node -e 0') } }));
+    fs.writeFileSync(
+      path.join(dir, 'package.json'),
+      JSON.stringify({ name: 'start-test', private: true, scripts: { start: script.replace('npm run build', 'node -e 0') } }),
+    );
     fs.symlinkSync(path.join(root, 'scripts'), path.join(dir, 'scripts'), 'dir');
     const port = await freePort();
     const npm = launch('npm', ['start', '--', '--port', String(port), '--userDir', path.join(dir, 'userdir')], { cwd: dir, env: env() });
@@ -186,7 +191,10 @@ describe('npm start', () => {
   it('scripts/start.js passes SIGTERM on and exits with Node-RED (exit code 0 after a clean stop)', async () => {
     const dir = tempDir();
     const port = await freePort();
-    const start = launch(process.execPath, [startScript, '--port', String(port), '--userDir', path.join(dir, 'userdir')], { cwd: dir, env: env({ PORT: '1' }) });
+    const start = launch(process.execPath, [startScript, '--port', String(port), '--userDir', path.join(dir, 'userdir')], {
+      cwd: dir,
+      env: env({ PORT: '1' }),
+    });
     const nodeRed = await nodeRedUp(start, port);
     start.child.kill('SIGTERM');
     const { code } = await start.exited;

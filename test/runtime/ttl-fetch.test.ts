@@ -77,7 +77,9 @@ async function startUpstream(): Promise<Upstream> {
         return;
       case '/account': // answers with the credential it was sent, as an API answers with the data of that account
         // (the name before the first '-' of the key: the key itself must not end up in the cached body)
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ account: String(req.headers['x-api-key'] ?? '').split('-')[0] || null, version }));
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ account: String(req.headers['x-api-key'] ?? '').split('-')[0] || null, version }));
         return;
       case '/redirect': {
         const to = url.searchParams.get('to') ?? '/weather?city=Redirected';
@@ -384,7 +386,10 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
     assert.equal(info(stale).stale, true);
     assert.deepEqual(stale.payload, { city: 'Berlin', version: 1 });
     // the exact reason depends on timing (connection refused, or a kept-alive socket found closed)
-    assert.ok(warnings('fetcher').some((w) => /\/weather failed: /.test(w)), warnings('fetcher').join('\n'));
+    assert.ok(
+      warnings('fetcher').some((w) => /\/weather failed: /.test(w)),
+      warnings('fetcher').join('\n'),
+    );
 
     node('fetcher').receive({ payload: 'Rome', statusCode: 200 });
     const [failed] = await caught.until(1);

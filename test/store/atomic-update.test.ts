@@ -31,7 +31,11 @@ for (const durability of DURABILITIES) {
       const results = await Promise.all(Array.from({ length: 1000 }, () => increment(store, 'n')));
       assert.equal((await store.get(NS, 'n'))?.value, 1005);
       const seen = results.map((r) => r.entry?.value as number).sort((a, b) => a - b);
-      assert.deepStrictEqual(seen, Array.from({ length: 1000 }, (_, i) => 6 + i), 'every caller saw its own step');
+      assert.deepStrictEqual(
+        seen,
+        Array.from({ length: 1000 }, (_, i) => 6 + i),
+        'every caller saw its own step',
+      );
       await store.close();
       store = await openStore(file, { durability });
       assert.equal((await store.get(NS, 'n'))?.value, 1005, 'the total is what was written to disk');

@@ -59,11 +59,7 @@ describe('a damaged database file', () => {
       return true;
     });
     assert.deepStrictEqual(fs.readFileSync(file), original, 'the file is unchanged, byte for byte');
-    assert.deepStrictEqual(
-      fs.readdirSync(path.dirname(file)),
-      before,
-      'nothing is moved aside or created beside it, not even a lock file',
-    );
+    assert.deepStrictEqual(fs.readdirSync(path.dirname(file)), before, 'nothing is moved aside or created beside it, not even a lock file');
   }
 
   it('of garbage bytes (not ours to judge) is refused and left untouched', async () => {
@@ -86,10 +82,7 @@ describe('a damaged database file', () => {
       await db.run("INSERT INTO states VALUES ('light.kitchen', 'on')");
     });
     await assertRefused(fs.readFileSync(file));
-    assert.deepStrictEqual(
-      await onDisk(file, (db) => db.all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")),
-      [{ name: 'states' }],
-    );
+    assert.deepStrictEqual(await onDisk(file, (db) => db.all("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")), [{ name: 'states' }]);
   });
 
   it('a database of another program that marked itself (application_id) is refused', async () => {

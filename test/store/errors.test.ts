@@ -35,7 +35,10 @@ for (const durability of DURABILITIES) {
       await assert.rejects(store.get(NS, 'k'), isClosed);
       await assert.rejects(store.get(NS, 'never-read'), isClosed);
       await assert.rejects(store.set(NS, 'k', 2), isClosed);
-      await assert.rejects(store.update(NS, 'k', () => ({ value: 3 })), isClosed);
+      await assert.rejects(
+        store.update(NS, 'k', () => ({ value: 3 })),
+        isClosed,
+      );
       await assert.rejects(store.delete(NS, 'k'), isClosed);
       await assert.rejects(store.clear(NS), isClosed);
       await assert.rejects(store.keys(NS), (error: unknown) => error instanceof CacheError);
@@ -47,7 +50,10 @@ for (const durability of DURABILITIES) {
       await store.flush();
       await onDisk(file, (db) => db.run('DROP TABLE keyv'));
       await assert.rejects(store.get(NS, 'not-cached'), (error: unknown) => isIO(error) && (error as Error).message.includes(file));
-      await assert.rejects(store.update(NS, 'counter', () => ({ value: 1 })), isIO);
+      await assert.rejects(
+        store.update(NS, 'counter', () => ({ value: 1 })),
+        isIO,
+      );
       await assert.rejects(store.clear(NS), isIO);
       await assert.rejects(store.keys(NS), isIO);
       if (durability === 'immediate') {
@@ -70,7 +76,10 @@ for (const durability of DURABILITIES) {
       if (durability === 'immediate') {
         await assert.rejects(store.set(NS, 'k', 'lost'), refused);
         assert.equal((await store.get(NS, 'k'))?.value, 'committed');
-        await assert.rejects(store.update(NS, 'k', () => ({ value: 'lost too' })), isIO);
+        await assert.rejects(
+          store.update(NS, 'k', () => ({ value: 'lost too' })),
+          isIO,
+        );
         assert.equal((await store.get(NS, 'k'))?.value, 'committed');
       } else {
         await store.set(NS, 'k', 'pending');
@@ -88,7 +97,10 @@ for (const durability of DURABILITIES) {
         await store.set(NS, 'k', 1);
         await onDisk(file, (db) => db.run('DROP TABLE keyv'));
         await store.close();
-        assert.ok(logger.errors.some((message) => /writes lost at close/.test(message)), logger.errors.join('\n'));
+        assert.ok(
+          logger.errors.some((message) => /writes lost at close/.test(message)),
+          logger.errors.join('\n'),
+        );
       });
     }
   });
@@ -104,7 +116,10 @@ describe('errors at open', () => {
 
   it('a path that is a directory fails to open with a clear error', async () => {
     const dir = freshDir();
-    await assert.rejects(Store.open(dir), (error: unknown) => error instanceof CacheError && error.code === 'STORE_FOREIGN_FILE' && error.message.includes(dir));
+    await assert.rejects(
+      Store.open(dir),
+      (error: unknown) => error instanceof CacheError && error.code === 'STORE_FOREIGN_FILE' && error.message.includes(dir),
+    );
   });
 
   it('invalid options are rejected before anything is created', async () => {

@@ -65,7 +65,10 @@ for (const durability of DURABILITIES) {
       store = await openStore(file, { durability, sizeLimitMb: ONE_MB, logger });
       await store.update(NS, 'counter:big', () => ({ value: kb(700), evictable: false }));
       await store.set(NS, 'cached', 'kept');
-      await assert.rejects(store.set(NS, 'answer', kb(400)), (error: unknown) => error instanceof CacheError && error.code === 'STORE_FULL' && /never evicted/.test(error.message));
+      await assert.rejects(
+        store.set(NS, 'answer', kb(400)),
+        (error: unknown) => error instanceof CacheError && error.code === 'STORE_FULL' && /never evicted/.test(error.message),
+      );
       await settled(store);
       assert.deepStrictEqual(await diskKeys(file, NS), ['cached', 'counter:big']);
     });
@@ -132,7 +135,8 @@ describe('a deferred store whose writes fail (a full disk)', () => {
   });
 
   /** Makes every write to the table fail the way a full disk does for the store: the statement aborts. */
-  const fillDisk = () => onDisk(file, (db) => db.run(`CREATE TRIGGER full_disk BEFORE INSERT ON keyv BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`));
+  const fillDisk = () =>
+    onDisk(file, (db) => db.run(`CREATE TRIGGER full_disk BEFORE INSERT ON keyv BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`));
   const freeDisk = () => onDisk(file, (db) => db.run('DROP TRIGGER full_disk'));
   const increment = () => store.update(NS, 'count', (current) => ({ value: ((current?.value as number) ?? 0) + 1, evictable: false }));
 
@@ -220,7 +224,9 @@ for (const durability of DURABILITIES) {
       clock.set(new Date(start).toISOString());
       await store.sweep();
       await store.close();
-      const rows = await onDisk(file, (db) => db.all<{ key: string; stored_at: number; expires_at: number | null; value: string }>('SELECT key, stored_at, expires_at, value FROM keyv ORDER BY key'));
+      const rows = await onDisk(file, (db) =>
+        db.all<{ key: string; stored_at: number; expires_at: number | null; value: string }>('SELECT key, stored_at, expires_at, value FROM keyv ORDER BY key'),
+      );
       for (const row of rows) {
         assert.equal(row.stored_at, start);
         assert.equal(JSON.parse(row.value).s, start);
@@ -231,7 +237,11 @@ for (const durability of DURABILITIES) {
       clock.advance(61_000);
       assert.equal(await store.get(NS, 'k'), undefined);
       assert.equal((await store.get(NS, 'forever'))?.value, 'v');
-      assert.equal(await store.bytesUsed(), (await onDisk(file, (db) => db.all<{ n: number }>('SELECT SUM(size) AS n FROM keyv')))[0].n, 'byte count matches the restamped rows');
+      assert.equal(
+        await store.bytesUsed(),
+        (await onDisk(file, (db) => db.all<{ n: number }>('SELECT SUM(size) AS n FROM keyv')))[0].n,
+        'byte count matches the restamped rows',
+      );
     });
   });
 }

@@ -58,7 +58,10 @@ describe('file permissions', () => {
     await first.close();
     fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 8192), { mode: 0o600 }); // cut short: damaged, and ours
     store = await openStore(file);
-    assert.ok(fs.readdirSync(path.dirname(file)).some((name) => name.includes('.corrupt-')), 'the damaged file was moved aside');
+    assert.ok(
+      fs.readdirSync(path.dirname(file)).some((name) => name.includes('.corrupt-')),
+      'the damaged file was moved aside',
+    );
     assert.equal(octal(mode(file)), '0600');
     assert.equal(octal(mode(`${file}.lock`)), '0600');
   });

@@ -113,7 +113,7 @@ for (const durability of DURABILITIES) {
       assert.equal((await again.store.get('ns', 'k'))?.value, 'kept');
     });
 
-    it('opens the file again with the next user\'s settings once every user has released it (a redeploy that changed them)', async () => {
+    it("opens the file again with the next user's settings once every user has released it (a redeploy that changed them)", async () => {
       const file = tempFile();
       const other = durability === 'immediate' ? 'deferred' : 'immediate';
       const first = await acquire(file, { sizeLimitMb: 1 });
@@ -130,7 +130,7 @@ for (const durability of DURABILITIES) {
       assert.equal((await next.store.get('ns', 'k'))?.value, 'kept');
     });
 
-    it('an open that comes while the last user\'s store is still closing waits for that close, and sees every deferred write', async () => {
+    it("an open that comes while the last user's store is still closing waits for that close, and sees every deferred write", async () => {
       const file = tempFile();
       const first = await acquireStore(file, { sweepInterval: 0, durability: 'deferred', flushInterval: 3600 });
       const writes = 5_000;

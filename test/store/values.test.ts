@@ -64,7 +64,11 @@ const samples: Record<string, () => unknown> = {
       ['a', 1],
       [2, 'two'],
     ]),
-  'Map with object keys': () => new Map<unknown, unknown>([[{ id: 1 }, new Set([1])], [new Date(0), 'epoch']]),
+  'Map with object keys': () =>
+    new Map<unknown, unknown>([
+      [{ id: 1 }, new Set([1])],
+      [new Date(0), 'epoch'],
+    ]),
   Set: () => new Set([1, 'one', null]),
   BigInt: () => 12345678901234567890123456789n,
   'negative BigInt': () => -42n,

@@ -25,7 +25,10 @@ export function everyKind(): Record<string, unknown> {
     big: 2n ** 70n,
     date: new Date('2026-06-01T10:00:00.000Z'),
     buffer: Buffer.from([0, 1, 254, 255]),
-    map: new Map<string, unknown>([['a', 1], ['b', [true, null]]]),
+    map: new Map<string, unknown>([
+      ['a', 1],
+      ['b', [true, null]],
+    ]),
     set: new Set([1, 'two']),
     nested: { list: [1, { deep: 'yes' }], nan: Number.NaN },
   };
