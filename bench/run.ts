@@ -118,14 +118,16 @@ Object.assign(DESCRIPTIONS, REDIS_DESCRIPTIONS);
 
 /**
  * The ratios of the figures; a node's ratio to the change node is the median of its pairs of rounds
- * (`paired`, by the node's figure), not the quotient of the two medians.
+ * (`paired`, by the node's figure), not the quotient of the two medians; a ratio between two nodes is
+ * the quotient of their medians.
  */
 function ratios(figures: Figures, notes: Record<string, string>, paired: Record<string, NodeResult>): Record<string, Ratio> {
   const out: Record<string, Ratio> = {};
   for (const [name, top, bottom, op, target] of RATIOS) {
     const a = figures[top];
     const b = bottom ? figures[bottom] : 1;
-    const pairs = paired[top]?.ratio;
+    // the pairs were measured against the change node: they give only the ratio to it
+    const pairs = bottom === 'node.change' ? paired[top]?.ratio : undefined;
     const value = a === null || a === undefined || b === null || b === undefined || b === 0 ? null : pairs ? pairs.median : a / b;
     const met = value === null || op === '' ? null : op === '>=' ? value >= target : value <= target;
     const ratio: Ratio = { value, target: op === '' ? '' : `${op} ${target}`, met };

@@ -39,7 +39,7 @@ export = (RED: NodeAPI) => {
         setMessageProperty(RED, msg, property, entry.value);
         msg.cache = cacheInfo(key, true, entry, binding.zone);
         hits++;
-        status.set({ fill: 'green', shape: 'dot', text: t('status.hit', { key, hits, misses }) });
+        status.set(() => ({ fill: 'green', shape: 'dot', text: t('status.hit', { key, hits, misses }) }));
         send([msg, null]);
         return;
       }
@@ -48,11 +48,11 @@ export = (RED: NodeAPI) => {
       if (defaultType !== 'none') {
         const fallback = await evaluate(RED, this, config.default ?? '', defaultType, msg);
         setMessageProperty(RED, msg, property, fallback);
-        status.set({ fill: 'yellow', shape: 'dot', text: t('status.default', { key, hits, misses }) });
+        status.set(() => ({ fill: 'yellow', shape: 'dot', text: t('status.default', { key, hits, misses }) }));
         send([msg, null]);
         return;
       }
-      status.set({ fill: 'yellow', shape: 'ring', text: t('status.miss', { key, hits, misses }) });
+      status.set(() => ({ fill: 'yellow', shape: 'ring', text: t('status.miss', { key, hits, misses }) }));
       send([null, msg]);
     });
 

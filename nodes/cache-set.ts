@@ -73,7 +73,7 @@ export = (RED: NodeAPI) => {
       const { previous, entry } = await cache.update(key, () => ({ value, ttl }));
       msg.cache = cacheInfo(key, previous !== undefined, entry, binding.zone);
       writes++;
-      status.set({ fill: 'green', shape: 'dot', text: t('status.stored', { key, count: writes }) });
+      status.set(() => ({ fill: 'green', shape: 'dot', text: t('status.stored', { key, count: writes }) }));
       send(msg);
     });
 

@@ -380,7 +380,7 @@ export = (RED: NodeAPI) => {
       const cause = error instanceof Error ? error.message : String(error);
       node.warn(t('errors.failedOpen', { key, error: cause }));
       passed++;
-      status.set({ fill: 'red', shape: 'ring', text: t('status.failedOpen', { key, ...counts() }) });
+      status.set(() => ({ fill: 'red', shape: 'ring', text: t('status.failedOpen', { key, ...counts() }) }));
       msg.cooldown = { key, lastPassed: null, elapsed: null, remaining: null, remainingText: null, error: cause } satisfies CooldownInfo;
       return msg;
     }
@@ -560,7 +560,8 @@ export = (RED: NodeAPI) => {
 
     function sendSummary(key: string, held: Held, send: SendFunction): void {
       send([null, null, summaryMessage(key, held)]);
-      status.set({ fill: 'blue', shape: 'dot', text: t('status.summary', { key, held: held.count, ...counts() }) });
+      const count = held.count;
+      status.set(() => ({ fill: 'blue', shape: 'dot', text: t('status.summary', { key, held: count, ...counts() }) }));
     }
 
     /** Sends the summary of `key` if it is due; the store's copy is cleared in the same atomic step, so it goes out once. */
@@ -681,7 +682,7 @@ export = (RED: NodeAPI) => {
       info.reason = 'startup';
       msg.cooldown = info;
       suppressed++;
-      status.set({ fill: 'blue', shape: 'ring', text: ts('status.startup', { key, remaining: durationText(quietLeft), ...counts() }) });
+      status.set(() => ({ fill: 'blue', shape: 'ring', text: ts('status.startup', { key, remaining: durationText(quietLeft), ...counts() }) }));
     }
 
     // ---- messages ----
@@ -739,12 +740,13 @@ export = (RED: NodeAPI) => {
       msg.cooldown = info;
       if (armed) {
         passed++;
-        status.set({ fill: 'green', shape: 'dot', text: ts('status.passed', { key, ...counts() }) });
+        status.set(() => ({ fill: 'green', shape: 'dot', text: ts('status.passed', { key, ...counts() }) }));
         send([msg, null]);
       } else {
         info.reason = 'cooldown';
         suppressed++;
-        status.set({ fill: 'yellow', shape: 'ring', text: ts('status.suppressed', { key, remaining: info.remainingText, ...counts() }) });
+        const remainingText = info.remainingText;
+        status.set(() => ({ fill: 'yellow', shape: 'ring', text: ts('status.suppressed', { key, remaining: remainingText, ...counts() }) }));
         send([null, msg]);
       }
     }
@@ -807,17 +809,22 @@ export = (RED: NodeAPI) => {
       msg.cooldown = info;
       if (d.outcome === 'pass') {
         passed++;
-        const shown = counting ? ts('status.passedCount', { key, count: d.count, limit: limitText, ...counts() }) : ts('status.passed', { key, ...counts() });
-        status.set({ fill: 'green', shape: 'dot', text: shown });
+        const count = d.count;
+        status.set(() => ({
+          fill: 'green',
+          shape: 'dot',
+          text: counting ? ts('status.passedCount', { key, count, limit: limitText, ...counts() }) : ts('status.passed', { key, ...counts() }),
+        }));
         send([msg, null]);
         return;
       }
       info.reason = d.outcome;
       suppressed++;
-      if (d.outcome === 'unchanged') status.set({ fill: 'grey', shape: 'ring', text: ts('status.unchanged', { key, ...counts() }) });
+      const remainingText = info.remainingText;
+      if (d.outcome === 'unchanged') status.set(() => ({ fill: 'grey', shape: 'ring', text: ts('status.unchanged', { key, ...counts() }) }));
       else if (d.outcome === 'limit')
-        status.set({ fill: 'yellow', shape: 'ring', text: ts('status.limited', { key, limit: limitText, remaining: info.remainingText, ...counts() }) });
-      else status.set({ fill: 'yellow', shape: 'ring', text: ts('status.suppressed', { key, remaining: info.remainingText, ...counts() }) });
+        status.set(() => ({ fill: 'yellow', shape: 'ring', text: ts('status.limited', { key, limit: limitText, remaining: remainingText, ...counts() }) }));
+      else status.set(() => ({ fill: 'yellow', shape: 'ring', text: ts('status.suppressed', { key, remaining: remainingText, ...counts() }) }));
       send([null, msg]);
     }
 

@@ -121,9 +121,9 @@ export = (RED: NodeAPI) => {
       }
       msg.payload = record.count;
       msg.counter = { key, count: record.count, previous, periodStart: isoInZone(record.periodStart, zone) };
-      const shown = { key, count: record.count, period: t(`periods.${resetEvery}`) };
+      const count = record.count;
       const which = action.kind === 'reset' ? 'reset' : action.kind === 'set' ? 'set' : rolledOver ? 'newPeriod' : redated !== null ? 'clockSetBack' : 'count';
-      status.set({ fill: 'green', shape: 'dot', text: t(`status.${which}`, shown) });
+      status.set(() => ({ fill: 'green', shape: 'dot', text: t(`status.${which}`, { key, count, period: t(`periods.${resetEvery}`) }) }));
       send(msg);
     });
 

@@ -619,7 +619,7 @@ export = (RED: NodeAPI) => {
       if (entry && fresh && msg.refresh !== true) {
         deliver(msg, send, request.key, entry, true, false);
         hits++;
-        status.set({ fill: 'green', shape: 'dot', text: tf('status.hit', { hits, misses }) });
+        status.set(() => ({ fill: 'green', shape: 'dot', text: tf('status.hit', { hits, misses }) }));
         return;
       }
       let fetched: Entry;
@@ -639,12 +639,13 @@ export = (RED: NodeAPI) => {
         deliver(msg, send, request.key, entry, true, !fresh);
         hits++;
         const reason = error.statusCode ?? error.code.replace('UPSTREAM_', '').toLowerCase();
-        status.set({ fill: 'yellow', shape: 'ring', text: tf(fresh ? 'status.cached' : 'status.stale', { reason, hits, misses }) });
+        status.set(() => ({ fill: 'yellow', shape: 'ring', text: tf(fresh ? 'status.cached' : 'status.stale', { reason, hits, misses }) }));
         return;
       }
       deliver(msg, send, request.key, fetched, false, false);
       misses++;
-      status.set({ fill: 'blue', shape: 'dot', text: tf('status.fetched', { status: (fetched.value as StoredResponse).statusCode, hits, misses }) });
+      const statusCode = (fetched.value as StoredResponse).statusCode;
+      status.set(() => ({ fill: 'blue', shape: 'dot', text: tf('status.fetched', { status: statusCode, hits, misses }) }));
     }
 
     onInput(node, status, (msg, send) => {

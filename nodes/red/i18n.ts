@@ -9,6 +9,11 @@ export const MODULE = 'node-red-contrib-flow-cache';
 export type Catalog = 'cache-get' | 'cache-set' | 'cache-store' | 'cooldown-gate' | 'counter' | 'ttl-fetch';
 export type Substitutions = Record<string, string | number | boolean | null | undefined>;
 
+/** A `__name__` placeholder, as Node-RED's i18n writes them. */
+const PLACEHOLDER = /__([A-Za-z0-9_]+?)__/g;
+/** Per runtime: the translated texts already asked for, placeholders kept. */
+const templates = new WeakMap<NodeAPI, Map<string, string>>();
+
 const english = new Map<Catalog, Record<string, unknown>>();
 
 /** The English catalogue of a node, read from the package itself. */
@@ -24,6 +29,16 @@ function englishCatalog(catalog: Catalog): Record<string, unknown> {
   return found;
 }
 
+const englishTexts = new Map<string, string | undefined>();
+
+/** The English text of `full` (`<catalog>.<key>`), looked up once. */
+function englishText(catalog: Catalog, full: string): string | undefined {
+  if (englishTexts.has(full)) return englishTexts.get(full);
+  const found = lookup(englishCatalog(catalog), full);
+  englishTexts.set(full, found);
+  return found;
+}
+
 function lookup(tree: Record<string, unknown>, dotted: string): string | undefined {
   let at: unknown = tree;
   for (const part of dotted.split('.')) {
@@ -35,7 +50,7 @@ function lookup(tree: Record<string, unknown>, dotted: string): string | undefin
 
 /** Fills `__name__` placeholders, as Node-RED's i18n does. */
 export function fill(template: string, substitutions: Substitutions = {}): string {
-  return template.replace(/__([A-Za-z0-9_]+?)__/g, (whole, name: string) => (Object.hasOwn(substitutions, name) ? String(substitutions[name] ?? '') : whole));
+  return template.replace(PLACEHOLDER, (whole, name: string) => (Object.hasOwn(substitutions, name) ? String(substitutions[name] ?? '') : whole));
 }
 
 /**
@@ -45,18 +60,40 @@ export function fill(template: string, substitutions: Substitutions = {}): strin
  */
 export function text(RED: NodeAPI | undefined, catalog: Catalog, key: string, substitutions?: Substitutions): string {
   const full = `${catalog}.${key}`;
-  const id = `${MODULE}/${catalog}:${full}`;
+  const english = englishText(catalog, full);
   const red = RED ?? runtime;
-  if (red && typeof red._ === 'function') {
-    try {
-      const translated = red._(id, substitutions);
-      if (typeof translated === 'string' && translated !== id && translated !== full && translated !== '') return translated;
-    } catch {
-      // fall through to the English text
-    }
-  }
-  const template = lookup(englishCatalog(catalog), full);
+  const translated = red && typeof red._ === 'function' ? translatedTemplate(red, catalog, full, english) : undefined;
+  const template = translated ?? english;
   return template === undefined ? full : fill(template, substitutions);
+}
+
+/**
+ * The runtime's translation of a text with its placeholders kept, asked of Node-RED once per text and
+ * runtime (statuses change with every message: i18next's lookup and interpolation cost more than the
+ * node's own work). The placeholders of the English text are passed as markers and turned back into
+ * `__name__`, so the translation can put them in any order. Undefined while the runtime has no
+ * translation (its catalogue not loaded yet, or the key untranslated): asked again next time.
+ */
+function translatedTemplate(red: NodeAPI, catalog: Catalog, full: string, english: string | undefined): string | undefined {
+  let known = templates.get(red);
+  if (!known) {
+    known = new Map();
+    templates.set(red, known);
+  }
+  const cached = known.get(full);
+  if (cached !== undefined) return cached;
+  const id = `${MODULE}/${catalog}:${full}`;
+  const markers: Record<string, string> = {};
+  for (const match of (english ?? '').matchAll(PLACEHOLDER)) markers[match[1]] = `\u0000${match[1]}\u0000`;
+  try {
+    const translated = red._(id, markers);
+    if (typeof translated !== 'string' || translated === id || translated === full || translated === '') return undefined;
+    const template = translated.replace(/\u0000([A-Za-z0-9_]+?)\u0000/g, '__$1__');
+    known.set(full, template);
+    return template;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A text bound to one node's catalogue. */

@@ -16,7 +16,8 @@ export class StatusReporter {
   static noticeMs = 5000;
   private last = 0;
   private timer: NodeJS.Timeout | undefined;
-  private latest: NodeStatus | undefined;
+  /** the node's own status, or what makes it: a status of every message is made only when shown */
+  private latest: NodeStatus | (() => NodeStatus) | undefined;
   private alerting: NodeStatus | undefined;
   private noticing: NodeStatus | undefined;
   private noticeTimer: NodeJS.Timeout | undefined;
@@ -44,12 +45,16 @@ export class StatusReporter {
 
   /** Clears the node's own status where it reports a failure (red): the store it failed on works again. */
   liftFailure(): void {
-    if (this.latest?.fill !== 'red') return;
+    if (this.own()?.fill !== 'red') return;
     this.latest = {};
     this.show();
   }
 
-  set(status: NodeStatus, immediate = false): void {
+  /**
+   * The node's own status. A function is called only when the status shows (at most every
+   * `intervalMs`), so a node that sets one per message does not format a text per message.
+   */
+  set(status: NodeStatus | (() => NodeStatus), immediate = false): void {
     this.latest = status;
     const t = Date.now();
     if (immediate || t - this.last >= StatusReporter.intervalMs) {
@@ -73,8 +78,13 @@ export class StatusReporter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.last = Date.now();
-    const shown = this.alerting ?? this.noticing ?? this.latest;
+    const shown = this.alerting ?? this.noticing ?? this.own();
     if (shown) this.node.status(shown);
+  }
+
+  private own(): NodeStatus | undefined {
+    if (typeof this.latest === 'function') this.latest = this.latest();
+    return this.latest;
   }
 }
 
