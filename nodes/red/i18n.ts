@@ -84,11 +84,11 @@ function translatedTemplate(red: NodeAPI, catalog: Catalog, full: string, englis
   if (cached !== undefined) return cached;
   const id = `${MODULE}/${catalog}:${full}`;
   const markers: Record<string, string> = {};
-  for (const match of (english ?? '').matchAll(PLACEHOLDER)) markers[match[1]] = `\u0000${match[1]}\u0000`;
+  for (const match of (english ?? '').matchAll(PLACEHOLDER)) markers[match[1]] = `⟦${match[1]}⟧`;
   try {
     const translated = red._(id, markers);
     if (typeof translated !== 'string' || translated === id || translated === full || translated === '') return undefined;
-    const template = translated.replace(/\u0000([A-Za-z0-9_]+?)\u0000/g, '__$1__');
+    const template = translated.replace(/⟦([A-Za-z0-9_]+?)⟧/g, '__$1__');
     known.set(full, template);
     return template;
   } catch {
