@@ -87,12 +87,13 @@ export async function resolveKey(RED: NodeAPI, node: Node, config: BaseNodeConfi
   if (keyType === 'str') key = fillPlaceholders(RED, keyValue, msg, 'key');
   else if (keyType === 'msg') key = messageProperty(RED, msg, keyValue);
   else key = await evaluate(RED, node, keyValue, keyType, msg);
+  if (typeof key === 'string' && key.length > 0 && key.length <= MAX_KEY_LENGTH) return key;
+  // a bad key only: the text naming where it came from is made for the error, not for every message
   const where = keyType === 'str' ? shared('theKey') : shared('keyFrom', { property: `${keyType}.${keyValue}` });
   if (key === undefined || key === null) throw new InputError(shared('keyNotSet', { where }));
   if (typeof key !== 'string') throw new InputError(shared('keyNotString', { where, type: Array.isArray(key) ? 'array' : typeof key }));
   if (key.length === 0) throw new InputError(shared('keyEmpty', { where }));
-  if (key.length > MAX_KEY_LENGTH) throw new InputError(shared('keyTooLong', { where, length: key.length, limit: MAX_KEY_LENGTH }));
-  return key;
+  throw new InputError(shared('keyTooLong', { where, length: key.length, limit: MAX_KEY_LENGTH }));
 }
 
 /** Checks the key property of a node's configuration; throws a readable error. */

@@ -406,6 +406,7 @@ describe('cooldown-gate', () => {
     ['an empty key', { topic: '' }, /key msg\.topic is empty/],
     ['a non-string key', { topic: 42 }, /must be a string, got number/],
     ['a missing key', { payload: 'on' }, /key msg\.topic is not set/],
+    ['a key over the length limit', { topic: 'k'.repeat(1025) }, /key msg\.topic is 1025 characters long; the limit is 1024/],
   ] as const) {
     it(`rejects ${what} with a catchable error, even with failOpen on`, async () => {
       await helper.load(nodes, gateFlow(files.file));
