@@ -29,16 +29,6 @@ function englishCatalog(catalog: Catalog): Record<string, unknown> {
   return found;
 }
 
-const englishTexts = new Map<string, string | undefined>();
-
-/** The English text of `full` (`<catalog>.<key>`), looked up once. */
-function englishText(catalog: Catalog, full: string): string | undefined {
-  if (englishTexts.has(full)) return englishTexts.get(full);
-  const found = lookup(englishCatalog(catalog), full);
-  englishTexts.set(full, found);
-  return found;
-}
-
 function lookup(tree: Record<string, unknown>, dotted: string): string | undefined {
   let at: unknown = tree;
   for (const part of dotted.split('.')) {
@@ -60,7 +50,7 @@ export function fill(template: string, substitutions: Substitutions = {}): strin
  */
 export function text(RED: NodeAPI | undefined, catalog: Catalog, key: string, substitutions?: Substitutions): string {
   const full = `${catalog}.${key}`;
-  const english = englishText(catalog, full);
+  const english = lookup(englishCatalog(catalog), full);
   const red = RED ?? runtime;
   const translated = red && typeof red._ === 'function' ? translatedTemplate(red, catalog, full, english) : undefined;
   const template = translated ?? english;
