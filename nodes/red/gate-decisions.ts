@@ -468,7 +468,8 @@ export function resetKey(
   const held = readState(current.value).held;
   if (held && options.summaryOn) {
     if (options.mayFlush) return { summary: held, existed: true, write: { delete: true } };
-    return { existed: true, write: persist(rules, { held }, at) };
+    // the reset ends the window: the summary is due now
+    return { existed: true, write: persist(rules, { held: { ...held, due: Math.min(held.due, at) } }, at) };
   }
   return { existed: true, write: { delete: true } };
 }

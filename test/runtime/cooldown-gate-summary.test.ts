@@ -111,4 +111,74 @@ describe('cooldown-gate summaries', () => {
     await until(() => false, 500);
     assert.equal(lists[0].length, 0);
   });
+
+  describe("the admin API's reset (the sidebar's Reset cooldown)", () => {
+    const FLOW_NS = Buffer.from('flow:tab1', 'utf8').toString('hex');
+    const resetPath = (key: string) => `/flow-cache/stores/store1/namespaces/${FLOW_NS}/entries/${encodeURIComponent(`cooldown:${key}`)}`;
+    const leak = (payload: string) => ({ topic: 'binary_sensor.kitchen_leak', payload });
+
+    /** Sends messages one after the other, each once the one before has left the gate. */
+    async function sendInTurn(completed: ReturnType<typeof collect>, ...msgs: NodeMessage[]): Promise<void> {
+      for (const msg of msgs) {
+        const before = completed.received.length;
+        node('gate1').receive({ ...msg });
+        await completed.until(before + 1);
+      }
+    }
+
+    it('sends what was held back at once, as msg.reset does, and frees the key', async () => {
+      await helper.load(nodes, gateFlow(files.file, { cooldown: 4 }));
+      const passed = collect('passed');
+      const summaries = collect('summaries');
+      const completed = collect('completed');
+      await sendInTurn(completed, leak('on'), leak('on again'), leak('still on'));
+      const answer = await helper.request().delete(resetPath('binary_sensor.kitchen_leak')).expect(200);
+      assert.equal(answer.body.deleted, true);
+      // sent before the answer: the reset and the summary are one step
+      assert.equal(summaries.received.length, 1);
+      const [sent] = summaries.received;
+      assert.equal((sent.summary as Summary).held, 2);
+      assert.equal(sent.payload, 'still on');
+      assert.match(lastStatus('gate1').text ?? '', /summary for binary_sensor\.kitchen_leak: 2 held back/);
+      await sendInTurn(completed, leak('on'));
+      assert.equal(passed.received.length, 2, 'the key passes again');
+      clock.advance(4 * HOUR);
+      await until(() => false, 100);
+      assert.equal(summaries.received.length, 1, 'not sent again when the cooldown would have ended');
+    });
+
+    it("lets another gate send a deleted gate's summary, and keeps it for the next start when no gate runs", async () => {
+      await helper.load(nodes, gateFlow(files.file, { cooldown: 4 }));
+      let completed = collect('completed');
+      await sendInTurn(completed, leak('on'), leak('on again'));
+      // the gate is deleted; another gate on the same keys takes over its summary
+      const replaced = gateFlow(files.file, { cooldown: 4 }).map((n) => ((n as { id: string }).id === 'gate1' ? { ...n, id: 'gate2' } : n));
+      await helper.setFlows(replaced, 'full');
+      let summaries = collect('summaries');
+      await helper.request().delete(resetPath('binary_sensor.kitchen_leak')).expect(200);
+      assert.equal(summaries.received.length, 1);
+      assert.equal((summaries.received[0].summary as Summary).held, 1);
+
+      // no gate runs on these keys: the cooldown goes, the summary waits for the next start
+      await helper.setFlows(gateFlow(files.file, { cooldown: 4 }), 'full');
+      completed = collect('completed');
+      await sendInTurn(completed, leak('on'), leak('on again'));
+      const storeOnly = [
+        { id: 'tab1', type: 'tab', label: 'Notifications' },
+        { id: 'store1', type: 'cache-store', name: 'test store', path: files.file, scope: 'flow', timezone: 'UTC' },
+        { id: 'reader', type: 'cache-get', z: 'tab1', store: 'store1', key: 'x', keyType: 'str', property: 'payload', defaultType: 'none', wires: [[], []] },
+      ];
+      await helper.setFlows(storeOnly, 'full');
+      const answer = await helper.request().delete(resetPath('binary_sensor.kitchen_leak')).expect(200);
+      assert.equal(answer.body.deleted, true);
+      await helper.setFlows(gateFlow(files.file, { cooldown: 4 }), 'full');
+      summaries = collect('summaries');
+      const passed = collect('passed');
+      completed = collect('completed');
+      await until(() => summaries.received.length > 0);
+      assert.equal(summaries.received.length, 1, 'sent once at the start');
+      await sendInTurn(completed, leak('on'));
+      assert.equal(passed.received.length, 1, 'the cooldown was reset');
+    });
+  });
 });
