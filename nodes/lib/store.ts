@@ -15,11 +15,30 @@ import {
   sizeLimitBytes,
 } from './options';
 import { configureConnection, ensureSchema, META_TABLE, TABLE } from './schema';
-import { decodeJson, encodeValue, type Json } from './serialize';
+import { encodeValue } from './serialize';
 import { checkFile, isCorruption, moveAside, prepareDirectory, prepareFile } from './sqlite-file';
+import { type InspectedEntry, type KeyListOptions, type KeyPage, type NamespaceStats, StoreQueries } from './store-queries';
+import {
+  type Entry,
+  encodeNamespace,
+  fromHex,
+  hexKey,
+  parseRow,
+  RESTAMP_FUTURE,
+  ROWS_PER_STATEMENT,
+  type Row,
+  rangeEnd,
+  restamp,
+  rowText,
+  toEntry,
+  writeStatementsOf,
+} from './store-rows';
 
 export type { Durability, EvictionPolicy, StoreLogger, StoreOptions } from './options';
 export { DURABILITIES, EVICTION_POLICIES, STORE_DEFAULTS } from './options';
+export { type InspectedEntry, type KeyInfo, type KeyListOptions, type KeyPage, MAX_KEY_PAGE, type NamespaceStats } from './store-queries';
+export type { Entry } from './store-rows';
+export { encodeNamespace } from './store-rows';
 
 /** What the store tells its users about itself ('health' and 'evicted' events). */
 export interface StoreHealth {
@@ -32,14 +51,6 @@ export interface EvictionRound {
   entries: number;
   bytes: number;
   at: number;
-}
-
-/** A stored value with its timestamps (ms since the epoch). */
-export interface Entry {
-  value: unknown;
-  storedAt: number;
-  /** null: never expires. */
-  expiresAt: number | null;
 }
 
 /** The result of an atomic read-modify-write. */
@@ -61,18 +72,6 @@ export interface SetOptions {
   evictable?: boolean;
 }
 
-// One row as held in memory: `text` is exactly what the value column holds.
-interface Row {
-  text: string;
-  storedAt: number;
-  expiresAt: number | null;
-  size: number;
-  /** Whether the size limit may remove the row. */
-  evictable: boolean;
-  /** The parsed value column, kept after the first read: decodeJson builds a fresh copy from it each time. */
-  parsed?: { v: Json };
-}
-
 interface UpdateStep {
   result: UpdateResult;
   commit?: Promise<void>;
@@ -90,20 +89,7 @@ interface Batch {
   reject?: (error: unknown) => void;
 }
 
-// rows arrive as one JSON array of [hexKey(key), value text, size, storedAt, expiresAt, evictable]; "WHERE true" lets SQLite parse the upsert
-const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at, evictable)
-  SELECT CAST(unhex(r.value ->> 0) AS TEXT), r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4, r.value ->> 5
-  FROM json_each(?) AS r WHERE true
-  ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
-  accessed_at = excluded.accessed_at, expires_at = excluded.expires_at, evictable = excluded.evictable`;
-// rows stamped after `now` (the clock went back): stamped anew at `now`, keeping their TTL from there
-const RESTAMP_FUTURE = `UPDATE ${TABLE} SET stored_at = ?1,
-  expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?1 + (expires_at - stored_at) END,
-  value = '{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')),
-  size = length(CAST('{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')) AS BLOB))
-  WHERE key IN (SELECT key FROM ${TABLE} WHERE stored_at > ?2 LIMIT ${1000}) RETURNING lower(hex(key)) AS hk`;
 const MAX_DEFERRED_PENDING = 10_000;
-const ROWS_PER_STATEMENT = 1000;
 /** Rows a write statement carries on a synchronous driver: each statement runs in one tick, so fewer rows keep ticks short. */
 const SYNC_ROWS_PER_STATEMENT = 250;
 const EAGER_BATCH_ROWS = 2000;
@@ -116,26 +102,6 @@ const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
 const EVICTION_LOG_MS = 60_000;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** The part of a full key that names the namespace: hex, so SQL LIKE and case folding cannot mix namespaces. */
-export function encodeNamespace(namespace: string): string {
-  if (typeof namespace !== 'string' || namespace.length === 0) throw new CacheError('INVALID_NAMESPACE', 'namespace must be a non-empty string');
-  return Buffer.from(namespace, 'utf8').toString('hex');
-}
-
-/** A key as UTF-8 hex, for passing keys inside a JSON parameter (SQLite's JSON functions cut text at U+0000). */
-function hexKey(key: string): string {
-  return Buffer.from(key, 'utf8').toString('hex');
-}
-
-function fromHex(hex: string): string {
-  return Buffer.from(hex, 'hex').toString('utf8');
-}
-
-function rangeEnd(prefix: string): string {
-  // prefix ends with ':'; ';' is the next code point, so [prefix, end) holds exactly the namespace
-  return `${prefix.slice(0, -1)};`;
-}
 
 function newBatch(): Batch {
   return { puts: new Map(), clears: [], bytes: 0, pinned: 0 };
@@ -155,22 +121,6 @@ function batchPromise(batch: Batch): Promise<void> {
     batch.promise.catch(() => undefined); // waiters get the error; a batch nobody awaits must not crash the process
   }
   return batch.promise;
-}
-
-/** The entry of a row, a fresh copy of its value; the parsed text is kept for the next read (only read rows are parsed). */
-function toEntry(row: Row): Entry {
-  row.parsed ??= JSON.parse(row.text) as { v: Json };
-  const parsed = row.parsed;
-  return { value: decodeJson(parsed.v), storedAt: row.storedAt, expiresAt: row.expiresAt };
-}
-
-function rowText(valueText: string, storedAt: number, expiresAt: number | null): string {
-  return `{"s":${storedAt},"e":${expiresAt === null ? 'null' : expiresAt},"v":${valueText}}`;
-}
-
-function parseRow(text: string, evictable: boolean): Row {
-  const parsed = JSON.parse(text) as { s: number; e: number | null };
-  return { text, storedAt: parsed.s, expiresAt: parsed.e, size: Buffer.byteLength(text), evictable };
 }
 
 /** The error a second process gets for a database another process holds. */
@@ -231,6 +181,12 @@ export class Store extends EventEmitter {
   /** The last eviction round, for statuses and inspection. */
   lastEviction: EvictionRound | undefined;
   private readonly onExit = (): void => this.writeAtExit();
+  private readonly queries = new StoreQueries({
+    query: (sql, params) => this.query(sql, params),
+    flush: () => this.flush(),
+    assertOpen: () => this.assertOpen(),
+    fullKey: (namespace, key) => this.fullKey(namespace, key),
+  });
 
   private constructor(file: string, db: SqlDriver, lock: FileLock, options: ResolvedStoreOptions, logger: StoreLogger) {
     super();
@@ -460,35 +416,18 @@ export class Store extends EventEmitter {
   }
 
   /** Lists the unexpired keys of a namespace (reads the disk; meant for inspection, not hot paths). */
-  async keys(namespace: string): Promise<string[]> {
-    await this.flush();
-    const prefix = `${encodeNamespace(namespace)}:`;
-    const rows = (await this.query(
-      `SELECT lower(hex(key)) AS hk FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
-      [prefix, rangeEnd(prefix), now()],
-    )) as { key: string }[];
-    return (rows as unknown as { hk: string }[]).map((r) => fromHex(r.hk).slice(prefix.length));
+  keys(namespace: string): Promise<string[]> {
+    return this.queries.keys(namespace);
   }
 
-  /**
-   * Every unexpired entry of a namespace, read from disk in one pass after a flush (for loading a
-   * namespace into memory at start; not a hot path).
-   */
-  async entries(namespace: string): Promise<[string, Entry][]> {
-    await this.flush();
-    const prefix = `${encodeNamespace(namespace)}:`;
-    const rows = (await this.query(
-      `SELECT lower(hex(key)) AS hk, value, evictable FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
-      [prefix, rangeEnd(prefix), now()],
-    )) as { hk: string; value: string; evictable: number }[];
-    return rows.map((r) => [fromHex(r.hk).slice(prefix.length), toEntry(parseRow(String(r.value), Number(r.evictable) !== 0))]);
+  /** Every unexpired entry of a namespace, read from disk in one pass after a flush (not a hot path). */
+  entries(namespace: string): Promise<[string, Entry][]> {
+    return this.queries.entries(namespace);
   }
 
   /** The names of the namespaces that hold rows on disk (after a flush). */
-  async namespaces(): Promise<string[]> {
-    await this.flush();
-    const rows = (await this.query(`SELECT DISTINCT substr(key, 1, instr(key, ':') - 1) AS ns FROM ${TABLE}`, [])) as { ns: string }[];
-    return rows.map((r) => Buffer.from(String(r.ns), 'hex').toString('utf8')).sort();
+  namespaces(): Promise<string[]> {
+    return this.queries.namespaces();
   }
 
   /** Deletes every expired entry from disk; resolves to how many were removed. */
@@ -1075,108 +1014,21 @@ export class Store extends EventEmitter {
     }
   }
 
-  // ---- inspection: what the admin API (and the editor's sidebar through it) reads ----
+  // ---- inspection: what the admin API (and the editor's sidebar through it) reads (store-queries.ts) ----
 
-  /**
-   * One page of a namespace's unexpired keys, filtered, sorted and paged in the database, never by
-   * loading every key: `filter` matches the start of a key (`match: 'prefix'`, a range of the key
-   * index) or any part of it (`'substring'`, ASCII letters in either case); sorted by key or by last
-   * write (newest first); the next page starts after `after`, the last key of the page before. Writes
-   * not yet committed are committed first, so the page shows what the nodes wrote.
-   */
-  async listKeys(namespace: string, options: KeyListOptions = {}): Promise<KeyPage> {
-    this.assertOpen();
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 0 || limit > MAX_KEY_PAGE) {
-      throw new CacheError('INVALID_INPUT', `limit must be a whole number from 0 to ${MAX_KEY_PAGE}, got ${String(options.limit)}`);
-    }
-    const prefix = `${encodeNamespace(namespace)}:`;
-    const filter = options.filter ?? '';
-    const match = options.match ?? 'prefix';
-    const sort = options.sort ?? 'key';
-    await this.flush();
-    // [low, low + 0xFF) holds every key that starts with low: no UTF-8 text has a byte 0xFF
-    const low = Buffer.from(match === 'prefix' ? prefix + filter : prefix, 'utf8');
-    const where = ['key >= CAST(unhex(?) AS TEXT)', 'key < CAST(unhex(?) AS TEXT)', '(expires_at IS NULL OR expires_at > ?)'];
-    const params: unknown[] = [low.toString('hex'), `${low.toString('hex')}ff`, now()];
-    if (match === 'substring' && filter !== '') {
-      // compared as bytes after the namespace (text functions stop at a U+0000); SQLite's lower() folds
-      // ASCII letters only, and the filter is folded the same way
-      where.push(`instr(CAST(lower(CAST(substr(CAST(key AS BLOB), ${prefix.length + 1}) AS TEXT)) AS BLOB), unhex(?)) > 0`);
-      params.push(hexKey(filter.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())));
-    }
-    const [{ n }] = (await this.query(`SELECT count(*) AS n FROM ${TABLE} WHERE ${where.join(' AND ')}`, params)) as { n: number }[];
-    if (limit === 0) return { keys: [], total: Number(n) };
-    const after = options.after;
-    let order = 'key';
-    if (sort === 'stored') {
-      order = 'stored_at DESC, key';
-      if (after) {
-        where.push('(stored_at < ? OR (stored_at = ? AND key > CAST(unhex(?) AS TEXT)))');
-        params.push(after.storedAt ?? Number.MAX_SAFE_INTEGER, after.storedAt ?? Number.MAX_SAFE_INTEGER, hexKey(prefix + after.key));
-      }
-    } else if (after) {
-      where.push('key > CAST(unhex(?) AS TEXT)');
-      params.push(hexKey(prefix + after.key));
-    }
-    const rows = (await this.query(
-      `SELECT lower(hex(key)) AS hk, stored_at, expires_at, size, evictable FROM ${TABLE} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${limit + 1}`,
-      params,
-    )) as { hk: string; stored_at: number; expires_at: number | null; size: number; evictable: number }[];
-    const keys: KeyInfo[] = rows.slice(0, limit).map((r) => ({
-      key: fromHex(r.hk).slice(prefix.length),
-      storedAt: Number(r.stored_at),
-      expiresAt: r.expires_at === null ? null : Number(r.expires_at),
-      size: Number(r.size),
-      evictable: Number(r.evictable) !== 0,
-    }));
-    const last = keys[keys.length - 1];
-    return { keys, total: Number(n), next: rows.length > limit ? { key: last.key, storedAt: last.storedAt } : undefined };
+  /** One page of a namespace's unexpired keys, filtered, sorted and paged in the database. */
+  listKeys(namespace: string, options: KeyListOptions = {}): Promise<KeyPage> {
+    return this.queries.listKeys(namespace, options);
   }
 
-  /**
-   * Entries, expired entries not yet removed, bytes and the last write of each namespace on disk (of
-   * one namespace, if named), after committing pending writes.
-   */
-  async namespaceStats(namespace?: string): Promise<NamespaceStats[]> {
-    this.assertOpen();
-    await this.flush();
-    const range = namespace === undefined ? '' : 'WHERE key >= ?2 AND key < ?3';
-    const params: unknown[] = [now()];
-    if (namespace !== undefined) {
-      const prefix = `${encodeNamespace(namespace)}:`;
-      params.push(prefix, rangeEnd(prefix));
-    }
-    const rows = (await this.query(
-      `SELECT substr(key, 1, instr(key, ':') - 1) AS ns, count(*) AS entries, total(expires_at IS NOT NULL AND expires_at <= ?1) AS expired,
-      total(size) AS bytes, max(stored_at) AS last FROM ${TABLE} ${range} GROUP BY ns`,
-      params,
-    )) as { ns: string; entries: number; expired: number; bytes: number; last: number | null }[];
-    return rows
-      .map((r) => ({
-        namespace: fromHex(String(r.ns)),
-        entries: Number(r.entries),
-        expired: Number(r.expired),
-        bytes: Number(r.bytes),
-        lastWrite: r.last === null ? null : Number(r.last),
-      }))
-      .sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0));
+  /** Entries, expired entries, bytes and the last write of each namespace on disk (of one, if named). */
+  namespaceStats(namespace?: string): Promise<NamespaceStats[]> {
+    return this.queries.namespaceStats(namespace);
   }
 
-  /**
-   * One unexpired entry as it is on disk, with its size and whether eviction may remove it, without
-   * counting as a use (least-recently-used eviction does not see it); pending writes are committed first.
-   */
-  async inspect(namespace: string, key: string): Promise<InspectedEntry | undefined> {
-    const fullKey = this.fullKey(namespace, key);
-    await this.flush();
-    const found = (await this.query(`SELECT value, size, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`, [hexKey(fullKey)]))[0] as
-      | { value: string; size: number; evictable: number }
-      | undefined;
-    if (!found) return undefined;
-    const row = parseRow(String(found.value), Number(found.evictable) !== 0);
-    if (row.expiresAt !== null && row.expiresAt <= now()) return undefined;
-    return { ...toEntry(row), size: Number(found.size), evictable: row.evictable };
+  /** One unexpired entry as it is on disk, with its size and whether eviction may remove it. */
+  inspect(namespace: string, key: string): Promise<InspectedEntry | undefined> {
+    return this.queries.inspect(namespace, key);
   }
 }
 
@@ -1191,90 +1043,4 @@ function setAside(file: string, why: string, logger: StoreLogger): void {
   const aside = moveAside(file, now());
   logger.error(`cache database ${file} is damaged (${why}); moved it to ${aside} and started an empty one`);
   prepareFile(file);
-}
-
-/** A row stamped at `at` instead of its future stamp, keeping its TTL (the value text is reused as is). */
-function restamp(row: Row, at: number): Row {
-  const expiresAt = row.expiresAt === null ? null : at + Math.max(0, row.expiresAt - row.storedAt);
-  const text = `{"s":${at},"e":${expiresAt === null ? 'null' : expiresAt}${row.text.slice(row.text.indexOf(',"v":'))}`;
-  return { text, storedAt: at, expiresAt, size: Buffer.byteLength(text), evictable: row.evictable, parsed: row.parsed };
-}
-
-/** The statements that write `puts` (null: delete) and access times: a thousand rows each, one JSON parameter per statement. */
-function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<string, number>, perStatement: number): [string, unknown[]][] {
-  const statements: [string, unknown[]][] = [];
-  const deletes: string[] = [];
-  const rows: [string, Row][] = [];
-  for (const [key, row] of puts) {
-    if (row) rows.push([key, row]);
-    else deletes.push(key);
-  }
-  for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
-    const chunk = deletes.slice(i, i + ROWS_PER_STATEMENT);
-    statements.push([`DELETE FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`, [JSON.stringify(chunk.map(hexKey))]]);
-  }
-  for (let i = 0; i < rows.length; i += perStatement) {
-    // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
-    const chunk = rows.slice(i, i + perStatement).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
-    statements.push([UPSERT_ROWS, [JSON.stringify(chunk)]]);
-  }
-  if (touched.size > 0) {
-    const touches = [...touched];
-    for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
-      statements.push([
-        `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = CAST(unhex(t.value ->> 0) AS TEXT)`,
-        [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT).map(([key, at]) => [hexKey(key), at]))],
-      ]);
-    }
-  }
-  return statements;
-}
-
-/** The most keys one page of listKeys holds. */
-export const MAX_KEY_PAGE = 1000;
-
-export interface KeyListOptions {
-  /** Text the keys start with (`match: 'prefix'`, default) or hold (`'substring'`); empty: every key. */
-  filter?: string;
-  match?: 'prefix' | 'substring';
-  /** 'key' (default, ascending) or 'stored' (last write first). */
-  sort?: 'key' | 'stored';
-  /** Keys per page, 0 to MAX_KEY_PAGE (default 50; 0: only the total). */
-  limit?: number;
-  /** The last key of the page before (with its storedAt when sorted by last write). */
-  after?: { key: string; storedAt?: number };
-}
-
-/** A key as a listing shows it (ms since the epoch). */
-export interface KeyInfo {
-  key: string;
-  storedAt: number;
-  expiresAt: number | null;
-  /** Bytes of the row as the size limit counts them. */
-  size: number;
-  evictable: boolean;
-}
-
-export interface KeyPage {
-  keys: KeyInfo[];
-  /** Keys matching the filter, in every page. */
-  total: number;
-  /** Where the next page starts; absent on the last page. */
-  next?: { key: string; storedAt: number };
-}
-
-export interface NamespaceStats {
-  namespace: string;
-  /** Rows on disk, expired ones included. */
-  entries: number;
-  /** Rows past their expiry that nothing has removed yet. */
-  expired: number;
-  bytes: number;
-  /** The latest write (ms), null if none is known. */
-  lastWrite: number | null;
-}
-
-export interface InspectedEntry extends Entry {
-  size: number;
-  evictable: boolean;
 }
