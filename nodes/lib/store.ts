@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { now } from './clock';
 import { DRIVER_CHOICES, type DriverChoice, type DriverName, openDriver, openPlain, resolveDriver, type SqlDriver } from './driver';
-import { CacheError, formatBytes, messageOf, StoreFullError, StoreIOError } from './errors';
+import { CacheError, messageOf, StoreIOError } from './errors';
 import { describeHolder, type FileLock, type Holder, takeLock } from './file-lock';
 import { LruMap } from './lru';
 import {
@@ -14,7 +14,7 @@ import {
   type StoreOptions,
   sizeLimitBytes,
 } from './options';
-import { configureConnection, ensureSchema, META_TABLE, TABLE } from './schema';
+import { configureConnection, ensureSchema, TABLE } from './schema';
 import { encodeValue } from './serialize';
 import { checkFile, isCorruption, moveAside, prepareDirectory, prepareFile } from './sqlite-file';
 import { type InspectedEntry, type KeyListOptions, type KeyPage, type NamespaceStats, StoreQueries } from './store-queries';
@@ -33,24 +33,20 @@ import {
   toEntry,
   writeStatementsOf,
 } from './store-rows';
+import { countRow, Eviction, type EvictionRound, SizeAccount, uncountRow } from './store-size';
 
 export type { Durability, EvictionPolicy, StoreLogger, StoreOptions } from './options';
 export { DURABILITIES, EVICTION_POLICIES, STORE_DEFAULTS } from './options';
 export { type InspectedEntry, type KeyInfo, type KeyListOptions, type KeyPage, MAX_KEY_PAGE, type NamespaceStats } from './store-queries';
 export type { Entry } from './store-rows';
 export { encodeNamespace } from './store-rows';
+export type { EvictionRound } from './store-size';
 
 /** What the store tells its users about itself ('health' and 'evicted' events). */
 export interface StoreHealth {
   ok: boolean;
   /** The failure, while writes cannot be committed. */
   error?: Error;
-}
-
-export interface EvictionRound {
-  entries: number;
-  bytes: number;
-  at: number;
 }
 
 /** The result of an atomic read-modify-write. */
@@ -100,7 +96,6 @@ const BUSY_TIMEOUT_MS = 5000;
 const CLOCK_SLACK_MS = 1000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
-const EVICTION_LOG_MS = 60_000;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function newBatch(): Batch {
@@ -157,16 +152,6 @@ export class Store extends EventEmitter {
   private batch: Batch = newBatch();
   private dbChain: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
-  private committedBytes = 0;
-  private inflightBytes = 0;
-  private committedPinned = 0;
-  private inflightPinned = 0;
-  /**
-   * What the counts above overstate, as the last recount found: rows in the file that writes not yet
-   * committed replace or delete (the counts add a write's bytes but subtract nothing for what it
-   * replaces). Dropped whenever the counts are read from the file again or a batch fails.
-   */
-  private credit = { bytes: 0, pinned: 0 };
   /** Clears of the batch being written, for a write at exit. */
   private inflightClears: string[] = [];
   private inTransaction = false;
@@ -176,10 +161,8 @@ export class Store extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = 0;
   private failure: Error | undefined;
-  private evictedSinceLog = { entries: 0, bytes: 0 };
-  private lastEvictionLog = Number.NEGATIVE_INFINITY;
-  /** The last eviction round, for statuses and inspection. */
-  lastEviction: EvictionRound | undefined;
+  private readonly size: SizeAccount;
+  private readonly eviction: Eviction;
   private readonly onExit = (): void => this.writeAtExit();
   private readonly queries = new StoreQueries({
     query: (sql, params) => this.query(sql, params),
@@ -201,6 +184,16 @@ export class Store extends EventEmitter {
     this.policy = EVICTION_POLICY_TABLE[options.evictionPolicy];
     this.durability = options.durability;
     this.cache = new LruMap(options.readCacheEntries);
+    this.size = new SizeAccount(this.sizeLimitBytes, this.policy.evicts);
+    const host = {
+      file,
+      logger,
+      query: (sql: string, params: readonly unknown[]) => this.query(sql, params),
+      forget: (keys: string[]) => this.forget(keys),
+      pause: () => this.pause(),
+      announce: (round: EvictionRound) => this.emit('evicted', round),
+    };
+    this.eviction = new Eviction(host, this.size, this.evictionPolicy, this.policy.orderColumn ?? 'stored_at');
     if (options.sweepInterval > 0) this.every(options.sweepInterval * 1000, () => this.sweep());
     if (this.durability === 'deferred') this.every(options.flushInterval * 1000, () => this.flush());
     if (EVICTION_POLICY_TABLE[this.evictionPolicy].tracksReads) this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
@@ -264,7 +257,7 @@ export class Store extends EventEmitter {
     const db = await Store.openDatabase(file, options, driver);
     try {
       const store = new Store(file, db, lock, options, logger);
-      await store.readCounts();
+      await store.size.readCounts((sql, params) => store.query(sql, params));
       return store;
     } catch (error) {
       await db.close().catch(() => undefined);
@@ -310,9 +303,7 @@ export class Store extends EventEmitter {
         this.db = await Store.openDatabase(this.file, this.options, this.db.name);
         this.cache.clear();
         this.epoch++;
-        this.committedBytes = 0;
-        this.committedPinned = 0;
-        this.credit = { bytes: 0, pinned: 0 };
+        this.size.reset();
       } catch (failure) {
         this.logger.error(`cache database ${this.file}: recovery failed: ${messageOf(failure)}`);
       } finally {
@@ -324,7 +315,12 @@ export class Store extends EventEmitter {
   /** Bytes stored on disk (values and metadata), as the size limit counts them. */
   async bytesUsed(): Promise<number> {
     await this.flush();
-    return (await this.readCounts()).bytes;
+    return (await this.size.readCounts((sql, params) => this.query(sql, params))).bytes;
+  }
+
+  /** The last eviction round, for statuses and inspection. */
+  get lastEviction(): EvictionRound | undefined {
+    return this.eviction.last;
   }
 
   /** Whether writes are being committed; false while a flush fails and is retried. */
@@ -402,7 +398,7 @@ export class Store extends EventEmitter {
       if (key.startsWith(prefix)) {
         this.pending.delete(key);
         const queued = this.batch.puts.get(key);
-        if (queued) this.uncount(this.batch, queued);
+        if (queued) uncountRow(this.batch, queued);
         this.batch.puts.delete(key);
       }
     }
@@ -600,29 +596,9 @@ export class Store extends EventEmitter {
     return run;
   }
 
-  /** Bytes the store would hold once `row` replaces what memory knows of the key (an upper bound). */
-  private bytesAfter(fullKey: string, row: Row): number {
-    const replaced = this.memoryRow(fullKey);
-    return this.committedBytes + this.inflightBytes + this.batch.bytes - this.credit.bytes + row.size - (replaced ? replaced.size : 0);
-  }
-
-  /**
-   * Bytes that eviction could not free once `row` is stored: every row that may not be evicted, plus
-   * `row` itself (eviction never removes the write that made room necessary). An upper bound.
-   */
-  private keptAfter(fullKey: string, row: Row): number {
-    const replaced = this.memoryRow(fullKey);
-    const replacedPinned = replaced && !replaced.evictable ? replaced.size : 0;
-    return this.committedPinned + this.inflightPinned + this.batch.pinned - this.credit.pinned + row.size - replacedPinned;
-  }
-
-  /**
-   * Whether `row` fits under the size cap by the counts in memory: with eviction off, the whole store
-   * must fit; with eviction on, the rows eviction may not remove (and `row`) must.
-   */
+  /** Whether `row` fits under the size cap by the counts in memory (store-size.ts). */
   private fits(fullKey: string, row: Row): boolean {
-    if (!this.policy.evicts) return this.bytesAfter(fullKey, row) <= this.sizeLimitBytes;
-    return this.keptAfter(fullKey, row) <= this.sizeLimitBytes;
+    return this.size.fits(this.memoryRow(fullKey), row, this.batch);
   }
 
   /**
@@ -633,63 +609,14 @@ export class Store extends EventEmitter {
   private async recount(fullKey: string): Promise<void> {
     if (this.memoryRow(fullKey) === undefined) await this.loadRow(fullKey);
     await this.exclusive(async () => {
-      await this.readCounts(); // no batch is in flight while this runs
-      await this.creditPending();
-    });
-  }
-
-  /**
-   * Sets the credit: the rows in the file that pending writes replace or delete. Run with the database
-   * to itself (nothing is written while it reads), after readCounts. A key written while it reads gets
-   * no credit, which only leaves the counts an upper bound, as they are without one.
-   */
-  private async creditPending(): Promise<void> {
-    const keys = [...this.pending.keys()];
-    let replacedBytes = 0;
-    let replacedPinned = 0;
-    for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
-      if (i > 0) await this.pause();
-      const chunk = keys.slice(i, i + ROWS_PER_STATEMENT).map(hexKey);
-      const [found] = (await this.query(
-        `SELECT total(size) AS bytes, total((1 - evictable) * size) AS pinned FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`,
-        [JSON.stringify(chunk)],
-      )) as { bytes: number; pinned: number }[];
-      replacedBytes += Number(found.bytes);
-      replacedPinned += Number(found.pinned);
-    }
-    // what the file will hold once every pending write is in it, against what the counts say now
-    let pendingBytes = 0;
-    let pendingPinned = 0;
-    for (const row of this.pending.values()) {
-      if (!row) continue;
-      pendingBytes += row.size;
-      if (!row.evictable) pendingPinned += row.size;
-    }
-    const counted = this.committedBytes + this.inflightBytes + this.batch.bytes;
-    const countedPinned = this.committedPinned + this.inflightPinned + this.batch.pinned;
-    this.credit = {
-      bytes: Math.max(0, counted - (this.committedBytes - replacedBytes + pendingBytes)),
-      pinned: Math.max(0, countedPinned - (this.committedPinned - replacedPinned + pendingPinned)),
-    };
-  }
-
-  /** Throws StoreFullError if `row` does not fit; the caller enqueues right after, with no await between. */
-  private assertRoom(fullKey: string, row: Row): void {
-    if (this.fits(fullKey, row)) return;
-    if (!this.policy.evicts) throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
-    const kept = this.keptAfter(fullKey, row) - row.size;
-    if (kept > 0) {
-      throw new StoreFullError(
-        this.sizeLimitBytes,
-        row.size,
-        `${formatBytes(kept)} of it is counter and cooldown state, which is never evicted`,
-        'fullPinned',
-        {
-          kept: formatBytes(kept),
-        },
+      await this.size.readCounts((sql, params) => this.query(sql, params)); // no batch is in flight while this runs
+      await this.size.creditPending(
+        (sql, params) => this.query(sql, params),
+        this.pending,
+        this.batch,
+        () => this.pause(),
       );
-    }
-    throw new StoreFullError(this.sizeLimitBytes, row.size, 'a single value may not be larger than the limit', 'fullTooLarge');
+    });
   }
 
   /**
@@ -713,16 +640,16 @@ export class Store extends EventEmitter {
   /** Enqueues a row once exact byte counts confirm it fits (else StoreFullError); call holding the key's lock. */
   private async enqueueAfterRecount(fullKey: string, row: Row): Promise<{ commit: Promise<void> }> {
     await this.recount(fullKey);
-    this.assertRoom(fullKey, row); // no await between this check and the enqueue
+    this.size.assertRoom(this.memoryRow(fullKey), row, this.batch); // no await between this check and the enqueue
     return { commit: this.enqueue(fullKey, row) }; // wrapped: returning the promise itself would hold the lock until the commit
   }
 
   /** Puts a write into the current batch; the promise settles when that batch is committed. */
   private enqueue(fullKey: string, row: Row | null): Promise<void> {
     const previous = this.batch.puts.get(fullKey);
-    if (previous) this.uncount(this.batch, previous);
+    if (previous) uncountRow(this.batch, previous);
     this.batch.puts.set(fullKey, row);
-    if (row) this.count(this.batch, row);
+    if (row) countRow(this.batch, row);
     this.pending.set(fullKey, row);
     this.cache.set(fullKey, row);
     const commit = batchPromise(this.batch);
@@ -730,16 +657,6 @@ export class Store extends EventEmitter {
     if (this.durability === 'immediate' && this.batch.puts.size >= EAGER_BATCH_ROWS) this.runFlush();
     else this.scheduleFlush(false);
     return this.durability === 'deferred' ? Promise.resolve() : commit;
-  }
-
-  private count(batch: Batch, row: Row): void {
-    batch.bytes += row.size;
-    if (!row.evictable) batch.pinned += row.size;
-  }
-
-  private uncount(batch: Batch, row: Row): void {
-    batch.bytes -= row.size;
-    if (!row.evictable) batch.pinned -= row.size;
   }
 
   private scheduleFlush(force: boolean): void {
@@ -768,15 +685,13 @@ export class Store extends EventEmitter {
       void this.exclusive(async () => batch.resolve?.());
       return;
     }
-    this.inflightBytes += batch.bytes;
-    this.inflightPinned += batch.pinned;
+    this.size.writing(batch);
     void this.exclusive(async () => {
       this.inflightClears = batch.clears;
       try {
         await this.writeBatch(batch);
       } catch (error) {
-        this.inflightBytes -= batch.bytes;
-        this.inflightPinned -= batch.pinned;
+        this.size.written(batch, false);
         this.inflightClears = [];
         this.failed(batch, error);
         return;
@@ -784,10 +699,7 @@ export class Store extends EventEmitter {
       this.inflightClears = [];
       // the batch's writers wake up next tick, not in the tick that ran its last statement
       await this.pause();
-      this.committedBytes += batch.bytes;
-      this.inflightBytes -= batch.bytes;
-      this.committedPinned += batch.pinned;
-      this.inflightPinned -= batch.pinned;
+      this.size.written(batch, true);
       for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
       if (batch.clears.length > 0) this.forgetCleared(batch);
       batch.resolve?.();
@@ -797,7 +709,7 @@ export class Store extends EventEmitter {
         this.logger.warn(`cache database ${this.file}: writes are committed again`);
         this.emit('health', { ok: true } satisfies StoreHealth);
       }
-      if (this.policy.evicts && this.committedBytes > this.sizeLimitBytes) await this.evict();
+      if (this.policy.evicts && this.size.committed.bytes > this.sizeLimitBytes) await this.eviction.run();
     });
   }
 
@@ -810,7 +722,6 @@ export class Store extends EventEmitter {
     const failure = new StoreIOError('write', this.file, error);
     const first = this.failure === undefined;
     this.failure = failure;
-    this.credit = { bytes: 0, pinned: 0 }; // what the batch would have replaced is in the file still
     if (this.durability === 'immediate') {
       for (const [key, row] of batch.puts) {
         if (this.pending.get(key) === row) {
@@ -825,7 +736,7 @@ export class Store extends EventEmitter {
     for (const [key, row] of batch.puts) {
       if (this.pending.get(key) !== row || this.batch.puts.has(key)) continue; // a newer write replaced it
       this.batch.puts.set(key, row);
-      if (row) this.count(this.batch, row);
+      if (row) countRow(this.batch, row);
     }
     this.batch.clears.unshift(...batch.clears);
     this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay ? this.retryDelay * 2 : RETRY_MIN_MS);
@@ -924,54 +835,6 @@ export class Store extends EventEmitter {
     }
   }
 
-  /**
-   * Deletes cache entries (never counter or cooldown state) by the eviction policy until the store is
-   * back under its size limit; logs each round (at most once a minute, with the totals since).
-   */
-  private async evict(): Promise<void> {
-    await this.readCounts();
-    const order = this.policy.orderColumn ?? 'stored_at';
-    let entries = 0;
-    let bytes = 0;
-    while (this.committedBytes > this.sizeLimitBytes) {
-      const candidates = (await this.query(
-        `SELECT lower(hex(key)) AS hk, size FROM ${TABLE} WHERE evictable = 1 ORDER BY ${order}, rowid LIMIT ${ROWS_PER_STATEMENT}`,
-        [],
-      )) as { hk: string; size: number }[];
-      if (candidates.length === 0) break;
-      const victims: string[] = [];
-      let excess = this.committedBytes - this.sizeLimitBytes;
-      for (const c of candidates) {
-        if (excess <= 0) break;
-        victims.push(c.hk);
-        excess -= Number(c.size);
-        bytes += Number(c.size);
-      }
-      await this.query(`DELETE FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`, [JSON.stringify(victims)]);
-      entries += victims.length;
-      this.forget(victims.map(fromHex));
-      await this.readCounts();
-      await this.pause();
-    }
-    if (entries > 0) this.evicted(entries, bytes);
-  }
-
-  private evicted(entries: number, bytes: number): void {
-    const at = now();
-    this.lastEviction = { entries, bytes, at };
-    this.evictedSinceLog.entries += entries;
-    this.evictedSinceLog.bytes += bytes;
-    if (at - this.lastEvictionLog >= EVICTION_LOG_MS || at < this.lastEvictionLog) {
-      const { entries: n, bytes: b } = this.evictedSinceLog;
-      this.logger.warn(
-        `cache database ${this.file} reached its size limit of ${formatBytes(this.sizeLimitBytes)}: evicted ${n} cache entries (${formatBytes(b)}) by ${this.evictionPolicy}`,
-      );
-      this.evictedSinceLog = { entries: 0, bytes: 0 };
-      this.lastEvictionLog = at;
-    }
-    this.emit('evicted', this.lastEviction);
-  }
-
   /** After a clear is committed: drops what reads cached from disk while it waited, keeping writes made after it. */
   private forgetCleared(batch: Batch): void {
     this.epoch++;
@@ -985,23 +848,6 @@ export class Store extends EventEmitter {
   private forget(keys: string[]): void {
     this.epoch++;
     for (const key of keys) if (!this.pending.has(key)) this.cache.delete(key);
-  }
-
-  /** Reads the byte counters the triggers keep, into the committed counts. */
-  private async readCounts(): Promise<{ bytes: number; pinned: number }> {
-    const rows = (await this.query(`SELECT name, value FROM ${META_TABLE} WHERE name IN ('bytes', 'pinned_bytes')`, [])) as {
-      name: string;
-      value: number;
-    }[];
-    const counts = { bytes: 0, pinned: 0 };
-    for (const row of rows) {
-      if (row.name === 'bytes') counts.bytes = Number(row.value);
-      else counts.pinned = Number(row.value);
-    }
-    this.committedBytes = counts.bytes;
-    this.committedPinned = counts.pinned;
-    this.credit = { bytes: 0, pinned: 0 }; // the file's counts hold what committed writes replaced
-    return counts;
   }
 
   private async query(sql: string, params: readonly unknown[]): Promise<unknown[]> {
