@@ -16,14 +16,40 @@
   /** Longest key or URL a node label shows before it is cut with "…". */
   var LABEL_LENGTH = 30;
 
-  /** A text of these helpers (cache-store catalogue, "cache-store.editor" section). */
-  function text(id, values) {
-    return RED._(MODULE + '/cache-store:cache-store.editor.' + id, values);
+  /** `value` as HTML text: & < > " ' written as entities. */
+  function escapeHtml(value) {
+    return String(value).replace(/[&<>"']/g, function (c) {
+      return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
+    });
   }
 
-  /** A text of one node's own catalogue: nodeText('ttl-fetch', 'errors.url'). */
+  /**
+   * Substitution values made safe for HTML. Node-RED shows a validator's text as HTML (the field's
+   * tooltip, the node's "invalid properties" tooltip) and its i18n does not escape substitutions, while
+   * a value may come from a flow file (a key, a type, a URL): each text value is escaped here, numbers
+   * (and `count`, which picks the plural form) stay numbers.
+   */
+  function safeValues(values) {
+    if (!values || typeof values !== 'object') return values;
+    var safe = {};
+    Object.keys(values).forEach(function (name) {
+      var value = values[name];
+      safe[name] = typeof value === 'number' || typeof value === 'boolean' ? value : escapeHtml(value === null || value === undefined ? '' : value);
+    });
+    return safe;
+  }
+
+  /**
+   * A text of these helpers (cache-store catalogue, "cache-store.editor" section). The result is HTML:
+   * its substitution values are escaped (a validator's text is shown as HTML).
+   */
+  function text(id, values) {
+    return RED._(MODULE + '/cache-store:cache-store.editor.' + id, safeValues(values));
+  }
+
+  /** A text of one node's own catalogue: nodeText('ttl-fetch', 'errors.url'); substitution values escaped as in text(). */
   function nodeText(type, id, values) {
-    return RED._(MODULE + '/' + type + ':' + type + '.' + id, values);
+    return RED._(MODULE + '/' + type + ':' + type + '.' + id, safeValues(values));
   }
 
   function isBlank(v) {
@@ -211,6 +237,7 @@
     UNITS: UNITS,
     text: text,
     nodeText: nodeText,
+    escapeHtml: escapeHtml,
     isBlank: isBlank,
     current: current,
     orDefault: orDefault,
