@@ -5,6 +5,7 @@ import type { CacheSpace } from './lib/space';
 import type { Entry } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
 import { StoreBinding } from './red/binding';
+import { scrubText, scrubValue, secretForms as secretFormsOf, urlSecretsOf } from './red/fetch-url';
 import { bindRuntime, type Substitutions, shared, text } from './red/i18n';
 import { checkKeyConfig, describe, fillPlaceholders, KEY_TYPES, resolveKey } from './red/input';
 import { onInput, rejectAll, releaseOnClose } from './red/lifecycle';
@@ -48,6 +49,8 @@ interface StoredResponse {
   statusCode: number;
   contentType: string | null;
   credential?: string;
+  /** The URL asked for, as it may be shown (origin and plain path segments: no query, no secret), written with the answer. */
+  url?: string;
   /** When the response was fetched (ms): freshness is measured from it, as the store may restamp an entry it finds stamped in the future. */
   fetchedAt?: number;
 }
@@ -160,13 +163,9 @@ function safeDecode(text: string): string {
   }
 }
 
-/** Replaces every occurrence of the given secrets (4 characters or more) in a text by "…", longest first. */
+/** Replaces every given secret (4 characters or more) in a text by "…", in every form it may take (as is, JSON-escaped, percent-encoded). */
 function scrub(text: string, secrets: readonly string[]): string {
-  let result = text;
-  for (const secret of [...new Set(secrets)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length)) {
-    result = result.split(secret).join(REDACTED);
-  }
-  return result;
+  return scrubText(text, secrets);
 }
 
 /** A failed upstream request; `retryable` failures (network, timeout, 5xx, 408, 429, unreadable or too large body) may be answered from a stale copy. */
@@ -313,7 +312,7 @@ export = (RED: NodeAPI) => {
     // the secret goes only to the origin of the configured URL: never to a msg.url elsewhere, never after a redirect elsewhere
     const secretOrigin = fixedOrigin(configUrl);
     // what a text shown to the flow or the log must never hold
-    const secretForms = secret ? [secret, encodeURIComponent(secret), secret.replace(/^\s*\S+\s+/, '')] : [];
+    const secretForms = secret ? secretFormsOf(secret) : [];
     let ttlMs: number;
     let keepSeconds: number;
     let timeoutS: number;
@@ -557,7 +556,11 @@ export = (RED: NodeAPI) => {
     /** Fetches a response and stores it (2xx only); throws an UpstreamError for every other outcome. */
     async function fetchAndStore(request: FetchRequest, cache: CacheSpace): Promise<Entry> {
       const { statusCode, contentType, raw, shown } = await exchange(request);
-      const stored: StoredResponse = { kind: returnType, body: storedBody(raw, returnType, shown), statusCode, contentType, fetchedAt: now() };
+      // an answer that repeats the node's secret or a credential of its URL (appid=, token=...) is stored
+      // without it, in whatever form it came back: no reader of the store needs this node to hide it
+      const hidden = [...secretForms, ...urlSecretsOf(request.url)];
+      const body = scrubValue(storedBody(raw, returnType, shown), hidden);
+      const stored: StoredResponse = { kind: returnType, body, statusCode, contentType, url: request.shown, fetchedAt: now() };
       if (request.credential !== '') stored.credential = request.credential;
       return cache.set(request.key, stored, keepSeconds);
     }

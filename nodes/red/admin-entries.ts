@@ -32,6 +32,8 @@ interface StoredResponse {
   statusCode: number;
   contentType: string | null;
   credential?: string;
+  /** The URL asked for, cleaned of secrets when the answer was written (answers stored before it was kept have none). */
+  url?: string;
   fetchedAt?: number;
 }
 
@@ -191,7 +193,8 @@ export function describeEntry(key: string, entry: InspectedEntry, at: number, zo
         statusCode: value.statusCode,
         contentType: value.contentType,
         returnType: value.kind,
-        url: url ?? null,
+        // the URL written with the answer (already clean, whether or not its node still exists); older answers: from a node's configuration
+        url: typeof value.url === 'string' ? value.url : (url ?? null),
         fetchedAt,
         fetchedAtText: isoInZone(fetchedAt, zone),
         age: Math.max(0, at - fetchedAt),

@@ -666,8 +666,15 @@ async function genericRun(run: Run): Promise<void> {
   assert.ok(reached > 0, `${run.name}: no inject reaches a debug node`);
 }
 
-describe('examples', () => {
-  const examples = discoverExamples();
+/**
+ * Examples with a Redis store need a redis-server: they run in `npm run test:redis`
+ * (test/redis/examples.test.ts sets FLOW_CACHE_EXAMPLES=redis), the others here, so `npm test` needs none.
+ */
+const onRedis = process.env.FLOW_CACHE_EXAMPLES === 'redis';
+const usesRedis = (name: string) => readExample(name).some((n) => n.type === 'cache-store' && n.backend === 'redis');
+
+describe(onRedis ? 'examples with a Redis store' : 'examples', () => {
+  const examples = discoverExamples().filter((name) => usesRedis(name) === onRedis);
   const core = coreNodeFiles();
   const api = new LocalApi();
   let base = '';
@@ -678,7 +685,7 @@ describe('examples', () => {
     registerHelperModulesOnce();
     await helper.startServer();
     base = await api.start();
-    if (examples.some((name) => readExample(name).some((n) => n.type === 'cache-store' && n.backend === 'redis'))) redis = await RedisServer.start();
+    if (onRedis) redis = await RedisServer.start();
   });
   after(async () => {
     await helper.stopServer();
@@ -694,7 +701,11 @@ describe('examples', () => {
     clock.uninstall();
   });
 
-  it('include the pattern examples and the Home Assistant set', () => {
+  it(onRedis ? 'include an example with a Redis store' : 'include the pattern examples and the Home Assistant set', () => {
+    if (onRedis) {
+      assert.ok(examples.length > 0, 'no example has a Redis store');
+      return;
+    }
     // Scenarios of the other folders follow their files (an example without one gets the generic run).
     const documented = Object.keys(scenarios).filter((name) => /^(expiring-entries|structured-data|load-once-write-on-shutdown|home-assistant)\//.test(name));
     for (const name of documented) assert.ok(examples.includes(name), `${name} is missing`);
