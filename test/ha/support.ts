@@ -206,6 +206,11 @@ export class HaRun {
     );
   }
 
+  /** Waits until the Home Assistant nodes have tried to connect (to a server that may not accept yet). */
+  async connecting(ms = 10_000): Promise<void> {
+    await waitFor(() => this.client()?.websocket.connectionState === 0, `${this.name}: a connection attempt`, ms);
+  }
+
   /** Waits until the Home Assistant nodes have lost the connection. */
   async disconnected(ms = 10_000): Promise<void> {
     await waitFor(() => this.client()?.isConnected === false, `${this.name}: the connection to drop`, ms);
@@ -258,30 +263,16 @@ export class HaRun {
   }
 
   /**
-   * Resolves once the gate named `gate` has restarted its quiet time for a msg.quiet that arrives after
-   * this call (it shows its quiet status again).
+   * Resolves once a msg.quiet that arrives after this call has reached the gate named `gate` (the gate
+   * starts its quiet time again as it takes the message in, before any later message).
    */
   quietRestarted(gate: string, ms = 10_000): Promise<void> {
-    const n = helper.getNode(this.byName(gate).id) as {
-      on(event: string, fn: (msg: NodeMessage) => void): void;
-      status: { callCount: number; getCall(i: number): { args: unknown[] } };
-    };
-    let from: number | undefined;
+    const n = helper.getNode(this.byName(gate).id) as { on(event: string, fn: (msg: NodeMessage) => void): void };
+    let seen = false;
     n.on('input', (msg) => {
-      if (msg.quiet === true && from === undefined) from = n.status.callCount;
+      if (msg.quiet === true) seen = true;
     });
-    return waitFor(
-      () => {
-        if (from === undefined) return false;
-        for (let i = from; i < n.status.callCount; i++) {
-          const s = n.status.getCall(i).args[0] as { fill?: string; shape?: string };
-          if (s?.fill === 'blue' && s.shape === 'ring') return true;
-        }
-        return false;
-      },
-      `${this.name}: ${gate} restarting its quiet time`,
-      ms,
-    );
+    return waitFor(() => seen, `${this.name}: msg.quiet reaching ${gate}`, ms);
   }
 
   /** The value of an action call's data field across the calls of `action` that Home Assistant accepted. */
