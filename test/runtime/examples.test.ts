@@ -212,7 +212,8 @@ class Run {
   }
 
   byName(name: string): FlowNode {
-    const found = this.example.filter((n) => n.name === name);
+    // a name marked ✎ (an entity or action to change) is found with or without the mark
+    const found = this.example.filter((n) => n.name === name || n.name === `✎ ${name}`);
     assert.equal(found.length, 1, `${this.name} has ${found.length} nodes named "${name}"`);
     return found[0];
   }
