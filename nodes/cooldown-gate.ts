@@ -195,6 +195,24 @@ function secondsText(seconds: number): string {
     .join(' ');
 }
 
+/** The summary of what was held back for a key, as it leaves on the third output. */
+function summaryMessage(t: Texts, zone: string, key: string, held: Held): NodeMessage {
+  const msg: NodeMessage = {
+    topic: held.topic ?? key,
+    summary: {
+      key,
+      held: held.count,
+      firstHeld: isoInZone(held.firstHeld, zone),
+      lastHeld: isoInZone(held.lastHeld, zone),
+      since: isoInZone(held.since, zone),
+      due: isoInZone(held.due, zone),
+      text: t('summary.text', { held: held.count, key, duration: durationText(held.due - held.since) }),
+    },
+  };
+  if ('payload' in held) msg.payload = held.payload;
+  return msg;
+}
+
 /** The gate's texts: `t` from the catalogue; `ts` a status text, its template looked up once and filled per message. */
 interface GateTexts {
   t: Texts;
@@ -554,31 +572,13 @@ class Gate {
     if (this.schedule.delete(key)) this.rearm();
   }
 
-  private summaryMessage(key: string, held: Held): NodeMessage {
-    const zone = this.binding.zone;
-    const msg: NodeMessage = {
-      topic: held.topic ?? key,
-      summary: {
-        key,
-        held: held.count,
-        firstHeld: isoInZone(held.firstHeld, zone),
-        lastHeld: isoInZone(held.lastHeld, zone),
-        since: isoInZone(held.since, zone),
-        due: isoInZone(held.due, zone),
-        text: this.t('summary.text', { held: held.count, key, duration: durationText(held.due - held.since) }),
-      },
-    };
-    if ('payload' in held) msg.payload = held.payload;
-    return msg;
-  }
-
   /**
    * Sends a summary taken out of the store. The gate took it while running; if it began closing since,
    * its messages no longer reach the next nodes: the summary goes back to the store for the next start.
    */
   private async deliver(key: string, held: Held, send: SendFunction): Promise<void> {
     if (!this.closed) {
-      send([null, null, this.summaryMessage(key, held)]);
+      send([null, null, summaryMessage(this.t, this.binding.zone, key, held)]);
       const count = held.count;
       this.status.set(() => ({ fill: 'blue', shape: 'dot', text: this.t('status.summary', { key, held: count, ...this.counts() }) }));
       return;

@@ -110,6 +110,12 @@ export class SizeAccount {
     }
   }
 
+  /** A row committed on its own (replacing `replaced`, or deleting it when `row` is null). */
+  committedNow(replaced: Row | null | undefined, row: Row | null): void {
+    this.committed.bytes += (row?.size ?? 0) - (replaced?.size ?? 0);
+    this.committed.pinned += (row && !row.evictable ? row.size : 0) - (replaced && !replaced.evictable ? replaced.size : 0);
+  }
+
   /** The file was replaced by an empty one. */
   reset(): void {
     this.committed = { bytes: 0, pinned: 0 };

@@ -154,6 +154,8 @@ export class Store extends EventEmitter {
   private flushScheduled = false;
   /** Clears of the batch being written, for a write at exit. */
   private inflightClears: string[] = [];
+  /** Sealed batches with clears, not yet written: a write committed now must not come before them. */
+  private queuedClears = 0;
   private inTransaction = false;
   private epoch = 0;
   private closed = false;
@@ -356,6 +358,45 @@ export class Store extends EventEmitter {
           ).commit;
     await commit;
     return { value, storedAt: row.storedAt, expiresAt: row.expiresAt };
+  }
+
+  /**
+   * Writes a value (or, with `undefined`, deletes the key) and commits it before returning: only on
+   * a synchronous driver (node:sqlite), in immediate mode, and only when nothing queued could reach
+   * the file after it (no write of the key waiting, no clear queued, no transaction of a batch under
+   * way, no failing writes) and the value fits. Returns false with nothing done otherwise, and when
+   * the statement fails: the caller then writes through set() or delete(), which report the failure.
+   */
+  commitNow(namespace: string, key: string, value: unknown, options: SetOptions = {}): boolean {
+    const querySync = this.db.querySync;
+    if (!querySync || this.durability !== 'immediate' || this.closed || this.recovering || this.inTransaction) return false;
+    if (this.failure || this.retryTimer || this.queuedClears > 0 || this.batch.clears.length > 0) return false;
+    let fullKey: string;
+    let row: Row | null;
+    try {
+      fullKey = this.fullKey(namespace, key);
+      row = value === undefined ? null : this.makeRow(value, undefined, options.evictable !== false);
+    } catch {
+      return false;
+    }
+    if (this.locks.has(fullKey) || this.pending.has(fullKey)) return false;
+    if (row && !this.fits(fullKey, row)) return false;
+    let replaced = this.memoryRow(fullKey);
+    try {
+      if (replaced === undefined) {
+        const found = querySync(`SELECT size, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`, [hexKey(fullKey)])[0];
+        replaced = found ? ({ size: Number(found.size), evictable: Number(found.evictable) !== 0 } as Row) : null;
+      }
+      // one statement: atomic, and committed when it returns (no transaction is open on the connection)
+      for (const [sql, params] of writeStatementsOf(new Map([[fullKey, row]]), new Map(), 1)) querySync(sql, params);
+    } catch {
+      return false;
+    }
+    this.size.committedNow(replaced, row);
+    // a read under way started before this write: it must not put the old row into the read cache
+    this.epoch++;
+    this.cache.set(fullKey, row);
+    return true;
   }
 
   /** Removes a key; resolves to whether an unexpired entry was there. */
@@ -686,31 +727,42 @@ export class Store extends EventEmitter {
       return;
     }
     this.size.writing(batch);
+    const clears = batch.clears.length > 0 ? 1 : 0;
+    this.queuedClears += clears;
     void this.exclusive(async () => {
-      this.inflightClears = batch.clears;
       try {
-        await this.writeBatch(batch);
-      } catch (error) {
-        this.size.written(batch, false);
-        this.inflightClears = [];
-        this.failed(batch, error);
-        return;
+        await this.writeSealed(batch);
+      } finally {
+        this.queuedClears -= clears;
       }
-      this.inflightClears = [];
-      // the batch's writers wake up next tick, not in the tick that ran its last statement
-      await this.pause();
-      this.size.written(batch, true);
-      for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
-      if (batch.clears.length > 0) this.forgetCleared(batch);
-      batch.resolve?.();
-      if (this.failure) {
-        this.failure = undefined;
-        this.retryDelay = 0;
-        this.logger.warn(`cache database ${this.file}: writes are committed again`);
-        this.emit('health', { ok: true } satisfies StoreHealth);
-      }
-      if (this.policy.evicts && this.size.committed.bytes > this.sizeLimitBytes) await this.eviction.run();
     });
+  }
+
+  /** Writes a sealed batch (run one at a time, in order): commits it, or hands its failure on. */
+  private async writeSealed(batch: Batch): Promise<void> {
+    this.inflightClears = batch.clears;
+    try {
+      await this.writeBatch(batch);
+    } catch (error) {
+      this.size.written(batch, false);
+      this.inflightClears = [];
+      this.failed(batch, error);
+      return;
+    }
+    this.inflightClears = [];
+    // the batch's writers wake up next tick, not in the tick that ran its last statement
+    await this.pause();
+    this.size.written(batch, true);
+    for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
+    if (batch.clears.length > 0) this.forgetCleared(batch);
+    batch.resolve?.();
+    if (this.failure) {
+      this.failure = undefined;
+      this.retryDelay = 0;
+      this.logger.warn(`cache database ${this.file}: writes are committed again`);
+      this.emit('health', { ok: true } satisfies StoreHealth);
+    }
+    if (this.policy.evicts && this.size.committed.bytes > this.sizeLimitBytes) await this.eviction.run();
   }
 
   /**
