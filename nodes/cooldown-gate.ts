@@ -249,6 +249,8 @@ class Gate {
   private readonly alarm = new Alarm(() => void this.track(this.flushDue()));
   private scanned = false;
   private scanning: Promise<void> | undefined;
+  /** Summaries sent whose delivery Node-RED has not yet made (it delivers a turn later): a stop before it drops them. */
+  private readonly inFlight = new Set<{ key: string; held: Held }>();
 
   constructor(
     private readonly RED: NodeAPI,
@@ -305,6 +307,9 @@ class Gate {
       this.quietAlarm.cancel();
       clearTimeout(this.quietTimer);
       this.schedule.clear();
+      // summaries whose delivery the stop came before: back to the store for the next start
+      for (const { key, held } of this.inFlight) void this.track(this.putBack(key, held));
+      this.inFlight.clear();
       done();
     });
     releaseOnClose(node, status, binding, () => Promise.allSettled([...this.flushing]));
@@ -578,11 +583,23 @@ class Gate {
    */
   private async deliver(key: string, held: Held, send: SendFunction): Promise<void> {
     if (!this.closed) {
+      // Node-RED delivers a message in the next turn (setImmediate), in order: this turn, queued just
+      // before the delivery, marks it made. A stop before it drops the message, and the gate, closing,
+      // puts the summary back.
+      const sending = { key, held };
+      if (!this.RED.settings?.runtimeSyncDelivery) {
+        this.inFlight.add(sending);
+        setImmediate(() => this.inFlight.delete(sending));
+      }
       send([null, null, summaryMessage(this.t, this.binding.zone, key, held)]);
       const count = held.count;
       this.status.set(() => ({ fill: 'blue', shape: 'dot', text: this.t('status.summary', { key, held: count, ...this.counts() }) }));
       return;
     }
+    await this.putBack(key, held);
+  }
+
+  private async putBack(key: string, held: Held): Promise<void> {
     try {
       const cache = await this.stateNamespace();
       await cache.update(STORE_KEY_PREFIX + key, (current) => putBackSummary(this.rules, current, now(), held));
