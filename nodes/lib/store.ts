@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { now } from './clock';
 import { DRIVER_CHOICES, type DriverChoice, type DriverName, openDriver, openPlain, resolveDriver, type SqlDriver } from './driver';
-import { CacheError, formatBytes, messageOf, StoreFullError, StoreIOError } from './errors';
+import { CacheError, messageOf, StoreIOError } from './errors';
 import { describeHolder, type FileLock, type Holder, takeLock } from './file-lock';
 import { LruMap } from './lru';
 import {
@@ -14,32 +14,39 @@ import {
   type StoreOptions,
   sizeLimitBytes,
 } from './options';
-import { configureConnection, ensureSchema, META_TABLE, TABLE } from './schema';
-import { decodeJson, encodeValue, type Json } from './serialize';
+import { configureConnection, ensureSchema, TABLE } from './schema';
+import { encodeValue } from './serialize';
 import { checkFile, isCorruption, moveAside, prepareDirectory, prepareFile } from './sqlite-file';
+import { type InspectedEntry, type KeyListOptions, type KeyPage, type NamespaceStats, StoreQueries } from './store-queries';
+import {
+  type Entry,
+  encodeNamespace,
+  fromHex,
+  hexKey,
+  parseRow,
+  RESTAMP_FUTURE,
+  ROWS_PER_STATEMENT,
+  type Row,
+  rangeEnd,
+  restamp,
+  rowText,
+  toEntry,
+  writeStatementsOf,
+} from './store-rows';
+import { countRow, Eviction, type EvictionRound, SizeAccount, uncountRow } from './store-size';
 
 export type { Durability, EvictionPolicy, StoreLogger, StoreOptions } from './options';
 export { DURABILITIES, EVICTION_POLICIES, STORE_DEFAULTS } from './options';
+export { type InspectedEntry, type KeyInfo, type KeyListOptions, type KeyPage, MAX_KEY_PAGE, type NamespaceStats } from './store-queries';
+export type { Entry } from './store-rows';
+export { encodeNamespace } from './store-rows';
+export type { EvictionRound } from './store-size';
 
 /** What the store tells its users about itself ('health' and 'evicted' events). */
 export interface StoreHealth {
   ok: boolean;
   /** The failure, while writes cannot be committed. */
   error?: Error;
-}
-
-export interface EvictionRound {
-  entries: number;
-  bytes: number;
-  at: number;
-}
-
-/** A stored value with its timestamps (ms since the epoch). */
-export interface Entry {
-  value: unknown;
-  storedAt: number;
-  /** null: never expires. */
-  expiresAt: number | null;
 }
 
 /** The result of an atomic read-modify-write. */
@@ -61,18 +68,6 @@ export interface SetOptions {
   evictable?: boolean;
 }
 
-// One row as held in memory: `text` is exactly what the value column holds.
-interface Row {
-  text: string;
-  storedAt: number;
-  expiresAt: number | null;
-  size: number;
-  /** Whether the size limit may remove the row. */
-  evictable: boolean;
-  /** The parsed value column, kept after the first read: decodeJson builds a fresh copy from it each time. */
-  parsed?: { v: Json };
-}
-
 interface UpdateStep {
   result: UpdateResult;
   commit?: Promise<void>;
@@ -90,20 +85,7 @@ interface Batch {
   reject?: (error: unknown) => void;
 }
 
-// rows arrive as one JSON array of [hexKey(key), value text, size, storedAt, expiresAt, evictable]; "WHERE true" lets SQLite parse the upsert
-const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at, evictable)
-  SELECT CAST(unhex(r.value ->> 0) AS TEXT), r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 3, r.value ->> 4, r.value ->> 5
-  FROM json_each(?) AS r WHERE true
-  ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
-  accessed_at = excluded.accessed_at, expires_at = excluded.expires_at, evictable = excluded.evictable`;
-// rows stamped after `now` (the clock went back): stamped anew at `now`, keeping their TTL from there
-const RESTAMP_FUTURE = `UPDATE ${TABLE} SET stored_at = ?1,
-  expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?1 + (expires_at - stored_at) END,
-  value = '{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')),
-  size = length(CAST('{"s":' || ?1 || ',"e":' || COALESCE(?1 + (expires_at - stored_at), 'null') || substr(value, instr(value, ',"v":')) AS BLOB))
-  WHERE key IN (SELECT key FROM ${TABLE} WHERE stored_at > ?2 LIMIT ${1000}) RETURNING lower(hex(key)) AS hk`;
 const MAX_DEFERRED_PENDING = 10_000;
-const ROWS_PER_STATEMENT = 1000;
 /** Rows a write statement carries on a synchronous driver: each statement runs in one tick, so fewer rows keep ticks short. */
 const SYNC_ROWS_PER_STATEMENT = 250;
 const EAGER_BATCH_ROWS = 2000;
@@ -114,28 +96,7 @@ const BUSY_TIMEOUT_MS = 5000;
 const CLOCK_SLACK_MS = 1000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
-const EVICTION_LOG_MS = 60_000;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/** The part of a full key that names the namespace: hex, so SQL LIKE and case folding cannot mix namespaces. */
-export function encodeNamespace(namespace: string): string {
-  if (typeof namespace !== 'string' || namespace.length === 0) throw new CacheError('INVALID_NAMESPACE', 'namespace must be a non-empty string');
-  return Buffer.from(namespace, 'utf8').toString('hex');
-}
-
-/** A key as UTF-8 hex, for passing keys inside a JSON parameter (SQLite's JSON functions cut text at U+0000). */
-function hexKey(key: string): string {
-  return Buffer.from(key, 'utf8').toString('hex');
-}
-
-function fromHex(hex: string): string {
-  return Buffer.from(hex, 'hex').toString('utf8');
-}
-
-function rangeEnd(prefix: string): string {
-  // prefix ends with ':'; ';' is the next code point, so [prefix, end) holds exactly the namespace
-  return `${prefix.slice(0, -1)};`;
-}
 
 function newBatch(): Batch {
   return { puts: new Map(), clears: [], bytes: 0, pinned: 0 };
@@ -155,22 +116,6 @@ function batchPromise(batch: Batch): Promise<void> {
     batch.promise.catch(() => undefined); // waiters get the error; a batch nobody awaits must not crash the process
   }
   return batch.promise;
-}
-
-/** The entry of a row, a fresh copy of its value; the parsed text is kept for the next read (only read rows are parsed). */
-function toEntry(row: Row): Entry {
-  row.parsed ??= JSON.parse(row.text) as { v: Json };
-  const parsed = row.parsed;
-  return { value: decodeJson(parsed.v), storedAt: row.storedAt, expiresAt: row.expiresAt };
-}
-
-function rowText(valueText: string, storedAt: number, expiresAt: number | null): string {
-  return `{"s":${storedAt},"e":${expiresAt === null ? 'null' : expiresAt},"v":${valueText}}`;
-}
-
-function parseRow(text: string, evictable: boolean): Row {
-  const parsed = JSON.parse(text) as { s: number; e: number | null };
-  return { text, storedAt: parsed.s, expiresAt: parsed.e, size: Buffer.byteLength(text), evictable };
 }
 
 /** The error a second process gets for a database another process holds. */
@@ -207,18 +152,10 @@ export class Store extends EventEmitter {
   private batch: Batch = newBatch();
   private dbChain: Promise<unknown> = Promise.resolve();
   private flushScheduled = false;
-  private committedBytes = 0;
-  private inflightBytes = 0;
-  private committedPinned = 0;
-  private inflightPinned = 0;
-  /**
-   * What the counts above overstate, as the last recount found: rows in the file that writes not yet
-   * committed replace or delete (the counts add a write's bytes but subtract nothing for what it
-   * replaces). Dropped whenever the counts are read from the file again or a batch fails.
-   */
-  private credit = { bytes: 0, pinned: 0 };
   /** Clears of the batch being written, for a write at exit. */
   private inflightClears: string[] = [];
+  /** Sealed batches with clears, not yet written: a write committed now must not come before them. */
+  private queuedClears = 0;
   private inTransaction = false;
   private epoch = 0;
   private closed = false;
@@ -226,11 +163,15 @@ export class Store extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = 0;
   private failure: Error | undefined;
-  private evictedSinceLog = { entries: 0, bytes: 0 };
-  private lastEvictionLog = Number.NEGATIVE_INFINITY;
-  /** The last eviction round, for statuses and inspection. */
-  lastEviction: EvictionRound | undefined;
+  private readonly size: SizeAccount;
+  private readonly eviction: Eviction;
   private readonly onExit = (): void => this.writeAtExit();
+  private readonly queries = new StoreQueries({
+    query: (sql, params) => this.query(sql, params),
+    flush: () => this.flush(),
+    assertOpen: () => this.assertOpen(),
+    fullKey: (namespace, key) => this.fullKey(namespace, key),
+  });
 
   private constructor(file: string, db: SqlDriver, lock: FileLock, options: ResolvedStoreOptions, logger: StoreLogger) {
     super();
@@ -245,6 +186,16 @@ export class Store extends EventEmitter {
     this.policy = EVICTION_POLICY_TABLE[options.evictionPolicy];
     this.durability = options.durability;
     this.cache = new LruMap(options.readCacheEntries);
+    this.size = new SizeAccount(this.sizeLimitBytes, this.policy.evicts);
+    const host = {
+      file,
+      logger,
+      query: (sql: string, params: readonly unknown[]) => this.query(sql, params),
+      forget: (keys: string[]) => this.forget(keys),
+      pause: () => this.pause(),
+      announce: (round: EvictionRound) => this.emit('evicted', round),
+    };
+    this.eviction = new Eviction(host, this.size, this.evictionPolicy, this.policy.orderColumn ?? 'stored_at');
     if (options.sweepInterval > 0) this.every(options.sweepInterval * 1000, () => this.sweep());
     if (this.durability === 'deferred') this.every(options.flushInterval * 1000, () => this.flush());
     if (EVICTION_POLICY_TABLE[this.evictionPolicy].tracksReads) this.every(TOUCH_FLUSH_MS, () => this.touched.size > 0 && this.flush());
@@ -308,7 +259,7 @@ export class Store extends EventEmitter {
     const db = await Store.openDatabase(file, options, driver);
     try {
       const store = new Store(file, db, lock, options, logger);
-      await store.readCounts();
+      await store.size.readCounts((sql, params) => store.query(sql, params));
       return store;
     } catch (error) {
       await db.close().catch(() => undefined);
@@ -354,9 +305,7 @@ export class Store extends EventEmitter {
         this.db = await Store.openDatabase(this.file, this.options, this.db.name);
         this.cache.clear();
         this.epoch++;
-        this.committedBytes = 0;
-        this.committedPinned = 0;
-        this.credit = { bytes: 0, pinned: 0 };
+        this.size.reset();
       } catch (failure) {
         this.logger.error(`cache database ${this.file}: recovery failed: ${messageOf(failure)}`);
       } finally {
@@ -368,7 +317,12 @@ export class Store extends EventEmitter {
   /** Bytes stored on disk (values and metadata), as the size limit counts them. */
   async bytesUsed(): Promise<number> {
     await this.flush();
-    return (await this.readCounts()).bytes;
+    return (await this.size.readCounts((sql, params) => this.query(sql, params))).bytes;
+  }
+
+  /** The last eviction round, for statuses and inspection. */
+  get lastEviction(): EvictionRound | undefined {
+    return this.eviction.last;
   }
 
   /** Whether writes are being committed; false while a flush fails and is retried. */
@@ -404,6 +358,45 @@ export class Store extends EventEmitter {
           ).commit;
     await commit;
     return { value, storedAt: row.storedAt, expiresAt: row.expiresAt };
+  }
+
+  /**
+   * Writes a value (or, with `undefined`, deletes the key) and commits it before returning: only on
+   * a synchronous driver (node:sqlite), in immediate mode, and only when nothing queued could reach
+   * the file after it (no write of the key waiting, no clear queued, no transaction of a batch under
+   * way, no failing writes) and the value fits. Returns false with nothing done otherwise, and when
+   * the statement fails: the caller then writes through set() or delete(), which report the failure.
+   */
+  commitNow(namespace: string, key: string, value: unknown, options: SetOptions = {}): boolean {
+    const querySync = this.db.querySync;
+    if (!querySync || this.durability !== 'immediate' || this.closed || this.recovering || this.inTransaction) return false;
+    if (this.failure || this.retryTimer || this.queuedClears > 0 || this.batch.clears.length > 0) return false;
+    let fullKey: string;
+    let row: Row | null;
+    try {
+      fullKey = this.fullKey(namespace, key);
+      row = value === undefined ? null : this.makeRow(value, undefined, options.evictable !== false);
+    } catch {
+      return false;
+    }
+    if (this.locks.has(fullKey) || this.pending.has(fullKey)) return false;
+    if (row && !this.fits(fullKey, row)) return false;
+    let replaced = this.memoryRow(fullKey);
+    try {
+      if (replaced === undefined) {
+        const found = querySync(`SELECT size, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`, [hexKey(fullKey)])[0];
+        replaced = found ? ({ size: Number(found.size), evictable: Number(found.evictable) !== 0 } as Row) : null;
+      }
+      // one statement: atomic, and committed when it returns (no transaction is open on the connection)
+      for (const [sql, params] of writeStatementsOf(new Map([[fullKey, row]]), new Map(), 1)) querySync(sql, params);
+    } catch {
+      return false;
+    }
+    this.size.committedNow(replaced, row);
+    // a read under way started before this write: it must not put the old row into the read cache
+    this.epoch++;
+    this.cache.set(fullKey, row);
+    return true;
   }
 
   /** Removes a key; resolves to whether an unexpired entry was there. */
@@ -446,7 +439,7 @@ export class Store extends EventEmitter {
       if (key.startsWith(prefix)) {
         this.pending.delete(key);
         const queued = this.batch.puts.get(key);
-        if (queued) this.uncount(this.batch, queued);
+        if (queued) uncountRow(this.batch, queued);
         this.batch.puts.delete(key);
       }
     }
@@ -460,35 +453,18 @@ export class Store extends EventEmitter {
   }
 
   /** Lists the unexpired keys of a namespace (reads the disk; meant for inspection, not hot paths). */
-  async keys(namespace: string): Promise<string[]> {
-    await this.flush();
-    const prefix = `${encodeNamespace(namespace)}:`;
-    const rows = (await this.query(
-      `SELECT lower(hex(key)) AS hk FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
-      [prefix, rangeEnd(prefix), now()],
-    )) as { key: string }[];
-    return (rows as unknown as { hk: string }[]).map((r) => fromHex(r.hk).slice(prefix.length));
+  keys(namespace: string): Promise<string[]> {
+    return this.queries.keys(namespace);
   }
 
-  /**
-   * Every unexpired entry of a namespace, read from disk in one pass after a flush (for loading a
-   * namespace into memory at start; not a hot path).
-   */
-  async entries(namespace: string): Promise<[string, Entry][]> {
-    await this.flush();
-    const prefix = `${encodeNamespace(namespace)}:`;
-    const rows = (await this.query(
-      `SELECT lower(hex(key)) AS hk, value, evictable FROM ${TABLE} WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key`,
-      [prefix, rangeEnd(prefix), now()],
-    )) as { hk: string; value: string; evictable: number }[];
-    return rows.map((r) => [fromHex(r.hk).slice(prefix.length), toEntry(parseRow(String(r.value), Number(r.evictable) !== 0))]);
+  /** Every unexpired entry of a namespace, read from disk in one pass after a flush (not a hot path). */
+  entries(namespace: string): Promise<[string, Entry][]> {
+    return this.queries.entries(namespace);
   }
 
   /** The names of the namespaces that hold rows on disk (after a flush). */
-  async namespaces(): Promise<string[]> {
-    await this.flush();
-    const rows = (await this.query(`SELECT DISTINCT substr(key, 1, instr(key, ':') - 1) AS ns FROM ${TABLE}`, [])) as { ns: string }[];
-    return rows.map((r) => Buffer.from(String(r.ns), 'hex').toString('utf8')).sort();
+  namespaces(): Promise<string[]> {
+    return this.queries.namespaces();
   }
 
   /** Deletes every expired entry from disk; resolves to how many were removed. */
@@ -661,29 +637,9 @@ export class Store extends EventEmitter {
     return run;
   }
 
-  /** Bytes the store would hold once `row` replaces what memory knows of the key (an upper bound). */
-  private bytesAfter(fullKey: string, row: Row): number {
-    const replaced = this.memoryRow(fullKey);
-    return this.committedBytes + this.inflightBytes + this.batch.bytes - this.credit.bytes + row.size - (replaced ? replaced.size : 0);
-  }
-
-  /**
-   * Bytes that eviction could not free once `row` is stored: every row that may not be evicted, plus
-   * `row` itself (eviction never removes the write that made room necessary). An upper bound.
-   */
-  private keptAfter(fullKey: string, row: Row): number {
-    const replaced = this.memoryRow(fullKey);
-    const replacedPinned = replaced && !replaced.evictable ? replaced.size : 0;
-    return this.committedPinned + this.inflightPinned + this.batch.pinned - this.credit.pinned + row.size - replacedPinned;
-  }
-
-  /**
-   * Whether `row` fits under the size cap by the counts in memory: with eviction off, the whole store
-   * must fit; with eviction on, the rows eviction may not remove (and `row`) must.
-   */
+  /** Whether `row` fits under the size cap by the counts in memory (store-size.ts). */
   private fits(fullKey: string, row: Row): boolean {
-    if (!this.policy.evicts) return this.bytesAfter(fullKey, row) <= this.sizeLimitBytes;
-    return this.keptAfter(fullKey, row) <= this.sizeLimitBytes;
+    return this.size.fits(this.memoryRow(fullKey), row, this.batch);
   }
 
   /**
@@ -694,63 +650,14 @@ export class Store extends EventEmitter {
   private async recount(fullKey: string): Promise<void> {
     if (this.memoryRow(fullKey) === undefined) await this.loadRow(fullKey);
     await this.exclusive(async () => {
-      await this.readCounts(); // no batch is in flight while this runs
-      await this.creditPending();
-    });
-  }
-
-  /**
-   * Sets the credit: the rows in the file that pending writes replace or delete. Run with the database
-   * to itself (nothing is written while it reads), after readCounts. A key written while it reads gets
-   * no credit, which only leaves the counts an upper bound, as they are without one.
-   */
-  private async creditPending(): Promise<void> {
-    const keys = [...this.pending.keys()];
-    let replacedBytes = 0;
-    let replacedPinned = 0;
-    for (let i = 0; i < keys.length; i += ROWS_PER_STATEMENT) {
-      if (i > 0) await this.pause();
-      const chunk = keys.slice(i, i + ROWS_PER_STATEMENT).map(hexKey);
-      const [found] = (await this.query(
-        `SELECT total(size) AS bytes, total((1 - evictable) * size) AS pinned FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`,
-        [JSON.stringify(chunk)],
-      )) as { bytes: number; pinned: number }[];
-      replacedBytes += Number(found.bytes);
-      replacedPinned += Number(found.pinned);
-    }
-    // what the file will hold once every pending write is in it, against what the counts say now
-    let pendingBytes = 0;
-    let pendingPinned = 0;
-    for (const row of this.pending.values()) {
-      if (!row) continue;
-      pendingBytes += row.size;
-      if (!row.evictable) pendingPinned += row.size;
-    }
-    const counted = this.committedBytes + this.inflightBytes + this.batch.bytes;
-    const countedPinned = this.committedPinned + this.inflightPinned + this.batch.pinned;
-    this.credit = {
-      bytes: Math.max(0, counted - (this.committedBytes - replacedBytes + pendingBytes)),
-      pinned: Math.max(0, countedPinned - (this.committedPinned - replacedPinned + pendingPinned)),
-    };
-  }
-
-  /** Throws StoreFullError if `row` does not fit; the caller enqueues right after, with no await between. */
-  private assertRoom(fullKey: string, row: Row): void {
-    if (this.fits(fullKey, row)) return;
-    if (!this.policy.evicts) throw new StoreFullError(this.sizeLimitBytes, this.bytesAfter(fullKey, row));
-    const kept = this.keptAfter(fullKey, row) - row.size;
-    if (kept > 0) {
-      throw new StoreFullError(
-        this.sizeLimitBytes,
-        row.size,
-        `${formatBytes(kept)} of it is counter and cooldown state, which is never evicted`,
-        'fullPinned',
-        {
-          kept: formatBytes(kept),
-        },
+      await this.size.readCounts((sql, params) => this.query(sql, params)); // no batch is in flight while this runs
+      await this.size.creditPending(
+        (sql, params) => this.query(sql, params),
+        this.pending,
+        this.batch,
+        () => this.pause(),
       );
-    }
-    throw new StoreFullError(this.sizeLimitBytes, row.size, 'a single value may not be larger than the limit', 'fullTooLarge');
+    });
   }
 
   /**
@@ -774,16 +681,16 @@ export class Store extends EventEmitter {
   /** Enqueues a row once exact byte counts confirm it fits (else StoreFullError); call holding the key's lock. */
   private async enqueueAfterRecount(fullKey: string, row: Row): Promise<{ commit: Promise<void> }> {
     await this.recount(fullKey);
-    this.assertRoom(fullKey, row); // no await between this check and the enqueue
+    this.size.assertRoom(this.memoryRow(fullKey), row, this.batch); // no await between this check and the enqueue
     return { commit: this.enqueue(fullKey, row) }; // wrapped: returning the promise itself would hold the lock until the commit
   }
 
   /** Puts a write into the current batch; the promise settles when that batch is committed. */
   private enqueue(fullKey: string, row: Row | null): Promise<void> {
     const previous = this.batch.puts.get(fullKey);
-    if (previous) this.uncount(this.batch, previous);
+    if (previous) uncountRow(this.batch, previous);
     this.batch.puts.set(fullKey, row);
-    if (row) this.count(this.batch, row);
+    if (row) countRow(this.batch, row);
     this.pending.set(fullKey, row);
     this.cache.set(fullKey, row);
     const commit = batchPromise(this.batch);
@@ -791,16 +698,6 @@ export class Store extends EventEmitter {
     if (this.durability === 'immediate' && this.batch.puts.size >= EAGER_BATCH_ROWS) this.runFlush();
     else this.scheduleFlush(false);
     return this.durability === 'deferred' ? Promise.resolve() : commit;
-  }
-
-  private count(batch: Batch, row: Row): void {
-    batch.bytes += row.size;
-    if (!row.evictable) batch.pinned += row.size;
-  }
-
-  private uncount(batch: Batch, row: Row): void {
-    batch.bytes -= row.size;
-    if (!row.evictable) batch.pinned -= row.size;
   }
 
   private scheduleFlush(force: boolean): void {
@@ -829,37 +726,43 @@ export class Store extends EventEmitter {
       void this.exclusive(async () => batch.resolve?.());
       return;
     }
-    this.inflightBytes += batch.bytes;
-    this.inflightPinned += batch.pinned;
+    this.size.writing(batch);
+    const clears = batch.clears.length > 0 ? 1 : 0;
+    this.queuedClears += clears;
     void this.exclusive(async () => {
-      this.inflightClears = batch.clears;
       try {
-        await this.writeBatch(batch);
-      } catch (error) {
-        this.inflightBytes -= batch.bytes;
-        this.inflightPinned -= batch.pinned;
-        this.inflightClears = [];
-        this.failed(batch, error);
-        return;
+        await this.writeSealed(batch);
+      } finally {
+        this.queuedClears -= clears;
       }
-      this.inflightClears = [];
-      // the batch's writers wake up next tick, not in the tick that ran its last statement
-      await this.pause();
-      this.committedBytes += batch.bytes;
-      this.inflightBytes -= batch.bytes;
-      this.committedPinned += batch.pinned;
-      this.inflightPinned -= batch.pinned;
-      for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
-      if (batch.clears.length > 0) this.forgetCleared(batch);
-      batch.resolve?.();
-      if (this.failure) {
-        this.failure = undefined;
-        this.retryDelay = 0;
-        this.logger.warn(`cache database ${this.file}: writes are committed again`);
-        this.emit('health', { ok: true } satisfies StoreHealth);
-      }
-      if (this.policy.evicts && this.committedBytes > this.sizeLimitBytes) await this.evict();
     });
+  }
+
+  /** Writes a sealed batch (run one at a time, in order): commits it, or hands its failure on. */
+  private async writeSealed(batch: Batch): Promise<void> {
+    this.inflightClears = batch.clears;
+    try {
+      await this.writeBatch(batch);
+    } catch (error) {
+      this.size.written(batch, false);
+      this.inflightClears = [];
+      this.failed(batch, error);
+      return;
+    }
+    this.inflightClears = [];
+    // the batch's writers wake up next tick, not in the tick that ran its last statement
+    await this.pause();
+    this.size.written(batch, true);
+    for (const [key, row] of batch.puts) if (this.pending.get(key) === row) this.pending.delete(key);
+    if (batch.clears.length > 0) this.forgetCleared(batch);
+    batch.resolve?.();
+    if (this.failure) {
+      this.failure = undefined;
+      this.retryDelay = 0;
+      this.logger.warn(`cache database ${this.file}: writes are committed again`);
+      this.emit('health', { ok: true } satisfies StoreHealth);
+    }
+    if (this.policy.evicts && this.size.committed.bytes > this.sizeLimitBytes) await this.eviction.run();
   }
 
   /**
@@ -871,7 +774,6 @@ export class Store extends EventEmitter {
     const failure = new StoreIOError('write', this.file, error);
     const first = this.failure === undefined;
     this.failure = failure;
-    this.credit = { bytes: 0, pinned: 0 }; // what the batch would have replaced is in the file still
     if (this.durability === 'immediate') {
       for (const [key, row] of batch.puts) {
         if (this.pending.get(key) === row) {
@@ -886,7 +788,7 @@ export class Store extends EventEmitter {
     for (const [key, row] of batch.puts) {
       if (this.pending.get(key) !== row || this.batch.puts.has(key)) continue; // a newer write replaced it
       this.batch.puts.set(key, row);
-      if (row) this.count(this.batch, row);
+      if (row) countRow(this.batch, row);
     }
     this.batch.clears.unshift(...batch.clears);
     this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay ? this.retryDelay * 2 : RETRY_MIN_MS);
@@ -985,54 +887,6 @@ export class Store extends EventEmitter {
     }
   }
 
-  /**
-   * Deletes cache entries (never counter or cooldown state) by the eviction policy until the store is
-   * back under its size limit; logs each round (at most once a minute, with the totals since).
-   */
-  private async evict(): Promise<void> {
-    await this.readCounts();
-    const order = this.policy.orderColumn ?? 'stored_at';
-    let entries = 0;
-    let bytes = 0;
-    while (this.committedBytes > this.sizeLimitBytes) {
-      const candidates = (await this.query(
-        `SELECT lower(hex(key)) AS hk, size FROM ${TABLE} WHERE evictable = 1 ORDER BY ${order}, rowid LIMIT ${ROWS_PER_STATEMENT}`,
-        [],
-      )) as { hk: string; size: number }[];
-      if (candidates.length === 0) break;
-      const victims: string[] = [];
-      let excess = this.committedBytes - this.sizeLimitBytes;
-      for (const c of candidates) {
-        if (excess <= 0) break;
-        victims.push(c.hk);
-        excess -= Number(c.size);
-        bytes += Number(c.size);
-      }
-      await this.query(`DELETE FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`, [JSON.stringify(victims)]);
-      entries += victims.length;
-      this.forget(victims.map(fromHex));
-      await this.readCounts();
-      await this.pause();
-    }
-    if (entries > 0) this.evicted(entries, bytes);
-  }
-
-  private evicted(entries: number, bytes: number): void {
-    const at = now();
-    this.lastEviction = { entries, bytes, at };
-    this.evictedSinceLog.entries += entries;
-    this.evictedSinceLog.bytes += bytes;
-    if (at - this.lastEvictionLog >= EVICTION_LOG_MS || at < this.lastEvictionLog) {
-      const { entries: n, bytes: b } = this.evictedSinceLog;
-      this.logger.warn(
-        `cache database ${this.file} reached its size limit of ${formatBytes(this.sizeLimitBytes)}: evicted ${n} cache entries (${formatBytes(b)}) by ${this.evictionPolicy}`,
-      );
-      this.evictedSinceLog = { entries: 0, bytes: 0 };
-      this.lastEvictionLog = at;
-    }
-    this.emit('evicted', this.lastEviction);
-  }
-
   /** After a clear is committed: drops what reads cached from disk while it waited, keeping writes made after it. */
   private forgetCleared(batch: Batch): void {
     this.epoch++;
@@ -1048,23 +902,6 @@ export class Store extends EventEmitter {
     for (const key of keys) if (!this.pending.has(key)) this.cache.delete(key);
   }
 
-  /** Reads the byte counters the triggers keep, into the committed counts. */
-  private async readCounts(): Promise<{ bytes: number; pinned: number }> {
-    const rows = (await this.query(`SELECT name, value FROM ${META_TABLE} WHERE name IN ('bytes', 'pinned_bytes')`, [])) as {
-      name: string;
-      value: number;
-    }[];
-    const counts = { bytes: 0, pinned: 0 };
-    for (const row of rows) {
-      if (row.name === 'bytes') counts.bytes = Number(row.value);
-      else counts.pinned = Number(row.value);
-    }
-    this.committedBytes = counts.bytes;
-    this.committedPinned = counts.pinned;
-    this.credit = { bytes: 0, pinned: 0 }; // the file's counts hold what committed writes replaced
-    return counts;
-  }
-
   private async query(sql: string, params: readonly unknown[]): Promise<unknown[]> {
     try {
       return await this.db.query(sql, params);
@@ -1075,108 +912,21 @@ export class Store extends EventEmitter {
     }
   }
 
-  // ---- inspection: what the admin API (and the editor's sidebar through it) reads ----
+  // ---- inspection: what the admin API (and the editor's sidebar through it) reads (store-queries.ts) ----
 
-  /**
-   * One page of a namespace's unexpired keys, filtered, sorted and paged in the database, never by
-   * loading every key: `filter` matches the start of a key (`match: 'prefix'`, a range of the key
-   * index) or any part of it (`'substring'`, ASCII letters in either case); sorted by key or by last
-   * write (newest first); the next page starts after `after`, the last key of the page before. Writes
-   * not yet committed are committed first, so the page shows what the nodes wrote.
-   */
-  async listKeys(namespace: string, options: KeyListOptions = {}): Promise<KeyPage> {
-    this.assertOpen();
-    const limit = options.limit ?? 50;
-    if (!Number.isInteger(limit) || limit < 0 || limit > MAX_KEY_PAGE) {
-      throw new CacheError('INVALID_INPUT', `limit must be a whole number from 0 to ${MAX_KEY_PAGE}, got ${String(options.limit)}`);
-    }
-    const prefix = `${encodeNamespace(namespace)}:`;
-    const filter = options.filter ?? '';
-    const match = options.match ?? 'prefix';
-    const sort = options.sort ?? 'key';
-    await this.flush();
-    // [low, low + 0xFF) holds every key that starts with low: no UTF-8 text has a byte 0xFF
-    const low = Buffer.from(match === 'prefix' ? prefix + filter : prefix, 'utf8');
-    const where = ['key >= CAST(unhex(?) AS TEXT)', 'key < CAST(unhex(?) AS TEXT)', '(expires_at IS NULL OR expires_at > ?)'];
-    const params: unknown[] = [low.toString('hex'), `${low.toString('hex')}ff`, now()];
-    if (match === 'substring' && filter !== '') {
-      // compared as bytes after the namespace (text functions stop at a U+0000); SQLite's lower() folds
-      // ASCII letters only, and the filter is folded the same way
-      where.push(`instr(CAST(lower(CAST(substr(CAST(key AS BLOB), ${prefix.length + 1}) AS TEXT)) AS BLOB), unhex(?)) > 0`);
-      params.push(hexKey(filter.replace(/[A-Z]+/g, (letters) => letters.toLowerCase())));
-    }
-    const [{ n }] = (await this.query(`SELECT count(*) AS n FROM ${TABLE} WHERE ${where.join(' AND ')}`, params)) as { n: number }[];
-    if (limit === 0) return { keys: [], total: Number(n) };
-    const after = options.after;
-    let order = 'key';
-    if (sort === 'stored') {
-      order = 'stored_at DESC, key';
-      if (after) {
-        where.push('(stored_at < ? OR (stored_at = ? AND key > CAST(unhex(?) AS TEXT)))');
-        params.push(after.storedAt ?? Number.MAX_SAFE_INTEGER, after.storedAt ?? Number.MAX_SAFE_INTEGER, hexKey(prefix + after.key));
-      }
-    } else if (after) {
-      where.push('key > CAST(unhex(?) AS TEXT)');
-      params.push(hexKey(prefix + after.key));
-    }
-    const rows = (await this.query(
-      `SELECT lower(hex(key)) AS hk, stored_at, expires_at, size, evictable FROM ${TABLE} WHERE ${where.join(' AND ')} ORDER BY ${order} LIMIT ${limit + 1}`,
-      params,
-    )) as { hk: string; stored_at: number; expires_at: number | null; size: number; evictable: number }[];
-    const keys: KeyInfo[] = rows.slice(0, limit).map((r) => ({
-      key: fromHex(r.hk).slice(prefix.length),
-      storedAt: Number(r.stored_at),
-      expiresAt: r.expires_at === null ? null : Number(r.expires_at),
-      size: Number(r.size),
-      evictable: Number(r.evictable) !== 0,
-    }));
-    const last = keys[keys.length - 1];
-    return { keys, total: Number(n), next: rows.length > limit ? { key: last.key, storedAt: last.storedAt } : undefined };
+  /** One page of a namespace's unexpired keys, filtered, sorted and paged in the database. */
+  listKeys(namespace: string, options: KeyListOptions = {}): Promise<KeyPage> {
+    return this.queries.listKeys(namespace, options);
   }
 
-  /**
-   * Entries, expired entries not yet removed, bytes and the last write of each namespace on disk (of
-   * one namespace, if named), after committing pending writes.
-   */
-  async namespaceStats(namespace?: string): Promise<NamespaceStats[]> {
-    this.assertOpen();
-    await this.flush();
-    const range = namespace === undefined ? '' : 'WHERE key >= ?2 AND key < ?3';
-    const params: unknown[] = [now()];
-    if (namespace !== undefined) {
-      const prefix = `${encodeNamespace(namespace)}:`;
-      params.push(prefix, rangeEnd(prefix));
-    }
-    const rows = (await this.query(
-      `SELECT substr(key, 1, instr(key, ':') - 1) AS ns, count(*) AS entries, total(expires_at IS NOT NULL AND expires_at <= ?1) AS expired,
-      total(size) AS bytes, max(stored_at) AS last FROM ${TABLE} ${range} GROUP BY ns`,
-      params,
-    )) as { ns: string; entries: number; expired: number; bytes: number; last: number | null }[];
-    return rows
-      .map((r) => ({
-        namespace: fromHex(String(r.ns)),
-        entries: Number(r.entries),
-        expired: Number(r.expired),
-        bytes: Number(r.bytes),
-        lastWrite: r.last === null ? null : Number(r.last),
-      }))
-      .sort((a, b) => (a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : 0));
+  /** Entries, expired entries, bytes and the last write of each namespace on disk (of one, if named). */
+  namespaceStats(namespace?: string): Promise<NamespaceStats[]> {
+    return this.queries.namespaceStats(namespace);
   }
 
-  /**
-   * One unexpired entry as it is on disk, with its size and whether eviction may remove it, without
-   * counting as a use (least-recently-used eviction does not see it); pending writes are committed first.
-   */
-  async inspect(namespace: string, key: string): Promise<InspectedEntry | undefined> {
-    const fullKey = this.fullKey(namespace, key);
-    await this.flush();
-    const found = (await this.query(`SELECT value, size, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`, [hexKey(fullKey)]))[0] as
-      | { value: string; size: number; evictable: number }
-      | undefined;
-    if (!found) return undefined;
-    const row = parseRow(String(found.value), Number(found.evictable) !== 0);
-    if (row.expiresAt !== null && row.expiresAt <= now()) return undefined;
-    return { ...toEntry(row), size: Number(found.size), evictable: row.evictable };
+  /** One unexpired entry as it is on disk, with its size and whether eviction may remove it. */
+  inspect(namespace: string, key: string): Promise<InspectedEntry | undefined> {
+    return this.queries.inspect(namespace, key);
   }
 }
 
@@ -1191,90 +941,4 @@ function setAside(file: string, why: string, logger: StoreLogger): void {
   const aside = moveAside(file, now());
   logger.error(`cache database ${file} is damaged (${why}); moved it to ${aside} and started an empty one`);
   prepareFile(file);
-}
-
-/** A row stamped at `at` instead of its future stamp, keeping its TTL (the value text is reused as is). */
-function restamp(row: Row, at: number): Row {
-  const expiresAt = row.expiresAt === null ? null : at + Math.max(0, row.expiresAt - row.storedAt);
-  const text = `{"s":${at},"e":${expiresAt === null ? 'null' : expiresAt}${row.text.slice(row.text.indexOf(',"v":'))}`;
-  return { text, storedAt: at, expiresAt, size: Buffer.byteLength(text), evictable: row.evictable, parsed: row.parsed };
-}
-
-/** The statements that write `puts` (null: delete) and access times: a thousand rows each, one JSON parameter per statement. */
-function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<string, number>, perStatement: number): [string, unknown[]][] {
-  const statements: [string, unknown[]][] = [];
-  const deletes: string[] = [];
-  const rows: [string, Row][] = [];
-  for (const [key, row] of puts) {
-    if (row) rows.push([key, row]);
-    else deletes.push(key);
-  }
-  for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
-    const chunk = deletes.slice(i, i + ROWS_PER_STATEMENT);
-    statements.push([`DELETE FROM ${TABLE} WHERE key IN (SELECT CAST(unhex(value) AS TEXT) FROM json_each(?))`, [JSON.stringify(chunk.map(hexKey))]]);
-  }
-  for (let i = 0; i < rows.length; i += perStatement) {
-    // one JSON parameter per statement: a short SQL text, cheap to prepare, and no per-value binding
-    const chunk = rows.slice(i, i + perStatement).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
-    statements.push([UPSERT_ROWS, [JSON.stringify(chunk)]]);
-  }
-  if (touched.size > 0) {
-    const touches = [...touched];
-    for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
-      statements.push([
-        `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = CAST(unhex(t.value ->> 0) AS TEXT)`,
-        [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT).map(([key, at]) => [hexKey(key), at]))],
-      ]);
-    }
-  }
-  return statements;
-}
-
-/** The most keys one page of listKeys holds. */
-export const MAX_KEY_PAGE = 1000;
-
-export interface KeyListOptions {
-  /** Text the keys start with (`match: 'prefix'`, default) or hold (`'substring'`); empty: every key. */
-  filter?: string;
-  match?: 'prefix' | 'substring';
-  /** 'key' (default, ascending) or 'stored' (last write first). */
-  sort?: 'key' | 'stored';
-  /** Keys per page, 0 to MAX_KEY_PAGE (default 50; 0: only the total). */
-  limit?: number;
-  /** The last key of the page before (with its storedAt when sorted by last write). */
-  after?: { key: string; storedAt?: number };
-}
-
-/** A key as a listing shows it (ms since the epoch). */
-export interface KeyInfo {
-  key: string;
-  storedAt: number;
-  expiresAt: number | null;
-  /** Bytes of the row as the size limit counts them. */
-  size: number;
-  evictable: boolean;
-}
-
-export interface KeyPage {
-  keys: KeyInfo[];
-  /** Keys matching the filter, in every page. */
-  total: number;
-  /** Where the next page starts; absent on the last page. */
-  next?: { key: string; storedAt: number };
-}
-
-export interface NamespaceStats {
-  namespace: string;
-  /** Rows on disk, expired ones included. */
-  entries: number;
-  /** Rows past their expiry that nothing has removed yet. */
-  expired: number;
-  bytes: number;
-  /** The latest write (ms), null if none is known. */
-  lastWrite: number | null;
-}
-
-export interface InspectedEntry extends Entry {
-  size: number;
-  evictable: boolean;
 }

@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
-import { allNodes, collect, helper, initRuntime, ManualClock, node, nodeRedLine } from '../support/harness';
 import { registerHelperModulesOnce } from '../ha/helper-modules';
+import { allNodes, collect, helper, initRuntime, ManualClock, node, nodeRedLine } from '../support/harness';
 import { RedisServer } from '../support/redis-server';
 
 /** One node of an exported flow, as the example files hold it. */
@@ -23,7 +23,16 @@ const OUR_TYPES = ['cache-store', 'cache-get', 'cache-set', 'cooldown-gate', 'co
 /** Home Assistant node types that start a flow (replaced by a helper the test sends from). */
 const HA_INPUTS = new Set(['server-state-changed', 'poll-state', 'trigger-state', 'server-events', 'ha-time', 'ha-webhook']);
 /** Home Assistant node types a flow ends in or passes through (replaced by a helper that collects). */
-const HA_OUTPUTS = new Set(['api-call-service', 'api-current-state', 'api-render-template', 'ha-api', 'ha-fire-event', 'ha-sensor', 'ha-button', 'ha-get-entities']);
+const HA_OUTPUTS = new Set([
+  'api-call-service',
+  'api-current-state',
+  'api-render-template',
+  'ha-api',
+  'ha-fire-event',
+  'ha-sensor',
+  'ha-button',
+  'ha-get-entities',
+]);
 const HA_TYPES = new Set(['server', ...HA_INPUTS, ...HA_OUTPUTS]);
 /**
  * Exactly the node types each Home Assistant example leaves unknown when that package is not installed
@@ -203,7 +212,8 @@ class Run {
   }
 
   byName(name: string): FlowNode {
-    const found = this.example.filter((n) => n.name === name);
+    // a name marked ✎ (an entity or action to change) is found with or without the mark
+    const found = this.example.filter((n) => n.name === name || n.name === `✎ ${name}`);
     assert.equal(found.length, 1, `${this.name} has ${found.length} nodes named "${name}"`);
     return found[0];
   }
@@ -643,7 +653,8 @@ async function genericRun(run: Run): Promise<void> {
     // A cooldown-gate sends nothing for msg.reset, msg.quiet or msg.release: such an inject is clicked without waiting,
     // and so is an events: all node (what it sends restarts a gate's quiet time).
     const resets =
-      start.type === 'server-events' || (Array.isArray(start.props) && start.props.some((p: { p?: string }) => ['reset', 'quiet', 'release'].includes(p.p ?? '')));
+      start.type === 'server-events' ||
+      (Array.isArray(start.props) && start.props.some((p: { p?: string }) => ['reset', 'quiet', 'release'].includes(p.p ?? '')));
     const arrived = targets.length && !resets ? run.nextAt(targets, `${run.name}: ${start.name || start.id}`) : undefined;
     if (start.type === 'inject') node(start.id).receive({});
     else run.send(start.name as string, haEvent('binary_sensor.example', 'on'));
