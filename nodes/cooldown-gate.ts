@@ -195,6 +195,22 @@ function secondsText(seconds: number): string {
     .join(' ');
 }
 
+/** The digest of the property "only on change" compares; a value that refers to itself is an error. */
+function digestOfProperty(RED: NodeAPI, t: Texts, property: string, msg: NodeMessage): string {
+  let value: unknown;
+  try {
+    value = isPlainName(property) ? msg[property] : RED.util.getMessageProperty(msg, property);
+  } catch {
+    value = undefined; // a path through a missing object: the value is absent
+  }
+  try {
+    return digestOf(value);
+  } catch (error) {
+    if (error instanceof CircularValueError) throw new InputError(t('errors.changeCircular', { property: `msg.${property}` }));
+    throw error;
+  }
+}
+
 /** The summary of what was held back for a key, as it leaves on the third output. */
 function summaryMessage(t: Texts, zone: string, key: string, held: Held): NodeMessage {
   const msg: NodeMessage = {
@@ -412,27 +428,10 @@ class Gate {
     }
   }
 
-  /** The digest of the compared value, for "only on change". */
-  private digest(msg: NodeMessage): string {
-    const property = this.settings.changeProperty;
-    let value: unknown;
-    try {
-      value = isPlainName(property) ? msg[property] : this.RED.util.getMessageProperty(msg, property);
-    } catch {
-      value = undefined; // a path through a missing object: the value is absent
-    }
-    try {
-      return digestOf(value);
-    } catch (error) {
-      if (error instanceof CircularValueError) throw new InputError(this.t('errors.changeCircular', { property: `msg.${property}` }));
-      throw error;
-    }
-  }
-
   /** With options: limit per sliding window or calendar period, only on change, summaries. */
   private async limited(key: string, msg: NodeMessage, send: SendFunction): Promise<void> {
     const { t, ts, settings, binding } = this;
-    const digest = settings.onlyOnChange ? this.digest(msg) : undefined;
+    const digest = settings.onlyOnChange ? digestOfProperty(this.RED, this.t, settings.changeProperty, msg) : undefined;
     if (settings.summary && !this.scanned) void this.scan();
     let decision: Decision | undefined;
     let at = 0;
