@@ -3,6 +3,7 @@
 import { types } from 'node:util';
 import { DateTime } from 'luxon';
 import type { InspectedEntry, KeyInfo } from '../lib/store';
+import { isStoredResponse } from './fetch-rules';
 import { isoInZone } from './time';
 
 export const COOLDOWN_PREFIX = 'cooldown:';
@@ -25,23 +26,7 @@ export function isNodeState(key: string): boolean {
   return kind === 'cooldown' || kind === 'counter';
 }
 
-/** A ttl-fetch answer as the node stores it. */
-interface StoredResponse {
-  kind: 'json' | 'text' | 'buffer';
-  body: unknown;
-  statusCode: number;
-  contentType: string | null;
-  credential?: string;
-  /** The URL asked for, cleaned of secrets when the answer was written (answers stored before it was kept have none). */
-  url?: string;
-  fetchedAt?: number;
-}
-
-export function isStoredResponse(value: unknown): value is StoredResponse {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const v = value as Partial<StoredResponse>;
-  return (v.kind === 'json' || v.kind === 'text' || v.kind === 'buffer') && typeof v.statusCode === 'number' && 'body' in v;
-}
+export { isStoredResponse } from './fetch-rules';
 
 /** Whether a value is plain JSON (what an edit in the editor can give back exactly). */
 export function isPlainJson(value: unknown, depth = 0): boolean {

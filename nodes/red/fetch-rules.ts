@@ -118,7 +118,7 @@ export function fetchedAtOf(entry: Entry): number {
 }
 
 export function isStoredResponse(value: unknown): value is StoredResponse {
-  if (typeof value !== 'object' || value === null) return false;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const v = value as Partial<StoredResponse>;
   return RETURN_TYPES.includes(v.kind as BodyKind) && typeof v.statusCode === 'number' && 'body' in v;
 }
