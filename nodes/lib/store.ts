@@ -96,6 +96,12 @@ const UPSERT_ROWS = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_
   FROM json_each(?) AS r WHERE true
   ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
   accessed_at = excluded.accessed_at, expires_at = excluded.expires_at, evictable = excluded.evictable`;
+// one row, bound directly (a write committed on its own, before set() returns)
+const UPSERT_ONE = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at, evictable)
+  VALUES (CAST(unhex(?1) AS TEXT), ?2, ?3, ?4, ?4, ?5, ?6)
+  ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
+  accessed_at = excluded.accessed_at, expires_at = excluded.expires_at, evictable = excluded.evictable`;
+const DELETE_ONE = `DELETE FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`;
 // rows stamped after `now` (the clock went back): stamped anew at `now`, keeping their TTL from there
 const RESTAMP_FUTURE = `UPDATE ${TABLE} SET stored_at = ?1,
   expires_at = CASE WHEN expires_at IS NULL THEN NULL ELSE ?1 + (expires_at - stored_at) END,
@@ -436,7 +442,8 @@ export class Store extends EventEmitter {
         replaced = found ? ({ size: Number(found.size), evictable: Number(found.evictable) !== 0 } as Row) : null;
       }
       // one statement: atomic, and committed when it returns (no transaction is open on the connection)
-      for (const [sql, params] of writeStatementsOf(new Map([[fullKey, row]]), new Map(), 1)) querySync(sql, params);
+      if (row) querySync(UPSERT_ONE, [hexKey(fullKey), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
+      else querySync(DELETE_ONE, [hexKey(fullKey)]);
     } catch {
       return false;
     }
