@@ -13,19 +13,43 @@
   var MODULE = 'node-red-contrib-flow-cache';
   var KEY_TYPES = ['msg', 'str', 'flow', 'global', 'env', 'jsonata'];
   var UNITS = ['seconds', 'minutes', 'hours', 'days'];
-  var CATEGORY = 'flow cache';
-  var COLOR = '#9FD4C4';
   /** Longest key or URL a node label shows before it is cut with "…". */
   var LABEL_LENGTH = 30;
 
-  /** A text of these helpers (cache-store catalogue, "cache-store.editor" section). */
-  function text(id, values) {
-    return RED._(MODULE + '/cache-store:cache-store.editor.' + id, values);
+  /** `value` as HTML text: & < > " ' written as entities. */
+  function escapeHtml(value) {
+    return String(value).replace(/[&<>"']/g, function (c) {
+      return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c];
+    });
   }
 
-  /** A text of one node's own catalogue: nodeText('ttl-fetch', 'errors.url'). */
+  /**
+   * Substitution values made safe for HTML. Node-RED shows a validator's text as HTML (the field's
+   * tooltip, the node's "invalid properties" tooltip) and its i18n does not escape substitutions, while
+   * a value may come from a flow file (a key, a type, a URL): each text value is escaped here, numbers
+   * (and `count`, which picks the plural form) stay numbers.
+   */
+  function safeValues(values) {
+    if (!values || typeof values !== 'object') return values;
+    var safe = {};
+    Object.keys(values).forEach(function (name) {
+      var value = values[name];
+      safe[name] = typeof value === 'number' || typeof value === 'boolean' ? value : escapeHtml(value === null || value === undefined ? '' : value);
+    });
+    return safe;
+  }
+
+  /**
+   * A text of these helpers (cache-store catalogue, "cache-store.editor" section). The result is HTML:
+   * its substitution values are escaped (a validator's text is shown as HTML).
+   */
+  function text(id, values) {
+    return RED._(MODULE + '/cache-store:cache-store.editor.' + id, safeValues(values));
+  }
+
+  /** A text of one node's own catalogue: nodeText('ttl-fetch', 'errors.url'); substitution values escaped as in text(). */
   function nodeText(type, id, values) {
-    return RED._(MODULE + '/' + type + ':' + type + '.' + id, values);
+    return RED._(MODULE + '/' + type + ':' + type + '.' + id, safeValues(values));
   }
 
   function isBlank(v) {
@@ -118,16 +142,6 @@
     };
   }
 
-  /** The defaults every flow node shares: name, optional store, key (msg.topic unless `keyOptional`). */
-  function commonDefaults(keyOptional) {
-    return {
-      name: { value: '' },
-      store: { value: '', type: 'cache-store', required: false },
-      key: { value: keyOptional ? '' : 'topic', validate: key(keyOptional) },
-      keyType: { value: 'msg', validate: orDefault(oneOf(KEY_TYPES)) },
-    };
-  }
-
   /** Turns #node-input-key into a TypedInput backed by #node-input-keyType. */
   function keyInput() {
     $('#node-input-key').typedInput({ default: 'msg', types: KEY_TYPES, typeField: '#node-input-keyType' });
@@ -193,37 +207,28 @@
     return text('short.' + (UNITS.indexOf(unit) === -1 ? fallback : unit));
   }
 
-  /**
-   * A flow node's definition for RED.nodes.registerType: palette place, colour, icon, palette label,
-   * the common defaults before the node's own, the Key and Store fields prepared before the node's own
-   * oneditprepare. `options.keyOptional`: an empty key is allowed (ttl-fetch).
+  /*
+   * Each flow node's RED.nodes.registerType call writes its definition out as an object literal
+   * (category, colour, icon, inputs, outputs, defaults, credentials), where Node-RED's Flow Library
+   * reads it; these fill in the parts every flow node shares.
    */
-  function flowNode(type, definition, options) {
-    options = options || {};
-    var prepare = definition.oneditprepare;
-    return Object.assign(
-      {
-        category: CATEGORY,
-        color: COLOR,
-        icon: type + '.svg',
-        inputs: 1,
-        paletteLabel: function () {
-          return nodeText(type, 'label.palette');
-        },
-        labelStyle: function () {
-          return this.name ? 'node_label_italic' : '';
-        },
-      },
-      definition,
-      {
-        defaults: Object.assign(commonDefaults(options.keyOptional), definition.defaults),
-        oneditprepare: function () {
-          keyInput();
-          storeField();
-          if (prepare) prepare.call(this);
-        },
-      },
-    );
+
+  /** The palette label of a flow node: its catalogue's label.palette, in the editor's language. */
+  function paletteLabel(type) {
+    return function () {
+      return nodeText(type, 'label.palette');
+    };
+  }
+
+  /** A node with a name of its own shows it in italics. */
+  function labelStyle() {
+    return this.name ? 'node_label_italic' : '';
+  }
+
+  /** The Key and Store fields of a flow node's dialog: called first in its oneditprepare. */
+  function prepareFlowNode() {
+    keyInput();
+    storeField();
   }
 
   window.FlowCacheEditor = {
@@ -232,6 +237,7 @@
     UNITS: UNITS,
     text: text,
     nodeText: nodeText,
+    escapeHtml: escapeHtml,
     isBlank: isBlank,
     current: current,
     orDefault: orDefault,
@@ -240,7 +246,6 @@
     oneOf: oneOf,
     typed: typed,
     key: key,
-    commonDefaults: commonDefaults,
     keyInput: keyInput,
     keyLabel: keyLabel,
     shorten: shorten,
@@ -248,6 +253,8 @@
     selectOr: selectOr,
     unitSelect: unitSelect,
     shortUnit: shortUnit,
-    flowNode: flowNode,
+    paletteLabel: paletteLabel,
+    labelStyle: labelStyle,
+    prepareFlowNode: prepareFlowNode,
   };
 })();

@@ -83,13 +83,23 @@
     return $.ajax(request);
   }
 
+  /**
+   * Shows a notification whose text reaches the page as text. RED.notify() takes a string as HTML and
+   * RED._() does not escape its substitutions, while keys, values, tab labels and store names come from
+   * flows (an MQTT topic, a webhook field): every notification of this tab is built here, as an element
+   * holding text.
+   */
+  function notify(text, type) {
+    return RED.notify($('<p>').text(text), type);
+  }
+
   function failure(xhr) {
     var message = (xhr && xhr.responseJSON && xhr.responseJSON.message) || (xhr && xhr.statusText) || String(xhr);
-    RED.notify(t('failed', { message: $('<div>').text(message).html() }), 'error');
+    notify(t('failed', { message: message }), 'error');
   }
 
   function confirmAction(message, label, action) {
-    var dialog = RED.notify($('<div>').text(message), {
+    var dialog = RED.notify($('<p>').text(message), {
       modal: true,
       fixed: true,
       type: 'warning',
@@ -577,12 +587,12 @@
       textButton(t('counter.set'), 'flow-cache-set-count', function () {
         var n = Number(count.val());
         if (count.val() === '' || !isFinite(n)) {
-          RED.notify(t('counter.notANumber'), 'warning');
+          notify(t('counter.notANumber'), 'warning');
           return;
         }
         api('PUT', entryPath(entry.key), { count: n }).then(function (answer) {
           state.entry = answer.entry;
-          RED.notify(t('counter.setDone', { key: entry.counter.key, count: n }), 'success');
+          notify(t('counter.setDone', { key: entry.counter.key, count: n }), 'success');
           refresh(true);
         }, failure);
       }).appendTo(actions);
@@ -608,7 +618,7 @@
 
   function removeEntry(key, done) {
     api('DELETE', entryPath(key)).then(function () {
-      RED.notify(done, 'success');
+      notify(done, 'success');
       state.key = null;
       state.entry = null;
       refresh(true);
@@ -652,13 +662,13 @@
         try {
           value = JSON.parse(area.val());
         } catch (error) {
-          RED.notify(t('badJson', { message: $('<div>').text(error.message).html() }), 'warning');
+          notify(t('badJson', { message: error.message }), 'warning');
           return;
         }
         api('PUT', entryPath(entry.key), { value: value }).then(function (answer) {
           state.editing = false;
           state.entry = answer.entry;
-          RED.notify(t('saved', { key: entry.key }), 'success');
+          notify(t('saved', { key: entry.key }), 'success');
           refresh(true);
         }, failure);
       }).appendTo(row);
@@ -677,7 +687,7 @@
     var message = ns.orphaned ? t('deleteNamespaceConfirm', { namespace: ns.label, count: ns.entries }) : t('clearConfirm', { namespace: ns.label, count: ns.entries });
     confirmAction(message, ns.orphaned ? t('deleteNamespace') : t('clear'), function () {
       api('DELETE', 'stores/' + encodeURIComponent(state.store) + '/namespaces/' + ns.namespace).then(function (answer) {
-        RED.notify(t('cleared', { namespace: ns.label, count: answer.removed }), 'success');
+        notify(t('cleared', { namespace: ns.label, count: answer.removed }), 'success');
         state.key = null;
         state.entry = null;
         resetPaging();
@@ -691,7 +701,7 @@
     if (!store) return;
     confirmAction(t('purgeConfirm', { file: store.file || store.id }), t('purge'), function () {
       api('POST', 'stores/' + encodeURIComponent(store.id) + '/purge-expired', {}).then(function (answer) {
-        RED.notify(t('purged', { count: answer.removed }), 'success');
+        notify(t('purged', { count: answer.removed }), 'success');
         refresh(true);
       }, failure);
     });

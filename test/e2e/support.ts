@@ -54,6 +54,8 @@ export interface StartOptions {
    * written there. Without it, a fresh temporary userDir gets the repository linked in.
    */
   userDir?: string;
+  /** settings.js source appended to the settings the run writes (e.g. `module.exports.adminAuth = ...;`). */
+  settings?: string;
 }
 
 /** Starts Node-RED on 127.0.0.1 (free port) and resolves once it serves the editor. */
@@ -61,6 +63,7 @@ export async function startNodeRed(options: StartOptions = {}): Promise<NodeRed>
   const dir = options.userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'flow-cache-e2e-'));
   const port = await freePort();
   const settings = options.userDir ? userdir.writeSettings(dir, { port }) : userdir.prepareUserDir(dir, { port });
+  if (options.settings) fs.appendFileSync(settings, `\n${options.settings}\n`);
   const child: ChildProcess = spawn(userdir.nodeRedNode(), [userdir.nodeRedCli(), '--userDir', dir, '--settings', settings], {
     cwd: dir,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -189,6 +192,36 @@ export async function openEditor(page: Page, nodeRed: NodeRed): Promise<void> {
   await page.locator('#red-ui-loading-progress').waitFor({ state: 'hidden' });
   await page.locator('[data-palette-type="cache-get"]').waitFor({ state: 'visible' });
   await page.locator('#red-ui-workspace-chart svg').first().waitFor();
+}
+
+/** Opens the editor as an adminAuth user: its login dialog, filled in as a user does, then the editor ready for input. */
+export async function logIn(page: Page, nodeRed: NodeRed, username: string, password: string): Promise<void> {
+  await page.goto(nodeRed.url);
+  await page.locator('#node-dialog-login-username').fill(username);
+  await page.locator('#node-dialog-login-password').fill(password);
+  await page.locator('#node-dialog-login-submit').click();
+  await page.locator('.red-ui-header-toolbar').waitFor({ state: 'visible' });
+  await page.locator('#red-ui-loading-progress').waitFor({ state: 'hidden' });
+  await page.locator('#red-ui-workspace-chart svg').first().waitFor();
+  await page.waitForFunction(() => Boolean((globalThis as any).FlowCacheSidebar));
+}
+
+/** The flow cache sidebar tab's content. */
+export function flowCacheTab(page: Page): Locator {
+  return page.locator('.flow-cache-sidebar');
+}
+
+/** Opens the flow cache tab as a user does: its button where the tab bar shows it, else View > Flow cache in the main menu. */
+export async function openFlowCacheTab(page: Page): Promise<void> {
+  const button = sidebarTabButton(page, 'flow-cache');
+  if (await button.isVisible()) {
+    if (!(await button.evaluate((b: any) => b.tagName === 'BUTTON' && b.classList.contains('selected')))) await button.click();
+  } else {
+    await page.locator('#red-ui-header-button-sidemenu').click();
+    await page.locator('#menu-item-view-menu').hover();
+    await page.locator('#menu-item-view-menu-flow-cache').click();
+  }
+  await flowCacheTab(page).waitFor({ state: 'visible' });
 }
 
 /** Closes the editor's notifications (a click closes each one) and waits until they are gone. */

@@ -22,6 +22,7 @@ interface Cooldown {
   count?: number;
   limit?: number;
   reason?: string;
+  pass?: string;
   error?: string;
 }
 
@@ -130,7 +131,9 @@ describe('cooldown-gate options', () => {
         remainingText: '20 min',
         count: 3,
         limit: 3,
+        pass: cooldownOf(out.passed.received[2]).pass,
       });
+      assert.match(cooldownOf(out.passed.received[2]).pass ?? '', /^1780310400000-[0-9a-z]+$/);
       assert.equal(lastStatus('gate1').text, 'passed binary_sensor.kitchen_leak: 3 of 3 per 1 h (3 passed / 0 suppressed)');
 
       // one millisecond before the first pass leaves the window: still full

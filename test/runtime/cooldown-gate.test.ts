@@ -21,6 +21,7 @@ interface Cooldown {
   elapsed: number | null;
   remaining: number | null;
   remainingText: string | null;
+  pass?: string;
   error?: string;
 }
 
@@ -81,7 +82,10 @@ describe('cooldown-gate', () => {
       elapsed: 0,
       remaining: 4 * HOUR,
       remainingText: '4 h',
+      pass: cooldownOf(first).pass,
     });
+    // the id of the pass: its time, then a tag
+    assert.match(cooldownOf(first).pass ?? '', /^1780308000000-[0-9a-z]+$/);
     assert.equal(lastStatus('gate1').fill, 'green');
     assert.match(lastStatus('gate1').text ?? '', /1 passed \/ 0 suppressed/);
 
