@@ -10,6 +10,13 @@ import { TABLE } from './schema';
 import { hexKey, ROWS_PER_STATEMENT, type Row, rangeEnd, writeStatementsOf } from './store-rows';
 import { countRow, type SizeAccount, uncountRow } from './store-size';
 
+// one row, bound directly: a write committed on its own, before the set that made it returns
+const UPSERT_ONE = `INSERT INTO ${TABLE}(key, value, size, stored_at, accessed_at, expires_at, evictable)
+  VALUES (CAST(unhex(?1) AS TEXT), ?2, ?3, ?4, ?4, ?5, ?6)
+  ON CONFLICT(key) DO UPDATE SET value = excluded.value, size = excluded.size, stored_at = excluded.stored_at,
+  accessed_at = excluded.accessed_at, expires_at = excluded.expires_at, evictable = excluded.evictable`;
+const DELETE_ONE = `DELETE FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`;
+
 /** What the store tells its users about itself ('health' events). */
 export interface StoreHealth {
   ok: boolean;
@@ -114,7 +121,8 @@ export class WritePath {
         const found = querySync(`SELECT size, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`, [hexKey(fullKey)])[0];
         replaced = found ? ({ size: Number(found.size), evictable: Number(found.evictable) !== 0 } as Row) : null;
       }
-      for (const [sql, params] of writeStatementsOf(new Map([[fullKey, row]]), new Map(), 1)) querySync(sql, params);
+      if (row) querySync(UPSERT_ONE, [hexKey(fullKey), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
+      else querySync(DELETE_ONE, [hexKey(fullKey)]);
     } catch {
       return false;
     }
