@@ -231,6 +231,35 @@
     storeField();
   }
 
+  /**
+   * Layout of the cache-store dialog, the one with the longest labels and choices ("Vorgabe-TTL",
+   * "Verdrängung", "Redis server, shared by several Node-RED"). Node-RED gives a label 100 px, which
+   * holds them in Arial's widths but not in DejaVu Sans (what Linux draws Arial with where Liberation
+   * Sans is not installed), and its fields 70 % of the form. Here: labels of 130 px, the text fields and
+   * selects take the rest of the row, the number fields are wide enough for their placeholders ("0 =
+   * behalten"). The dialog is found by its eviction field, which no other dialog has.
+   */
+  var DIALOG_STYLE = [
+    'form:has(#node-config-input-evictionPolicy) .form-row > label { width: 130px; }',
+    'form:has(#node-config-input-evictionPolicy) .form-row > input[type="text"], ' +
+      'form:has(#node-config-input-evictionPolicy) .form-row > input[type="password"], ' +
+      'form:has(#node-config-input-evictionPolicy) .form-row > select { width: calc(100% - 134px) !important; }',
+    'form:has(#node-config-input-evictionPolicy) .form-row > input#node-config-input-defaultTtl, ' +
+      'form:has(#node-config-input-evictionPolicy) .form-row > input#node-config-input-sizeLimitMb, ' +
+      'form:has(#node-config-input-evictionPolicy) .form-row > input#node-config-input-flushInterval, ' +
+      'form:has(#node-config-input-evictionPolicy) .form-row > input#node-config-input-redisDb { width: 120px !important; }',
+  ].join('\n');
+
+  function addStyle() {
+    if (document.getElementById('flow-cache-editor-style')) return;
+    var style = document.createElement('style');
+    style.id = 'flow-cache-editor-style';
+    style.textContent = DIALOG_STYLE;
+    document.head.appendChild(style);
+  }
+
+  addStyle();
+
   window.FlowCacheEditor = {
     MODULE: MODULE,
     KEY_TYPES: KEY_TYPES,

@@ -63,11 +63,30 @@
       .join(' ');
   }
 
+  /** A number in the browser's locale ("1.234,5" in German), with `digits` decimals (none if not given). */
+  function number(n, digits) {
+    var d = digits || 0;
+    try {
+      return Number(n).toLocaleString(undefined, { minimumFractionDigits: d, maximumFractionDigits: d });
+    } catch (_e) {
+      return Number(n).toFixed(d);
+    }
+  }
+
+  /** A size in the browser's locale: "512 B", "3,4 KB", "100,0 MB" in German. */
   function bytes(n) {
     if (n === null || n === undefined) return '?';
-    if (n < 1024) return n + ' B';
-    if (n < 1024 * 1024) return (n / 1024).toFixed(1) + ' KB';
-    return (n / 1024 / 1024).toFixed(1) + ' MB';
+    if (n < 1024) return number(n) + ' B';
+    if (n < 1024 * 1024) return number(n / 1024, 1) + ' KB';
+    return number(n / 1024 / 1024, 1) + ' MB';
+  }
+
+  /**
+   * A text that names a count: `count` picks the catalogue's singular or plural form ("1 key",
+   * "2 keys"; "id" and "id_plural"), `n` is the count as the browser's locale writes it.
+   */
+  function counted(id, count, values) {
+    return t(id, Object.assign({}, values, { count: count, n: number(count) }));
   }
 
   function localTime(ms) {
@@ -168,6 +187,7 @@
   function build() {
     // one scrolling column: a short sidebar section (Node-RED 5 splits the sidebar) scrolls to the entry
     var content = $('<div class="flow-cache-sidebar">').css({ position: 'relative', height: '100%', 'overflow-y': 'auto' });
+    ui.content = content;
     var header = $('<div class="red-ui-sidebar-header flow-cache-header">').css({ 'text-align': 'left', display: 'flex', gap: '4px', 'align-items': 'center' }).appendTo(content);
     ui.store = $('<select class="flow-cache-store">').css(FIELD).css({ flex: '1 1 auto', 'min-width': '0' }).attr('title', t('store')).appendTo(header);
     ui.refresh = button('fa-refresh', t('refresh'), function () {
@@ -187,17 +207,19 @@
     ui.clear = textButton(t('clear'), 'flow-cache-clear', clearNamespace).appendTo(nsRow);
     ui.namespaceInfo = $('<div class="flow-cache-namespace-info">').css({ padding: '0 8px 4px', 'font-size': '0.85em', color: 'var(--red-ui-secondary-text-color, #777)' }).appendTo(content);
 
-    var filterRow = $('<div class="flow-cache-filter-row">').css({ padding: '0 8px 4px', display: 'flex', gap: '4px' }).appendTo(content);
-    ui.filter = $('<input type="text" class="flow-cache-filter">').attr('placeholder', t('filter')).css(FIELD).css({ flex: '1 1 auto', 'min-width': '0' }).appendTo(filterRow);
+    // the filter box has a line of its own; the two selects share the next one, each as wide as its
+    // longest choice, and go onto lines of their own where the sidebar is too narrow for both
+    var filterRow = $('<div class="flow-cache-filter-row">').css({ padding: '0 8px 4px', display: 'flex', 'flex-wrap': 'wrap', gap: '4px' }).appendTo(content);
+    ui.filter = $('<input type="text" class="flow-cache-filter">').attr('placeholder', t('filter')).css(FIELD).css({ flex: '1 1 100%', width: '100%', 'min-width': '0' }).appendTo(filterRow);
     ui.match = $('<select class="flow-cache-match">')
       .css(FIELD)
-      .css({ width: 'auto' })
+      .css({ width: 'auto', flex: '1 1 auto' })
       .append($('<option value="substring">').text(t('match.substring')))
       .append($('<option value="prefix">').text(t('match.prefix')))
       .appendTo(filterRow);
     ui.sort = $('<select class="flow-cache-sort">')
       .css(FIELD)
-      .css({ width: 'auto' })
+      .css({ width: 'auto', flex: '1 1 auto' })
       .append($('<option value="key">').text(t('sort.key')))
       .append($('<option value="stored">').text(t('sort.stored')))
       .appendTo(filterRow);
@@ -226,12 +248,14 @@
     ui.store.on('change', function () {
       state.store = ui.store.val();
       state.namespace = null;
+      forgetEntry();
       resetPaging();
       showStoreInfo();
       loadNamespaces();
     });
     ui.namespace.on('change', function () {
       state.namespace = ui.namespace.val();
+      forgetEntry();
       resetPaging();
       showNamespaceInfo();
       loadKeys();
@@ -259,6 +283,15 @@
       setAuto(ui.auto.prop('checked'));
     });
     return content;
+  }
+
+  /** Another namespace or store is shown: the entry of the one before is gone from view (and never asked for there). */
+  function forgetEntry() {
+    state.key = null;
+    state.entry = null;
+    state.editing = false;
+    latest.entry++;
+    renderEntry();
   }
 
   function resetPaging() {
@@ -319,6 +352,13 @@
     );
   }
 
+  /** A policy's or durability's name from the catalogue; a value it does not know is shown as it is. */
+  function named(group, value) {
+    var key = 'cache-store.sidebar.' + group + '.' + value;
+    var text = RED._(MODULE + '/cache-store:' + key);
+    return text === key || text === MODULE + '/cache-store:' + key ? String(value) : text;
+  }
+
   function showStoreInfo() {
     var store = currentStore();
     ui.storeInfo.empty();
@@ -329,25 +369,24 @@
       return;
     }
     var line = store.exists
-      ? t('storeInfo', {
-          entries: store.entries,
+      ? counted('storeInfo', store.entries, {
           used: bytes(store.bytesUsed),
           limit: bytes(store.sizeLimitBytes),
-          policy: store.evictionPolicy,
-          durability: store.durability,
+          policy: named('policy', store.evictionPolicy),
+          durability: named('durability', store.durability),
           zone: store.timezone,
         })
       : t('notCreated');
     $('<div class="flow-cache-file">').css('word-break', 'break-all').text(store.file).attr('title', store.driver ? store.driver : '').appendTo(ui.storeInfo);
     $('<div>').text(line).appendTo(ui.storeInfo);
-    if (store.expired > 0) $('<div>').text(t('expiredWaiting', { count: store.expired })).appendTo(ui.storeInfo);
+    if (store.expired > 0) $('<div>').text(counted('expiredWaiting', store.expired)).appendTo(ui.storeInfo);
     if (store.error) $('<div>').css('color', 'var(--red-ui-text-color-error, #c00)').text(store.error).appendTo(ui.storeInfo);
   }
 
   function namespaceLabel(ns) {
     var kind = t('kind.' + ns.kind);
     var label = ns.label + ' (' + kind + (ns.orphaned ? ', ' + t('orphaned') : '') + ')';
-    return label + ' \u00b7 ' + t('entries', { count: ns.entries });
+    return label + ' \u00b7 ' + counted('entries', ns.entries);
   }
 
   // Each list answers the latest request only: an answer that arrives after a newer request was sent
@@ -364,7 +403,16 @@
       function (answer) {
         if (mine !== latest.namespaces) return;
         state.namespaces = answer.namespaces;
+        var before = state.namespace;
+        var inView = state.followTab;
+        state.followTab = null;
+        if (inView && state.namespaces.some(function (ns) { return ns.namespace === inView; })) state.namespace = inView;
         if (!currentNamespace()) state.namespace = state.namespaces.length ? state.namespaces[0].namespace : null;
+        if (state.namespace !== before) {
+          state.key = null;
+          state.entry = null;
+          resetPaging();
+        }
         renderNamespaces();
         return loadKeys(quiet);
       },
@@ -397,7 +445,7 @@
     if (!ns) return;
     ui.clear.text(ns.orphaned ? t('deleteNamespace') : t('clear'));
     var parts = [ns.name];
-    if (ns.expired > 0) parts.push(t('expiredWaiting', { count: ns.expired }));
+    if (ns.expired > 0) parts.push(counted('expiredWaiting', ns.expired));
     ui.namespaceInfo.text(parts.join(' \u00b7 '));
     if (ns.orphaned) $('<div class="flow-cache-orphaned">').text(ns.kind === 'flow' ? t('orphanedFlow') : t('orphanedShared')).appendTo(ui.namespaceInfo);
     if (ns.readOnly) $('<div class="flow-cache-read-only">').text(t('readOnly')).appendTo(ui.namespaceInfo);
@@ -472,13 +520,25 @@
         state.editing = false;
         ui.keys.find('tr.selected').removeClass('selected').css('background', '');
         row.addClass('selected').css('background', 'var(--red-ui-list-item-background-selected, #ffebc7)');
-        loadEntry();
+        loadEntry().then(reveal);
       });
     });
     var from = state.page * PAGE + 1;
-    ui.pageText.text(t('page', { from: from, to: from + answer.keys.length - 1, total: answer.total }));
+    ui.pageText.text(t('page', { from: number(from), to: number(from + answer.keys.length - 1), total: number(answer.total) }));
     ui.prev.prop('disabled', state.page === 0);
     ui.next.prop('disabled', !answer.next);
+  }
+
+  /** Scrolls the tab so that the selected entry's title, facts and buttons show (a short sidebar section shows them below the keys). */
+  function reveal() {
+    if (!state.entry) return;
+    var box = ui.content[0].getBoundingClientRect();
+    var entry = ui.entry[0].getBoundingClientRect();
+    var actions = ui.entry.find('.flow-cache-actions')[0];
+    var bottom = actions ? actions.getBoundingClientRect().bottom : entry.top + 120;
+    // down until the buttons show, but never past the title; up to the title if it is above the view
+    if (entry.top < box.top) ui.content[0].scrollTop += entry.top - box.top - 4;
+    else if (bottom > box.bottom) ui.content[0].scrollTop += Math.min(bottom - box.bottom + 4, entry.top - box.top - 4);
   }
 
   function entryPath(key) {
@@ -517,8 +577,9 @@
   function metaRow(table, label, value, cls) {
     var row = $('<tr>').appendTo(table);
     if (cls) row.addClass(cls);
-    $('<td>').css({ padding: '2px 8px 2px 0', color: 'var(--red-ui-secondary-text-color, #777)', 'vertical-align': 'top', 'white-space': 'nowrap' }).text(label).appendTo(row);
-    var cell = $('<td class="flow-cache-meta-value">').css({ padding: '2px 0', 'word-break': 'break-all' }).appendTo(row);
+    // a long label ("Passes this period") wraps rather than squeezing the value into a narrow column
+    $('<td class="flow-cache-meta-label">').css({ padding: '2px 8px 2px 0', color: 'var(--red-ui-secondary-text-color, #777)', 'vertical-align': 'top', width: '35%', 'overflow-wrap': 'anywhere' }).text(label).appendTo(row);
+    var cell = $('<td class="flow-cache-meta-value">').css({ padding: '2px 0', 'overflow-wrap': 'anywhere' }).appendTo(row);
     if (value instanceof $) cell.append(value);
     else cell.text(value);
     return cell;
@@ -547,7 +608,7 @@
       .text(t('kinds.' + entry.kind))
       .appendTo(title);
 
-    var table = $('<table class="flow-cache-meta">').css({ 'font-size': '0.9em', 'margin-bottom': '6px' }).appendTo(ui.entry);
+    var table = $('<table class="flow-cache-meta">').css({ width: '100%', 'font-size': '0.9em', 'margin-bottom': '6px' }).appendTo(ui.entry);
     if (entry.cooldown) {
       var cd = entry.cooldown;
       if (cd.lastPassed !== null) metaRow(table, t('cooldown.lastPassed'), cd.lastPassedText + ' (' + t('ago', { time: duration(cd.elapsed) }) + ')');
@@ -590,11 +651,13 @@
           notify(t('counter.notANumber'), 'warning');
           return;
         }
-        api('PUT', entryPath(entry.key), { count: n }).then(function (answer) {
-          state.entry = answer.entry;
-          notify(t('counter.setDone', { key: entry.counter.key, count: n }), 'success');
-          refresh(true);
-        }, failure);
+        confirmAction(t('counter.setConfirm', { key: entry.counter.key, from: String(entry.counter.count), to: String(n) }), t('counter.set'), function () {
+          api('PUT', entryPath(entry.key), { count: n }).then(function (answer) {
+            state.entry = answer.entry;
+            notify(t('counter.setDone', { key: entry.counter.key, count: String(n) }), 'success');
+            refresh(true);
+          }, failure);
+        });
       }).appendTo(actions);
     }
     if (changes && entry.editable) textButton(t('edit'), 'flow-cache-edit', editValue).appendTo(actions);
@@ -665,12 +728,14 @@
           notify(t('badJson', { message: error.message }), 'warning');
           return;
         }
-        api('PUT', entryPath(entry.key), { value: value }).then(function (answer) {
-          state.editing = false;
-          state.entry = answer.entry;
-          notify(t('saved', { key: entry.key }), 'success');
-          refresh(true);
-        }, failure);
+        confirmAction(t('saveConfirm', { key: entry.key }), t('save'), function () {
+          api('PUT', entryPath(entry.key), { value: value }).then(function (answer) {
+            state.editing = false;
+            state.entry = answer.entry;
+            notify(t('saved', { key: entry.key }), 'success');
+            refresh(true);
+          }, failure);
+        });
       }).appendTo(row);
       textButton(t('cancel'), 'flow-cache-cancel', function () {
         state.editing = false;
@@ -684,10 +749,10 @@
   function clearNamespace() {
     var ns = currentNamespace();
     if (!ns) return;
-    var message = ns.orphaned ? t('deleteNamespaceConfirm', { namespace: ns.label, count: ns.entries }) : t('clearConfirm', { namespace: ns.label, count: ns.entries });
+    var message = counted(ns.orphaned ? 'deleteNamespaceConfirm' : 'clearConfirm', ns.entries, { namespace: ns.label });
     confirmAction(message, ns.orphaned ? t('deleteNamespace') : t('clear'), function () {
       api('DELETE', 'stores/' + encodeURIComponent(state.store) + '/namespaces/' + ns.namespace).then(function (answer) {
-        notify(t('cleared', { namespace: ns.label, count: answer.removed }), 'success');
+        notify(counted('cleared', answer.removed, { namespace: ns.label }), 'success');
         state.key = null;
         state.entry = null;
         resetPaging();
@@ -701,7 +766,7 @@
     if (!store) return;
     confirmAction(t('purgeConfirm', { file: store.file || store.id }), t('purge'), function () {
       api('POST', 'stores/' + encodeURIComponent(store.id) + '/purge-expired', {}).then(function (answer) {
-        notify(t('purged', { count: answer.removed }), 'success');
+        notify(counted('purged', answer.removed), 'success');
         refresh(true);
       }, failure);
     });
@@ -742,6 +807,19 @@
     }
   }
 
+  /**
+   * The tab opens on the namespace of the flow tab in view, and follows when another flow tab is shown
+   * (if the store shown keeps a namespace for it); true if the flow tab in view changed since the last time.
+   */
+  var lastTab = null;
+  function followTab() {
+    var tab = RED.workspaces && typeof RED.workspaces.active === 'function' ? RED.workspaces.active() : null;
+    if (!tab || tab === lastTab || state.wanted) return false;
+    lastTab = tab;
+    state.followTab = hexOf('flow:' + tab);
+    return true;
+  }
+
   /** Shows a node's namespace: now if the tab is showing, else when it is next shown. */
   function showPlaceOf(node, reveal) {
     var place = placeOf(node);
@@ -778,8 +856,38 @@
     setTimeout(attempt, 0);
   }
 
+  /**
+   * Node-RED 5 splits its sidebar in two sections: the top one (Info, Help, ...) is 300 px high by
+   * default and the bottom one (Debug) takes the rest. A tab it has not placed yet goes to the top; this
+   * one lists keys and an entry below them, so on its first start it goes to the bottom section, beside
+   * Debug, where it gets the sidebar's height. Where the user moves it later is kept by Node-RED.
+   */
+  function placeInTallSection() {
+    if (!RED.settings || typeof RED.settings.get !== 'function' || !/^5\./.test(String(RED.settings.version || ''))) return;
+    var saved = RED.settings.get('editor.sidebar.state');
+    if (!saved) {
+      // a user whose layout Node-RED has not saved yet: its own first layout (version 4 of its format)
+      saved = {
+        v: 4,
+        tabs: [],
+        primary: { top: { tabs: ['info', 'help', 'config', 'context'], active: 'info' }, bottom: { tabs: ['debug'], active: 'debug' } },
+        secondary: { top: { tabs: ['explorer'], active: 'explorer' }, bottom: { tabs: ['palette'], active: 'palette' } },
+      };
+      saved.primary.bottom.tabs.push(TAB);
+      RED.settings.set('editor.sidebar.state', saved);
+      return;
+    }
+    if (!saved.primary || !saved.primary.bottom || !Array.isArray(saved.primary.bottom.tabs)) return;
+    var sections = [saved.primary.top, saved.primary.bottom, saved.secondary && saved.secondary.top, saved.secondary && saved.secondary.bottom];
+    var placed = sections.some(function (section) {
+      return section && Array.isArray(section.tabs) && section.tabs.indexOf(TAB) !== -1;
+    });
+    if (!placed) saved.primary.bottom.tabs.push(TAB);
+  }
+
   function init() {
     var content = build();
+    placeInTallSection();
     RED.sidebar.addTab({
       id: TAB,
       label: t('label'),
@@ -789,8 +897,13 @@
       content: content,
       enableOnEdit: true,
       onchange: function () {
+        followTab();
         refresh();
       },
+    });
+    RED.events.on('workspace:change', function () {
+      if (!visible()) return;
+      if (followTab()) refresh();
     });
     RED.events.on('view:selection-changed', function (selection) {
       var nodes = selection && selection.nodes;

@@ -141,10 +141,52 @@ export interface Browser {
 }
 
 /**
- * A Chromium with a fresh profile and one page. `locale` sets the browser's language (navigator.language),
- * from which the Node-RED editor picks its catalogues: 'de-DE' opens the editor in German.
+ * The fonts a Linux desktop draws the editor with. Node-RED asks for Helvetica Neue, Arial, Helvetica:
+ * where Liberation Sans is installed (Debian's fonts-liberation) Arial is drawn with it, which has
+ * Arial's widths; elsewhere with DejaVu Sans (fonts-dejavu-core, on every Debian), which is wider.
+ * Layout tests draw with both.
  */
-export async function openBrowser(viewport = { width: 1600, height: 1000 }, locale = 'en-US'): Promise<Browser> {
+export type Fonts = 'liberation' | 'dejavu';
+export const FONT_SETS: Fonts[] = ['liberation', 'dejavu'];
+
+const FONT_DIRS = { liberation: '/usr/share/fonts/truetype/liberation', dejavu: '/usr/share/fonts/truetype/dejavu' };
+const FONT_PACKAGES = { liberation: 'fonts-liberation', dejavu: 'fonts-dejavu-core' };
+
+/** Fails with a one-line cause where the browser or a font the layout tests draw with is not installed. */
+export function requireFonts(): void {
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`the browser tests need the Debian package chromium (${CHROMIUM} is missing): apt-get install chromium`);
+  for (const fonts of FONT_SETS) {
+    if (!fs.existsSync(FONT_DIRS[fonts]))
+      throw new Error(
+        `the browser tests need the Debian package ${FONT_PACKAGES[fonts]} (${FONT_DIRS[fonts]} is missing): apt-get install ${FONT_PACKAGES[fonts]}`,
+      );
+  }
+}
+
+/** The fonts a browser draws with unless a test says: E2E_FONTS=dejavu runs a suite as on a machine without fonts-liberation. */
+function defaultFonts(): Fonts {
+  return process.env.E2E_FONTS === 'dejavu' ? 'dejavu' : 'liberation';
+}
+
+/** A fontconfig file for the browser: the system's fonts, without Liberation for 'dejavu' (a machine without fonts-liberation). */
+function fontConfig(dir: string, fonts: Fonts): string {
+  const file = path.join(dir, 'fonts.conf');
+  const reject = fonts === 'dejavu' ? `<selectfont><rejectfont><glob>${FONT_DIRS.liberation}/*</glob></rejectfont></selectfont>` : '';
+  fs.writeFileSync(
+    file,
+    `<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">\n<fontconfig><include ignore_missing="no">/etc/fonts/fonts.conf</include>${reject}</fontconfig>\n`,
+  );
+  return file;
+}
+
+/**
+ * A Chromium with a fresh profile and one page. `locale` sets the browser's language (navigator.language),
+ * from which the Node-RED editor picks its catalogues: 'de-DE' opens the editor in German. `fonts`:
+ * 'dejavu' draws as a machine without fonts-liberation does (see Fonts); by default the installed fonts
+ * (or E2E_FONTS's).
+ */
+export async function openBrowser(viewport = { width: 1600, height: 1000 }, locale = 'en-US', fonts: Fonts = defaultFonts()): Promise<Browser> {
+  requireFonts();
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flow-cache-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -152,6 +194,7 @@ export async function openBrowser(viewport = { width: 1600, height: 1000 }, loca
     args: [...CHROMIUM_ARGS, `--lang=${locale}`],
     viewport,
     locale,
+    env: { ...process.env, FONTCONFIG_FILE: fontConfig(profile, fonts) } as Record<string, string>,
   });
   const page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(15_000);
@@ -161,7 +204,7 @@ export async function openBrowser(viewport = { width: 1600, height: 1000 }, loca
     const url = request.url();
     if (!url.startsWith('http://127.0.0.1:') && !url.startsWith('data:')) outsideRequests.push(url);
   });
-  page.on('pageerror', (error) => pageErrors.push(String(error)));
+  page.on('pageerror', (error) => pageErrors.push(String(error.stack ?? error)));
   const failedRequests: string[] = [];
   page.on('requestfailed', (request) => failedRequests.push(`failed (${request.failure()?.errorText ?? 'no answer'}) ${request.method()} ${request.url()}`));
   page.on('response', (response) => {
@@ -436,6 +479,42 @@ export function formProblems(tray: Locator, prefix: string, type: string): Promi
     },
     [prefix, type] as [string, string],
   );
+}
+
+/**
+ * Fields of a form whose text is cut: a placeholder wider than its box, an option of a select wider
+ * than the select (what a closed select shows of the option chosen).
+ */
+export function cutTexts(tray: Locator): Promise<string[]> {
+  return tray.evaluate((element: any) => {
+    const w = globalThis as any;
+    const form = element.querySelector('#dialog-form, #node-config-dialog-edit-form');
+    const canvas = w.document.createElement('canvas').getContext('2d');
+    const width = (field: any, text: string) => {
+      const style = w.getComputedStyle(field);
+      canvas.font = `${style.fontStyle} ${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+      return canvas.measureText(text).width;
+    };
+    const inner = (field: any) => {
+      const style = w.getComputedStyle(field);
+      return field.clientWidth - Number.parseFloat(style.paddingLeft) - Number.parseFloat(style.paddingRight);
+    };
+    const problems: string[] = [];
+    for (const field of form.querySelectorAll('input[placeholder]')) {
+      if (field.offsetParent === null || field.type === 'hidden') continue;
+      if (width(field, field.placeholder) > inner(field))
+        problems.push(`placeholder "${field.placeholder}" cut (${Math.round(width(field, field.placeholder))} px in ${inner(field)} px)`);
+    }
+    for (const select of form.querySelectorAll('select')) {
+      if (select.offsetParent === null) continue;
+      // the drop-down arrow takes about 16 px of the box
+      for (const option of select.options) {
+        if (width(select, option.text) > inner(select) - 16)
+          problems.push(`option "${option.text}" cut (${Math.round(width(select, option.text))} px in ${inner(select) - 16} px)`);
+      }
+    }
+    return problems;
+  });
 }
 
 /** Types text into a field the way a user does (the editor validates on keyup and change). */
