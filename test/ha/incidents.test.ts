@@ -28,12 +28,9 @@ function turnOn(run: HaRun, entity: string): void {
   run.ha.setState(entity, 'on');
 }
 
-/** Waits until the gate has handled the release the failed notification sent back to it. */
-async function released(run: HaRun, gate: string, failures: number): Promise<void> {
-  const failed = run.out('notify failed (msg.error)');
-  await failed.until(failures);
-  const before = run.statusCount(gate);
-  await waitFor(() => run.statusCount(gate) > before, `${run.name}: ${gate} handling the release`);
+/** Resolves once `gate` has handled the release that a failed notification, after this call, sends back to it. */
+function released(run: HaRun, gate: string): Promise<void> {
+  return run.handled(gate, (msg) => msg.release === true);
 }
 
 /** Home Assistant restarts: the nodes reconnect while it starts, then it runs again. */
@@ -62,12 +59,14 @@ describe('Home Assistant incidents', () => {
       if (name === QUIET) run.advance(61_000);
 
       // the action refused, as Home Assistant does for an action name left as imported
+      const failed = run.out('notify failed (msg.error)');
       ha.refuse(NOTIFY, { times: 1 });
+      const release = released(run, gate);
       ha.setState(sensor, 'on');
-      await released(run, gate, 1);
+      await release;
       assert.equal(ha.calls.length, 1);
       assert.equal(ha.calls[0].refused, `Action ${NOTIFY} not found.`);
-      const [failure] = run.out('notify failed (msg.error)').received;
+      const [failure] = await failed.until(1);
       assert.match((failure.error as { message: string }).message, /not found/);
 
       // a minute later the sensor reports again: this alarm is delivered, the next one held
@@ -91,8 +90,9 @@ describe('Home Assistant incidents', () => {
     await run.load();
     const over = run.out('over budget (not sent)');
     ha.refuse(SMS, { times: 1 });
+    const release = released(run, '20 SMS a day (all sensors)');
     turnOn(run, sensors[0]);
-    await released(run, '20 SMS a day (all sensors)', 1);
+    await release;
     for (let i = 0; i < 21; i++) {
       run.advance(MINUTE);
       turnOn(run, sensors[i % 3]);
@@ -110,8 +110,9 @@ describe('Home Assistant incidents', () => {
     const run = new HaRun(LEAK, ha, clock);
     await run.load();
     ha.dropOnNextCall(NOTIFY);
+    const release = released(run, 'once per 4 hours');
     ha.setState('binary_sensor.water_leak', 'on');
-    await released(run, 'once per 4 hours', 1);
+    await release;
     assert.deepEqual(
       ha.calls.map((c) => c.refused),
       ['connection lost'],

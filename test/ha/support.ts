@@ -263,6 +263,21 @@ export class HaRun {
   }
 
   /**
+   * Resolves once the node named `name` has finished a message that `which` picks, arriving after this
+   * call (Node-RED's own completion of the message: done() called, its store work over).
+   */
+  handled(name: string, which: (msg: NodeMessage) => boolean, ms = 10_000): Promise<void> {
+    const n = helper.getNode(this.byName(name).id) as { _complete(msg: NodeMessage, error?: unknown): unknown };
+    const complete = n._complete;
+    let seen = false;
+    n._complete = function (this: unknown, msg: NodeMessage, error?: unknown) {
+      if (which(msg)) seen = true;
+      return complete.call(this, msg, error);
+    };
+    return waitFor(() => seen, `${this.name}: ${name} finishing a message`, ms);
+  }
+
+  /**
    * Resolves once a msg.quiet that arrives after this call has reached the gate named `gate` (the gate
    * starts its quiet time again as it takes the message in, before any later message).
    */

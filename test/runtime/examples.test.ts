@@ -649,7 +649,11 @@ async function genericRun(run: Run): Promise<void> {
   starts.sort((a, b) => Number(a.y) - Number(b.y) || Number(a.x) - Number(b.x));
   let reached = 0;
   for (const start of starts) {
-    const targets = run.reachableOutputs(start.id);
+    let targets = run.reachableOutputs(start.id);
+    // A message with msg.fail = true fails at the notify stand-in: what it reaches is a Catch node's debug.
+    if (Array.isArray(start.props) && start.props.some((p: { p?: string }) => p.p === 'fail')) {
+      targets = [...targets, ...run.example.filter((n) => n.type === 'catch').flatMap((n) => run.reachableOutputs(n.id))];
+    }
     // A cooldown-gate sends nothing for msg.reset, msg.quiet or msg.release: such an inject is clicked without waiting,
     // and so is an events: all node (what it sends restarts a gate's quiet time).
     const resets =
