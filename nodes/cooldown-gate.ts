@@ -195,6 +195,40 @@ function secondsText(seconds: number): string {
     .join(' ');
 }
 
+/** The digest of the property "only on change" compares; a value that refers to itself is an error. */
+function digestOfProperty(RED: NodeAPI, t: Texts, property: string, msg: NodeMessage): string {
+  let value: unknown;
+  try {
+    value = isPlainName(property) ? msg[property] : RED.util.getMessageProperty(msg, property);
+  } catch {
+    value = undefined; // a path through a missing object: the value is absent
+  }
+  try {
+    return digestOf(value);
+  } catch (error) {
+    if (error instanceof CircularValueError) throw new InputError(t('errors.changeCircular', { property: `msg.${property}` }));
+    throw error;
+  }
+}
+
+/** The summary of what was held back for a key, as it leaves on the third output. */
+function summaryMessage(t: Texts, zone: string, key: string, held: Held): NodeMessage {
+  const msg: NodeMessage = {
+    topic: held.topic ?? key,
+    summary: {
+      key,
+      held: held.count,
+      firstHeld: isoInZone(held.firstHeld, zone),
+      lastHeld: isoInZone(held.lastHeld, zone),
+      since: isoInZone(held.since, zone),
+      due: isoInZone(held.due, zone),
+      text: t('summary.text', { held: held.count, key, duration: durationText(held.due - held.since) }),
+    },
+  };
+  if ('payload' in held) msg.payload = held.payload;
+  return msg;
+}
+
 /** The gate's texts: `t` from the catalogue; `ts` a status text, its template looked up once and filled per message. */
 interface GateTexts {
   t: Texts;
@@ -231,6 +265,8 @@ class Gate {
   private readonly alarm = new Alarm(() => void this.track(this.flushDue()));
   private scanned = false;
   private scanning: Promise<void> | undefined;
+  /** Summaries sent whose delivery Node-RED has not yet made (it delivers a turn later): a stop before it drops them. */
+  private readonly inFlight = new Set<{ key: string; held: Held }>();
 
   constructor(
     private readonly RED: NodeAPI,
@@ -287,6 +323,9 @@ class Gate {
       this.quietAlarm.cancel();
       clearTimeout(this.quietTimer);
       this.schedule.clear();
+      // summaries whose delivery the stop came before: back to the store for the next start
+      for (const { key, held } of this.inFlight) void this.track(this.putBack(key, held));
+      this.inFlight.clear();
       done();
     });
     releaseOnClose(node, status, binding, () => Promise.allSettled([...this.flushing]));
@@ -389,27 +428,10 @@ class Gate {
     }
   }
 
-  /** The digest of the compared value, for "only on change". */
-  private digest(msg: NodeMessage): string {
-    const property = this.settings.changeProperty;
-    let value: unknown;
-    try {
-      value = isPlainName(property) ? msg[property] : this.RED.util.getMessageProperty(msg, property);
-    } catch {
-      value = undefined; // a path through a missing object: the value is absent
-    }
-    try {
-      return digestOf(value);
-    } catch (error) {
-      if (error instanceof CircularValueError) throw new InputError(this.t('errors.changeCircular', { property: `msg.${property}` }));
-      throw error;
-    }
-  }
-
   /** With options: limit per sliding window or calendar period, only on change, summaries. */
   private async limited(key: string, msg: NodeMessage, send: SendFunction): Promise<void> {
     const { t, ts, settings, binding } = this;
-    const digest = settings.onlyOnChange ? this.digest(msg) : undefined;
+    const digest = settings.onlyOnChange ? digestOfProperty(this.RED, this.t, settings.changeProperty, msg) : undefined;
     if (settings.summary && !this.scanned) void this.scan();
     let decision: Decision | undefined;
     let at = 0;
@@ -554,35 +576,29 @@ class Gate {
     if (this.schedule.delete(key)) this.rearm();
   }
 
-  private summaryMessage(key: string, held: Held): NodeMessage {
-    const zone = this.binding.zone;
-    const msg: NodeMessage = {
-      topic: held.topic ?? key,
-      summary: {
-        key,
-        held: held.count,
-        firstHeld: isoInZone(held.firstHeld, zone),
-        lastHeld: isoInZone(held.lastHeld, zone),
-        since: isoInZone(held.since, zone),
-        due: isoInZone(held.due, zone),
-        text: this.t('summary.text', { held: held.count, key, duration: durationText(held.due - held.since) }),
-      },
-    };
-    if ('payload' in held) msg.payload = held.payload;
-    return msg;
-  }
-
   /**
    * Sends a summary taken out of the store. The gate took it while running; if it began closing since,
    * its messages no longer reach the next nodes: the summary goes back to the store for the next start.
    */
   private async deliver(key: string, held: Held, send: SendFunction): Promise<void> {
     if (!this.closed) {
-      send([null, null, this.summaryMessage(key, held)]);
+      // Node-RED delivers a message in the next turn (setImmediate), in order: this turn, queued just
+      // before the delivery, marks it made. A stop before it drops the message, and the gate, closing,
+      // puts the summary back.
+      const sending = { key, held };
+      if (!this.RED.settings?.runtimeSyncDelivery) {
+        this.inFlight.add(sending);
+        setImmediate(() => this.inFlight.delete(sending));
+      }
+      send([null, null, summaryMessage(this.t, this.binding.zone, key, held)]);
       const count = held.count;
       this.status.set(() => ({ fill: 'blue', shape: 'dot', text: this.t('status.summary', { key, held: count, ...this.counts() }) }));
       return;
     }
+    await this.putBack(key, held);
+  }
+
+  private async putBack(key: string, held: Held): Promise<void> {
     try {
       const cache = await this.stateNamespace();
       await cache.update(STORE_KEY_PREFIX + key, (current) => putBackSummary(this.rules, current, now(), held));

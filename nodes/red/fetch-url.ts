@@ -29,7 +29,8 @@ const PLAIN_SEGMENT = new RegExp(`^(?:${PIECE}(?:[-_.]${PIECE})*|v\\d{1,3}(?:\\.
 // random letters look like this, words seldom do: 21 letters in a row, or 5 consonants in a row
 const NOT_A_WORD = /[A-Za-z]{21}|[b-df-hj-np-tv-xz]{5}/i;
 
-function plainSegment(segment: string): boolean {
+/** Whether a path segment can be shown: short, plain words, few digits. */
+export function plainSegment(segment: string): boolean {
   if (segment === '') return true;
   if (segment.length > 32) return false;
   if ((segment.match(/\d/g)?.length ?? 0) > 4) return false;
@@ -70,7 +71,7 @@ export function hiddenPartsOf(configUrl: string): string[] {
   return [...new Set(parts)].filter((part) => part.length >= 4);
 }
 
-function safeDecode(text: string): string {
+export function safeDecode(text: string): string {
   try {
     return decodeURIComponent(text);
   } catch {
@@ -78,16 +79,22 @@ function safeDecode(text: string): string {
   }
 }
 
-/** The cache key ttl-fetch derives for a request without a body (GET, HEAD) made with `credential` ('' for none). */
-export function derivedFetchKey(method: string, href: string, credential: string): string {
+/**
+ * The cache key of a ttl-fetch request: a sha256 of method and URL (and a POST body, and the digest of
+ * the credential it is made with), so no secret in the URL is stored in clear and answers fetched with
+ * different credentials never share a key.
+ */
+export function derivedFetchKey(method: string, href: string, credential: string, body?: string | Buffer): string {
   const hash = createHash('sha256').update(`${method} ${href}`);
+  if (body !== undefined) hash.update('\n').update(createHash('sha256').update(body).digest('hex'));
   if (credential !== '') hash.update(`\ncredential ${credential}`);
   return `fetch:${hash.digest('hex')}`;
 }
 
 const digests = new Map<string, string>();
 
-function credentialDigest(where: string, secret: string): string {
+/** A one-way digest of a credential: where it goes (a header name, or the URL) and its value, salted and stretched. */
+export function credentialDigest(where: string, secret: string): string {
   const memo = `${where.toLowerCase()}\n${secret}`;
   let digest = digests.get(memo);
   if (digest === undefined) {
@@ -262,4 +269,35 @@ export function scrubValue(value: unknown, forms: readonly string[], seen = new 
   seen.set(value, copy);
   for (const [k, v] of Object.entries(value)) copy[scrubText(k, forms)] = scrubValue(v, forms, seen);
   return copy;
+}
+
+const HOST_LIKE = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i;
+
+/** Text that failed to parse as a URL, as an error shows it: scheme, a host-like authority and plain segments; the rest "…". */
+export function shownText(raw: string): string {
+  const head = raw.split(/[?#]/)[0];
+  const start = /^([A-Za-z][A-Za-z0-9+.-]*:)?(\/\/)?/.exec(head) as RegExpExecArray;
+  let rest = head.slice(start[0].length);
+  let authority = '';
+  if (start[2]) {
+    const end = rest.search(/[/\s]/);
+    authority = end === -1 ? rest : rest.slice(0, end);
+    rest = rest.slice(authority.length);
+    if (authority !== '' && !HOST_LIKE.test(authority)) authority = REDACTED;
+  }
+  const path = rest
+    .split(/([/\s]+)/)
+    .map((part, i) => (i % 2 === 1 || plainSegment(part) ? part : REDACTED))
+    .join('');
+  return `${start[1] ?? ''}${start[2] ?? ''}${authority}${path}`;
+}
+
+/** The parts of a URL that shownUrl hides (secret-looking path segments, query values), in the forms they may take in a text. */
+export function hiddenPartsOfRequest(url: URL): string[] {
+  const parts: string[] = [];
+  for (const segment of url.pathname.split('/')) if (!plainSegment(segment)) parts.push(segment, safeDecode(segment));
+  // query values, and names that stand alone (?TOKEN); the names of name=value pairs stay readable
+  for (const [name, value] of url.searchParams) parts.push(...(value === '' ? [name, encodeURIComponent(name)] : [value, encodeURIComponent(value)]));
+  if (url.search) parts.push(url.search.slice(1));
+  return parts;
 }

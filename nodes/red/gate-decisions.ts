@@ -501,7 +501,7 @@ export function releasePass(
   if (classic) {
     // without options the store holds the time of the last pass: the pass is current while that is its time
     const value = current?.value;
-    if (typeof value === 'number' && value === passAt)
+    if (typeof value === 'number' && value === passAt && at - passAt < rules.windowMs)
       return { release: { released: true, lastPass: undefined, count: 0, remaining: 0 }, write: { delete: true } };
     const last = typeof value === 'number' && Number.isFinite(value) ? Math.min(value, at) : undefined;
     const remaining = last === undefined ? 0 : Math.max(0, rules.windowMs - (at - last));

@@ -113,6 +113,19 @@ describe('docs: the examples', () => {
     assert.deepEqual(missing, [], `docs/examples.md does not list ${missing.join(', ')}`);
   });
 
+  test('the tab each example brings is named in docs/examples.md as the file names it', () => {
+    const page = read('docs/examples.md');
+    const wrong: string[] = [];
+    for (const file of EXAMPLES) {
+      const flow = JSON.parse(fs.readFileSync(path.join(examplesDir, file), 'utf8')) as { type: string; label?: string }[];
+      const tab = flow.find((n) => n.type === 'tab')?.label;
+      const row = page.split('\n').find((line) => line.startsWith(`| \`${file}\` |`));
+      const shown = row ? /^\| `[^`]+` \| \*(.+?)\* \|/.exec(row)?.[1] : undefined;
+      if (shown !== tab) wrong.push(`${file}: the table says ${JSON.stringify(shown)}, the file ${JSON.stringify(tab)}`);
+    }
+    assert.deepEqual(wrong, []);
+  });
+
   test('every example file the pages name exists', () => {
     const named = new RegExp(`\\b(?:${FOLDERS.map((f) => f.replace(/[-]/g, '\\-')).join('|')})/[\\w.-]+\\.json\\b`, 'g');
     const wrong: string[] = [];

@@ -386,4 +386,96 @@ describe('cache-store with the Redis backend', () => {
       assert.ok(!shown.includes(wrong) && !shown.includes(PASSWORD), 'a password is shown somewhere');
     });
   });
+
+  describe("a node's status follows its store", () => {
+    type Status = { fill?: string; shape?: string; text?: string };
+    /** What the editor shows under each node: the last status any instance of it sent (a new instance starts with what the old one left). */
+    const shown = new Map<string, Status>();
+    const waiters: { id: string; test: (s: Status) => boolean; resolve: () => void }[] = [];
+
+    /** Follows the statuses of the node now deployed as `id`: those it sent while starting, then every later one. */
+    function follow(id: string): void {
+      const target = helper.getNode(id) as unknown as { status(s: Status): void } & { status: { getCalls(): { args: Status[] }[] } };
+      for (const call of target.status.getCalls()) shown.set(id, call.args[0]);
+      const spy = target.status;
+      const original = spy.bind(target);
+      (target as { status: (s: Status) => void }).status = (status: Status) => {
+        original(status);
+        shown.set(id, status);
+        for (const w of [...waiters]) if (w.id === id && w.test(status)) waiters.splice(waiters.indexOf(w), 1) && w.resolve();
+      };
+    }
+
+    /** Resolves once the editor shows a status of `id` that passes `test`. */
+    function showing(id: string, test: (s: Status) => boolean, what: string, ms = 15_000): Promise<void> {
+      if (test(shown.get(id) ?? {})) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${id} never showed ${what}; it shows ${JSON.stringify(shown.get(id))}`)), ms);
+        waiters.push({
+          id,
+          test,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+    }
+
+    const isRed = (s: Status) => s.fill === 'red' && /disconnected/.test(s.text ?? '');
+    const isClear = (s: Status) => s.fill === undefined && s.text === undefined;
+
+    function gateFlow(storeId: string, url: string): Flow {
+      const gate = {
+        id: 'gate',
+        type: 'cooldown-gate',
+        z: TAB,
+        store: storeId,
+        key: 'topic',
+        keyType: 'msg',
+        cooldown: 1,
+        cooldownUnits: 'hours',
+        failOpen: false,
+        wires: [['passed'], ['suppressed']],
+      };
+      return flowOf(
+        [redisStore(storeId, { redisUrl: url, redisPrefix: 'status:' })],
+        [gate, { id: 'passed', type: 'helper', z: TAB }, { id: 'suppressed', type: 'helper', z: TAB }],
+      );
+    }
+
+    it('a deploy to a working Redis URL clears the red "disconnected" status at once, before any message', async () => {
+      const gone = await RedisServer.start();
+      const deadUrl = gone.url;
+      await gone.stop();
+      await helper.load(nodes, gateFlow('storeDead', deadUrl));
+      follow('gate');
+      await showing('gate', isRed, 'a red "disconnected" status');
+      assert.match(shown.get('gate')?.text ?? '', new RegExp(`disconnected: .*${gone.port}`));
+      // the user fixes the URL and deploys: the new gate is the one the editor shows, with no message yet
+      await helper.setFlows(gateFlow('storeDead', open.url), 'full');
+      follow('gate');
+      await showing('gate', isClear, 'its status cleared');
+      const passed = collect('passed');
+      node('gate').receive({ topic: 'door' });
+      assert.equal((await passed.until(1)).length, 1, 'the gate works on the new server');
+    });
+
+    it('a server that comes back clears the red status by itself, before any message', async () => {
+      const server = await RedisServer.start();
+      try {
+        await helper.load(nodes, gateFlow('storeBack', server.url));
+        follow('gate');
+        // connected, and no message yet: nothing of the gate's own under the alert to come
+        await keysOn(server, 0, 'status:*');
+        await server.kill();
+        await showing('gate', isRed, 'a red "disconnected" status');
+        await server.start();
+        await showing('gate', (s) => !isRed(s), 'the red status lifted');
+        assert.equal(isRed(shown.get('gate') ?? {}), false);
+      } finally {
+        await server.stop();
+      }
+    });
+  });
 });
