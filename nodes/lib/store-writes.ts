@@ -211,25 +211,23 @@ export class WritePath {
       return;
     }
     this.host.size.writing(batch);
-    const clears = batch.clears.length > 0 ? 1 : 0;
-    this.queuedClears += clears;
-    void this.exclusive(async () => {
-      try {
-        await this.writeSealed(batch);
-      } finally {
-        this.queuedClears -= clears;
-      }
-    });
+    if (batch.clears.length > 0) this.queuedClears++;
+    void this.exclusive(() => this.writeSealed(batch));
   }
 
   /** Writes a sealed batch (run one at a time, in order): commits it, or hands its failure on. */
   private async writeSealed(batch: Batch): Promise<void> {
     this.inflightClears = batch.clears;
+    // the batch's clears no longer wait once it is written (or has failed: deferred mode queues them again)
+    const clearsDone = () => {
+      if (batch.clears.length > 0) this.queuedClears--;
+    };
     try {
       await this.writeBatch(batch);
     } catch (error) {
       this.host.size.written(batch, false);
       this.inflightClears = [];
+      clearsDone();
       this.failed(batch, error);
       return;
     }
@@ -238,6 +236,7 @@ export class WritePath {
     await this.pause();
     this.host.size.written(batch, true);
     for (const [key, row] of batch.puts) if (this.host.pending.get(key) === row) this.host.pending.delete(key);
+    clearsDone();
     batch.resolve?.();
     if (this.failure) {
       this.failure = undefined;
