@@ -395,7 +395,9 @@ class Gate {
     let decidedAt = 0;
     let decision: { armed: boolean; lastPassed: number; aheadBy: number } | undefined;
     try {
-      const cache = await this.binding.namespace();
+      // the same way to the store as msg.reset, msg.release and the options take, so the updates of a
+      // key's messages run in the order the messages came (a reset before a repeat lets the repeat pass)
+      const cache = await this.stateNamespace();
       await cache.update(STORE_KEY_PREFIX + key, (current) => {
         // decided from `current` alone: a shared store may call this again with a newer entry
         decidedAt = now();
