@@ -207,7 +207,7 @@ export function secretPattern(secrets: readonly string[], bytes = false): RegExp
   let pattern = patterns.get(memo);
   if (pattern === undefined) {
     const usable = [...new Set(secrets)]
-      .filter((secret) => secret.length >= MIN_SECRET)
+      .filter((secret) => secret.length >= MIN_SECRET && secret.length <= MAX_CHARWISE_SECRET)
       .map((secret) => (bytes ? Buffer.from(secret, 'utf8').toString('latin1') : secret))
       .sort((a, b) => b.length - a.length);
     pattern = usable.length === 0 ? null : new RegExp(usable.map((secret) => [...secret].map((char) => charPattern(char, bytes)).join('')).join('|'), 'g');
@@ -217,10 +217,36 @@ export function secretPattern(secrets: readonly string[], bytes = false): RegExp
   return pattern ?? undefined;
 }
 
+/** Secrets longer than this are matched in their whole forms (as is, JSON-escaped, percent-encoded), not character by character: a pattern of a pattern per character would be too large to compile. */
+const MAX_CHARWISE_SECRET = 256;
+
+/**
+ * The forms of a secret too long for a pattern (as is, JSON-escaped, percent-encoded in either case),
+ * replaced literally: a pattern of a few hundred alternatives per character would not compile.
+ */
+function longForms(secrets: readonly string[], bytes: boolean): string[] {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    if (secret.length <= MAX_CHARWISE_SECRET) continue;
+    const encoded = encodeURIComponent(secret);
+    for (const form of [secret, JSON.stringify(secret).slice(1, -1), encoded, encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase())]) {
+      forms.add(bytes ? Buffer.from(form, 'utf8').toString('latin1') : form);
+    }
+  }
+  return [...forms].sort((a, b) => b.length - a.length);
+}
+
+function replaceLong(text: string, secrets: readonly string[], bytes: boolean, by: string): string {
+  let result = text;
+  for (const form of longForms(secrets, bytes)) if (result.includes(form)) result = result.split(form).join(by);
+  return result;
+}
+
 /** A text with every given secret, in every form it may take (see secretPattern), replaced by "…". */
 export function scrubText(text: string, secrets: readonly string[]): string {
   const pattern = secretPattern(secrets);
-  return pattern ? text.replace(pattern, REDACTED) : text;
+  const short = pattern ? text.replace(pattern, REDACTED) : text;
+  return replaceLong(short, secrets, false, REDACTED);
 }
 
 const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8').toString('latin1');
@@ -228,9 +254,8 @@ const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8').toString('latin1');
 /** Bytes with every given secret (its UTF-8 bytes, in every form) replaced by "…". */
 function scrubBytes(bytes: Buffer, secrets: readonly string[]): Buffer {
   const pattern = secretPattern(secrets, true);
-  if (!pattern) return bytes;
   const text = bytes.toString('latin1');
-  const result = text.replace(pattern, REDACTED_BYTES);
+  const result = replaceLong(pattern ? text.replace(pattern, REDACTED_BYTES) : text, secrets, true, REDACTED_BYTES);
   return result === text ? bytes : Buffer.from(result, 'latin1');
 }
 
