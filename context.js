@@ -1,2 +1,2 @@
-// node-red-contrib-flow-cache/context: the Node-RED context store module (see README, "Context store").
+// node-red-contrib-flow-cache/context: the Node-RED context store module (see docs/context-store.md).
 module.exports = require('./dist/nodes/context/index.js');

@@ -13,8 +13,6 @@
   var MODULE = 'node-red-contrib-flow-cache';
   var KEY_TYPES = ['msg', 'str', 'flow', 'global', 'env', 'jsonata'];
   var UNITS = ['seconds', 'minutes', 'hours', 'days'];
-  var CATEGORY = 'flow cache';
-  var COLOR = '#9FD4C4';
   /** Longest key or URL a node label shows before it is cut with "…". */
   var LABEL_LENGTH = 30;
 
@@ -144,16 +142,6 @@
     };
   }
 
-  /** The defaults every flow node shares: name, optional store, key (msg.topic unless `keyOptional`). */
-  function commonDefaults(keyOptional) {
-    return {
-      name: { value: '' },
-      store: { value: '', type: 'cache-store', required: false },
-      key: { value: keyOptional ? '' : 'topic', validate: key(keyOptional) },
-      keyType: { value: 'msg', validate: orDefault(oneOf(KEY_TYPES)) },
-    };
-  }
-
   /** Turns #node-input-key into a TypedInput backed by #node-input-keyType. */
   function keyInput() {
     $('#node-input-key').typedInput({ default: 'msg', types: KEY_TYPES, typeField: '#node-input-keyType' });
@@ -219,37 +207,28 @@
     return text('short.' + (UNITS.indexOf(unit) === -1 ? fallback : unit));
   }
 
-  /**
-   * A flow node's definition for RED.nodes.registerType: palette place, colour, icon, palette label,
-   * the common defaults before the node's own, the Key and Store fields prepared before the node's own
-   * oneditprepare. `options.keyOptional`: an empty key is allowed (ttl-fetch).
+  /*
+   * Each flow node's RED.nodes.registerType call writes its definition out as an object literal
+   * (category, colour, icon, inputs, outputs, defaults, credentials), where Node-RED's Flow Library
+   * reads it; these fill in the parts every flow node shares.
    */
-  function flowNode(type, definition, options) {
-    options = options || {};
-    var prepare = definition.oneditprepare;
-    return Object.assign(
-      {
-        category: CATEGORY,
-        color: COLOR,
-        icon: type + '.svg',
-        inputs: 1,
-        paletteLabel: function () {
-          return nodeText(type, 'label.palette');
-        },
-        labelStyle: function () {
-          return this.name ? 'node_label_italic' : '';
-        },
-      },
-      definition,
-      {
-        defaults: Object.assign(commonDefaults(options.keyOptional), definition.defaults),
-        oneditprepare: function () {
-          keyInput();
-          storeField();
-          if (prepare) prepare.call(this);
-        },
-      },
-    );
+
+  /** The palette label of a flow node: its catalogue's label.palette, in the editor's language. */
+  function paletteLabel(type) {
+    return function () {
+      return nodeText(type, 'label.palette');
+    };
+  }
+
+  /** A node with a name of its own shows it in italics. */
+  function labelStyle() {
+    return this.name ? 'node_label_italic' : '';
+  }
+
+  /** The Key and Store fields of a flow node's dialog: called first in its oneditprepare. */
+  function prepareFlowNode() {
+    keyInput();
+    storeField();
   }
 
   /**
@@ -296,7 +275,6 @@
     oneOf: oneOf,
     typed: typed,
     key: key,
-    commonDefaults: commonDefaults,
     keyInput: keyInput,
     keyLabel: keyLabel,
     shorten: shorten,
@@ -304,6 +282,8 @@
     selectOr: selectOr,
     unitSelect: unitSelect,
     shortUnit: shortUnit,
-    flowNode: flowNode,
+    paletteLabel: paletteLabel,
+    labelStyle: labelStyle,
+    prepareFlowNode: prepareFlowNode,
   };
 })();

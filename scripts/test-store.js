@@ -1,5 +1,5 @@
 // Runs the store tests once for every SQLite driver the store supports on this Node.js:
-//   node:sqlite  on Node.js >= 22.13 (the store's engines; older Node.js has none)
+//   node:sqlite  on Node.js >= 22.13 (earlier lines have it only behind a flag, or not at all)
 //   sqlite3      through the optional @keyv/sqlite, which npm install puts in node_modules
 // A driver that should load here and does not is a failure, not a driver quietly left out of the run.
 //   FLOW_CACHE_DRIVERS=node:sqlite   runs only the drivers named (comma-separated); each must load

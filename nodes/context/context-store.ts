@@ -168,8 +168,15 @@ export class FlowCacheContext {
     for (const scope of this.scopes.values()) keys += Object.keys(scope).length;
     this.log.info(
       `${keys} context ${keys === 1 ? 'key' : 'keys'} of ${this.scopes.size} ${this.scopes.size === 1 ? 'scope' : 'scopes'} loaded from ${this.file} ` +
-        `in ${Date.now() - started} ms (${this.lease.store.driver}; ${this.flushIntervalMs > 0 ? `written every ${this.flushIntervalMs / 1000} s` : 'every change committed at once'})`,
+        `in ${Date.now() - started} ms (${this.lease.store.driver}; ${this.promise()})`,
     );
+  }
+
+  /** What a change's durability is, in the words of the start-up log line. */
+  private promise(): string {
+    if (this.flushIntervalMs > 0) return `changes written every ${this.flushIntervalMs / 1000} s: up to that much is lost if the process is killed`;
+    if (this.syncCommits) return 'each change committed before set() returns';
+    return 'each change committed within a group commit, about 250 ms at most; a set with a callback calls back once committed';
   }
 
   /** Writes what is not yet on disk, stops and lets go of the file. */
@@ -354,11 +361,32 @@ export class FlowCacheContext {
       throw error;
     }
     if (!existing) this.scopes.set(scope, data);
-    for (const top of touched) mark(this.dirty, scope, top);
+    // node:sqlite commits a key before set() returns (a flow that sends its message on after a set
+    // never gets ahead of the file); keys it cannot commit now go with the next group commit
+    const queued = [...touched].filter((top) => !this.commitNow(scope, top));
+    for (const top of queued) mark(this.dirty, scope, top);
     if (this.flushIntervalMs > 0) return undefined;
+    if (queued.length === 0) return wait ? Promise.resolve() : undefined;
     this.scheduleWrite();
     if (!wait) return undefined;
-    return new Promise<void>((resolve, reject) => this.waiters.push({ scope, keys: [...touched], resolve, reject }));
+    return new Promise<void>((resolve, reject) => this.waiters.push({ scope, keys: queued, resolve, reject }));
+  }
+
+  /**
+   * Commits a top-level key now, where the store can (node:sqlite, no write of the key under way or
+   * queued here or there); false leaves it to the next group commit. A value that cannot be stored
+   * is left to the write path, which reports it.
+   */
+  private commitNow(scope: string, key: string): boolean {
+    const store = this.store;
+    if (!store || this.flushIntervalMs > 0 || !this.syncCommits) return false;
+    if (this.dirty.get(scope)?.has(key) || this.flying.get(scope)?.has(key) || this.retrying.get(scope)?.has(key)) return false;
+    return store.commitNow(namespaceOf(scope), key, this.scopes.get(scope)?.[key], { evictable: false });
+  }
+
+  /** Whether a change is committed before set() returns: on the synchronous driver (node:sqlite), without flushInterval. */
+  get syncCommits(): boolean {
+    return this.flushIntervalMs === 0 && this.store?.driver === 'node:sqlite';
   }
 
   /** Starts a write of the changed keys in the next turn of the event loop, unless one is under way (its end starts the next). */

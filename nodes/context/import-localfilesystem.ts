@@ -71,6 +71,11 @@ export async function importLocalFileSystem(store: Store, dir: string, namespace
   let changed = false;
   for (const file of contextFiles(dir)) {
     const stat = fs.statSync(file.full);
+    // a FIFO, socket or device would block the read (or never end): only regular files are read
+    if (!stat.isFile()) {
+      result.damaged.push(file.relative);
+      continue;
+    }
     if (record.files[file.relative] === stat.mtimeMs) continue;
     const text = fs.readFileSync(file.full, 'utf8');
     let data: unknown;

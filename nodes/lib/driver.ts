@@ -74,14 +74,22 @@ export function availableDrivers(): DriverName[] {
   return names;
 }
 
+/**
+ * Why no driver loads, and what to do: Node.js 20, 21, 22 before 22.13 and 23 before 23.4 have no
+ * node:sqlite without a flag, and the sqlite3 module (an optional dependency: npm leaves it out where
+ * its native build fails, or with --ignore-scripts) is their only driver.
+ */
+const NO_DRIVER = () =>
+  `no SQLite driver can be loaded: Node.js ${process.version} has no node:sqlite (built in from Node.js 22.13 and 23.4) and the optional sqlite3 module ` +
+  'is not installed or did not build. Run Node-RED on Node.js 22.13 or later, or install the driver in the Node-RED user directory with ' +
+  '"npm install @keyv/sqlite@4" (its sqlite3 module needs a prebuilt binary, or Python, make and a C++ compiler to build)';
+
 /** The driver `choice` resolves to here; a clear error when none (or not the one asked for) is available. */
 export function resolveDriver(choice: DriverChoice = 'auto'): DriverName {
   if (choice === 'auto') {
     const available = availableDrivers();
     if (available.length > 0) return available[0];
-    throw new Error(
-      `no SQLite driver: Node.js ${process.version} has no node:sqlite (it needs >= 22.13) and the optional sqlite3 module is not installed or did not build`,
-    );
+    throw new Error(NO_DRIVER());
   }
   // only the driver asked for is loaded (loading node:sqlite on Node 22 prints an experimental warning)
   if (!(choice === 'node:sqlite' ? nodeSqliteModule() !== null : sqlite3Available())) {

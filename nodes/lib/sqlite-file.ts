@@ -25,16 +25,48 @@ interface Header {
   damage?: string;
 }
 
-function readHeader(file: string): Header | 'not-sqlite' | 'not-a-file' | undefined {
+/** What a path that is not a regular file is, in words; undefined for a regular file. */
+function specialKind(stat: fs.Stats): string | undefined {
+  if (stat.isFile()) return undefined;
+  if (stat.isDirectory()) return 'it is a directory';
+  if (stat.isFIFO()) return 'it is a FIFO (named pipe)';
+  if (stat.isSocket()) return 'it is a socket';
+  if (stat.isCharacterDevice()) return 'it is a character device';
+  if (stat.isBlockDevice()) return 'it is a block device';
+  return 'it is not a regular file';
+}
+
+/**
+ * Refuses a database path (or one of the files SQLite and the lock keep beside it) that is not a
+ * regular file: a FIFO, socket, device or directory, also behind a symbolic link. Only stat is used,
+ * never an open, so a FIFO cannot block the process.
+ */
+export function checkRegularFiles(file: string): void {
+  for (const extra of ['', '.lock', '-wal', '-shm', '-journal']) {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(file + extra);
+    } catch {
+      continue; // absent (or a dangling link, which opening reports itself)
+    }
+    const kind = specialKind(stat);
+    if (kind) throw new ForeignFileError(file, extra === '' ? kind : `${path.basename(file + extra)} beside it: ${kind}`);
+  }
+}
+
+function readHeader(file: string): Header | 'not-sqlite' | undefined {
+  checkRegularFiles(file);
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    // non-blocking: should the path have become a FIFO since the check, the open does not wait for a writer
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch {
     return undefined; // absent or unreadable: opening reports that itself
   }
   try {
     const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) return 'not-a-file';
+    const kind = specialKind(stat);
+    if (kind) throw new ForeignFileError(file, kind);
     const size = stat.size;
     if (size === 0) return undefined; // a fresh file SQLite will initialise
     const header = Buffer.alloc(100);
@@ -66,7 +98,6 @@ function readHeader(file: string): Header | 'not-sqlite' | 'not-a-file' | undefi
 export async function checkFile(file: string, driver: DriverChoice): Promise<string | undefined> {
   const header = readHeader(file);
   if (header === undefined) return undefined;
-  if (header === 'not-a-file') throw new ForeignFileError(file, 'it is a directory or a special file');
   if (header === 'not-sqlite') throw new ForeignFileError(file, 'it is not an SQLite database');
   if (header.applicationId === APPLICATION_ID) return header.damage;
   if (header.applicationId !== 0) throw new ForeignFileError(file, `it belongs to another program (application id ${header.applicationId})`);

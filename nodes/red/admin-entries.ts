@@ -3,6 +3,7 @@
 import { types } from 'node:util';
 import { DateTime } from 'luxon';
 import type { InspectedEntry, KeyInfo } from '../lib/store';
+import { isStoredResponse } from './fetch-rules';
 import { isoInZone } from './time';
 
 export const COOLDOWN_PREFIX = 'cooldown:';
@@ -25,21 +26,7 @@ export function isNodeState(key: string): boolean {
   return kind === 'cooldown' || kind === 'counter';
 }
 
-/** A ttl-fetch answer as the node stores it. */
-interface StoredResponse {
-  kind: 'json' | 'text' | 'buffer';
-  body: unknown;
-  statusCode: number;
-  contentType: string | null;
-  credential?: string;
-  fetchedAt?: number;
-}
-
-export function isStoredResponse(value: unknown): value is StoredResponse {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const v = value as Partial<StoredResponse>;
-  return (v.kind === 'json' || v.kind === 'text' || v.kind === 'buffer') && typeof v.statusCode === 'number' && 'body' in v;
-}
+export { isStoredResponse } from './fetch-rules';
 
 /** Whether a value is plain JSON (what an edit in the editor can give back exactly). */
 export function isPlainJson(value: unknown, depth = 0): boolean {
@@ -191,7 +178,8 @@ export function describeEntry(key: string, entry: InspectedEntry, at: number, zo
         statusCode: value.statusCode,
         contentType: value.contentType,
         returnType: value.kind,
-        url: url ?? null,
+        // the URL written with the answer (already clean, whether or not its node still exists); older answers: from a node's configuration
+        url: typeof value.url === 'string' ? value.url : (url ?? null),
         fetchedAt,
         fetchedAtText: isoInZone(fetchedAt, zone),
         age: Math.max(0, at - fetchedAt),

@@ -6,7 +6,7 @@ import { now } from '../lib/clock';
 import { CacheError, messageOf } from '../lib/errors';
 import { encodeValue } from '../lib/serialize';
 import { type Entry, MAX_KEY_PAGE, type Store, type UpdateDecision } from '../lib/store';
-import { describeEntry, describeKey, isNodeState, isPlainJson, isStoredResponse, kindOfKey } from './admin-entries';
+import { COOLDOWN_PREFIX, describeEntry, describeKey, isNodeState, isPlainJson, isStoredResponse, kindOfKey } from './admin-entries';
 import {
   type AdminRuntime,
   deployedNodes,
@@ -21,6 +21,8 @@ import {
   withStore,
 } from './admin-stores';
 import { type FetchNodeConfig, hiddenPartsOf, scrubText, scrubValue, secretForms, urlOfFetchKey } from './fetch-url';
+import { readState } from './gate-decisions';
+import { gateFor } from './gates';
 import { type Substitutions, text } from './i18n';
 import { MAX_KEY_LENGTH } from './input';
 import { hostZone } from './time';
@@ -498,7 +500,7 @@ class AdminRoutes {
     const namespace = this.namespaceOf(req);
     const key = this.keyOf(req);
     this.refuseReadOnly(req, ref, namespace);
-    const deleted = await this.change_(ref, (s) => s.delete(namespace, key));
+    const deleted = await this.change_(ref, (s) => (kindOfKey(key) === 'cooldown' ? resetCooldown(s, ref.file!, namespace, key) : s.delete(namespace, key)));
     if (deleted) this.log(req, kindOfKey(key) === 'cooldown' ? 'reset' : 'deleted', { key, namespace, file: ref.file ?? '' });
     return { json: { now: now(), deleted } };
   }
@@ -524,6 +526,30 @@ class AdminRoutes {
     this.log(req, 'purged', { removed, file: ref.file ?? '' });
     return { json: { now: now(), removed } };
   }
+}
+
+/**
+ * Resets a cooldown as msg.reset does: a running gate on the same keys resets it, so a summary held
+ * back in it is sent (by the gate that held it, else by one that sends summaries). With no gate
+ * running the cooldown goes and what was held back stays in the store for the next start.
+ */
+async function resetCooldown(store: Store, file: string, namespace: string, key: string): Promise<boolean> {
+  let heldBy: string | undefined;
+  await store.update(namespace, key, (current) => {
+    heldBy = current ? readState(current.value).held?.gate : undefined;
+    return undefined;
+  });
+  const gate = gateFor(file, namespace, heldBy);
+  if (gate) return gate.reset(key.slice(COOLDOWN_PREFIX.length));
+  let existed = false;
+  await store.update(namespace, key, (current) => {
+    existed = current !== undefined;
+    const held = current ? readState(current.value).held : undefined;
+    if (!current) return undefined;
+    // the reset ends the window: the summary is due now
+    return held ? { value: { held: { ...held, due: Math.min(held.due, now()) } }, evictable: false } : { delete: true };
+  });
+  return existed;
 }
 
 function optionalText(value: unknown): string | undefined {

@@ -63,6 +63,9 @@ export class StoreBinding {
     } else {
       this.settings = defaultStoreSettings(RED);
     }
+    // the status follows the store from the start: whatever the node this one replaced left is cleared
+    // (a deploy that fixed the store's settings), and a Redis store says at once whether it is reachable
+    status?.fresh();
     if (this.settings.backend === 'redis') Promise.resolve(this.namespace()).catch(() => undefined);
   }
 

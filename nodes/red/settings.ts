@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InputError } from '../lib/errors';
 import { resolveStoreOptions, STORE_DEFAULTS, type StoreOptions } from '../lib/options';
-import { redactUrl } from '../lib/redis-store';
+import { redisUrlHasSecret, shownRedisUrl } from '../lib/redis-store';
 import type { BackendKind } from '../lib/space';
 import type { Node, NodeAPI } from './api';
 import { localize, text } from './i18n';
@@ -94,18 +94,24 @@ export function configNumber(value: unknown, fallback: number): number {
 export function redisSettings(RED: NodeAPI, config: CacheStoreConfig, credentials: CacheStoreCredentials = {}): RedisSettings {
   const raw = typeof config.redisUrl === 'string' ? config.redisUrl.trim() : '';
   if (raw === '') throw new InputError(text(RED, 'cache-store', 'errors.redisUrlMissing'));
+  // a password in the query or the fragment would be kept in the flow file and shown: it belongs in the Password field
+  if (redisUrlHasSecret(raw)) throw new InputError(text(RED, 'cache-store', 'errors.redisUrlSecret'));
+  // a login of any shape (a space, '@' or '/' in it, no scheme before it) is a login, URL or not
+  if (raw.includes('@')) throw new InputError(text(RED, 'cache-store', 'errors.redisUrlUserInfo'));
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new InputError(text(RED, 'cache-store', 'errors.redisUrl', { value: redactUrl(raw) }));
+    throw new InputError(text(RED, 'cache-store', 'errors.redisUrl', { value: shownRedisUrl(raw) }));
   }
+  // text with no scheme:// ("localhost:6379") is no URL; a scheme is named only when it is written as one
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(raw)) throw new InputError(text(RED, 'cache-store', 'errors.redisUrl', { value: shownRedisUrl(raw) }));
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
     throw new InputError(text(RED, 'cache-store', 'errors.redisUrlProtocol', { value: `${url.protocol}//` }));
   if (url.username || url.password) throw new InputError(text(RED, 'cache-store', 'errors.redisUrlUserInfo'));
-  if (url.hostname === '') throw new InputError(text(RED, 'cache-store', 'errors.redisUrl', { value: redactUrl(raw) }));
+  if (url.hostname === '') throw new InputError(text(RED, 'cache-store', 'errors.redisUrl', { value: shownRedisUrl(raw) }));
   if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
-    throw new InputError(text(RED, 'cache-store', 'errors.redisUrlPath', { value: redactUrl(raw) }));
+    throw new InputError(text(RED, 'cache-store', 'errors.redisUrlPath', { value: shownRedisUrl(raw) }));
   }
   const database = configNumber(config.redisDb, 0);
   if (!Number.isInteger(database) || database < 0 || database > MAX_REDIS_DB) {

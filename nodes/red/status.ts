@@ -21,8 +21,25 @@ export class StatusReporter {
   private alerting: NodeStatus | undefined;
   private noticing: NodeStatus | undefined;
   private noticeTimer: NodeJS.Timeout | undefined;
+  /** Whether a status of this reporter's is shown under the node now. */
+  private showing = false;
 
   constructor(private readonly node: Node) {}
+
+  /** Nodes (by id) whose last status was red: a node that replaces one clears it as it starts. */
+  private static leftRed = new Set<string>();
+
+  /**
+   * A node just started: a red status the node it replaced left under it (a "disconnected" from
+   * before a deploy that fixed the store) is cleared, unless this node shows something of its own already.
+   */
+  fresh(): void {
+    const id = this.node.id;
+    if (!StatusReporter.leftRed.has(id) || this.alerting || this.noticing || this.latest) return;
+    StatusReporter.leftRed.delete(id);
+    this.showing = true;
+    this.show();
+  }
 
   /** A status that stays over the node's own until it is lifted (undefined lifts it). */
   alert(status: NodeStatus | undefined): void {
@@ -79,7 +96,17 @@ export class StatusReporter {
     this.timer = undefined;
     this.last = Date.now();
     const shown = this.alerting ?? this.noticing ?? this.own();
-    if (shown) this.node.status(shown);
+    if (shown) {
+      this.node.status(shown);
+      this.showing = true;
+      if (shown.fill === 'red') StatusReporter.leftRed.add(this.node.id);
+      else StatusReporter.leftRed.delete(this.node.id);
+    } else if (this.showing) {
+      StatusReporter.leftRed.delete(this.node.id);
+      // an alert lifted with nothing of the node's own under it: the status goes, not stays as it was
+      this.node.status({});
+      this.showing = false;
+    }
   }
 
   private own(): NodeStatus | undefined {

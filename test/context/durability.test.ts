@@ -70,6 +70,8 @@ describe('context durability', () => {
         release = resolve;
       });
       const calls: [string, string, unknown][] = [];
+      // the group commit: sqlite3's way, and node:sqlite's for a key whose earlier write is still under way
+      store.commitNow = () => false;
       store.set = ((namespace: string, key: string, value: unknown, ttl?: number, options?: object) => {
         calls.push([namespace, key, value]);
         return held.then(() => original(namespace, key, value, ttl, options));
@@ -96,6 +98,7 @@ describe('context durability', () => {
         ],
       );
       store.set = original;
+      delete (store as { commitNow?: unknown }).commitNow;
       assert.deepStrictEqual(await onDiskContext(file), { flow1: { acked: true, n: 100 } });
     });
 
@@ -140,6 +143,22 @@ describe('context durability', () => {
         assert.equal(disk.flow1.n, 500);
         assert.equal(Object.keys(disk.flow1).length, 501);
       });
+    });
+
+    it('node:sqlite: loses no synchronous set when SIGKILLed right after the last one returned; sqlite3: says it commits within the bound', async () => {
+      const run = child(userDir, 'kill-at-once', 500);
+      assert.equal(run.signal, 'SIGKILL', run.stderr);
+      const line = /loaded from .* \((node:sqlite|sqlite3); (.*)\)\s*$/m.exec(run.stdout);
+      assert.ok(line, run.stdout);
+      if (line[1] === 'node:sqlite') {
+        assert.equal(line[2], 'each change committed before set() returns');
+        const disk = await onDiskContext(file);
+        assert.equal(disk.flow1.n, 500, 'the last set before the kill is on disk');
+        assert.equal(Object.keys(disk.flow1).length, 501);
+      } else {
+        // sqlite3 is asynchronous: a set is committed with the next group commit (the test above holds it to the bound)
+        assert.equal(line[2], 'each change committed within a group commit, about 250 ms at most; a set with a callback calls back once committed');
+      }
     });
 
     it('has every write whose callback came on disk, when SIGKILLed inside the last callback', async () => {

@@ -33,6 +33,8 @@ import {
 } from './support';
 
 const PASSWORD = 'e2e-redis-Secret-7731';
+const LOGIN = 'no user or password in the Redis URL (it is saved in the flow file): use the Username and Password fields';
+const SECRET = 'no password in the Redis URL (it is saved in the flow file and shown): put it in the Password field and give the URL as redis://host:port';
 /** The rows each backend shows alone. */
 const SQLITE_ONLY = ['path', 'sizeLimitMb', 'evictionPolicy', 'durability'];
 const REDIS_ONLY = ['redisUrl', 'redisDb', 'redisPrefix', 'username', 'password'];
@@ -235,14 +237,21 @@ describe('cache-store dialog: the Redis backend', () => {
     await waitMarked(page, 'node-config-input-redisUrl', true);
     const refused: [string, string][] = [
       ['http://127.0.0.1:6379', 'a Redis URL starts with redis:// or rediss:// (TLS), not http://'],
-      [
-        'redis://admin:url-Secret-5512@127.0.0.1:6379',
-        'no user or password in the Redis URL (it is saved in the flow file): use the Username and Password fields',
-      ],
+      ['redis://admin:url-Secret-5512@127.0.0.1:6379', LOGIN],
       ['redis://127.0.0.1:6379/2', 'a Redis URL holds only host and port, got "redis://127.0.0.1:6379/2": choose the database with the Database field'],
       ['redis://', '"redis://" is not a Redis URL: give redis://host:port, or rediss://host:port for TLS'],
-      // a password holding '/' makes the text no URL at all: the message still hides everything up to the '@'
-      ['redis://admin:pa/ss-Secret@127.0.0.1', '"redis://***@127.0.0.1" is not a Redis URL: give redis://host:port, or rediss://host:port for TLS'],
+      // a login of any shape (a '/' or a space in it, no scheme) is refused as a login, never repeated
+      ['redis://admin:pa/ss-Secret@127.0.0.1', LOGIN],
+      ['redis://admin:pa ss-Secret@127.0.0.1:6379', LOGIN],
+      ['admin:pa%2Fss-Secret@127.0.0.1:6379', LOGIN],
+      // a password in the query or the fragment: the Password field is where it goes
+      ['redis://127.0.0.1:6379/?password=qry-Secret', SECRET],
+      ['redis://127.0.0.1:6379?p%61ss=qry-Secret', SECRET],
+      ['redis://127.0.0.1:6379/?db=2&auth=qry-Secret', SECRET],
+      ['redis://127.0.0.1:6379#frag-Secret', SECRET],
+      // any other query or path is shown without its values
+      ['redis://127.0.0.1:6379/?db=2', 'a Redis URL holds only host and port, got "redis://127.0.0.1:6379/?…": choose the database with the Database field'],
+      ['redis://127.0.0.1:port-Secret', '"redis://…" is not a Redis URL: give redis://host:port, or rediss://host:port for TLS'],
     ];
     for (const [url, reason] of refused) {
       await type(page, '#node-config-input-redisUrl', url);
@@ -291,11 +300,25 @@ describe('cache-store dialog: the Redis backend', () => {
     // a label never shows what comes before the '@' of a URL, even one the validator refuses (a hand-edited flow)
     const labels = await page.evaluate(() => {
       const label = (globalThis as any).RED.nodes.getType('cache-store').label;
-      return ['redis://admin:pa@ss-Secret@10.0.0.5:6380', 'redis://admin:pa/ss-Secret@10.0.0.5', 'rediss://u:Secret@cache.example.net'].map((redisUrl) =>
-        label.call({ backend: 'redis', redisUrl, redisDb: 0 }),
-      );
+      return [
+        'redis://admin:pa@ss-Secret@10.0.0.5:6380',
+        'redis://admin:pa/ss-Secret@10.0.0.5',
+        'rediss://u:Secret@cache.example.net',
+        'redis://admin:pa ss-Secret@10.0.0.5:6380',
+        'redis://10.0.0.5:6380/?password=qry-Secret',
+        'redis://10.0.0.5:6380/?x=a@qry-Secret',
+        'redis://10.0.0.5:6380#frag-Secret',
+      ].map((redisUrl) => label.call({ backend: 'redis', redisUrl, redisDb: 0 }));
     });
-    assert.deepEqual(labels, ['redis://10.0.0.5:6380', 'redis://10.0.0.5', 'rediss://cache.example.net']);
+    assert.deepEqual(labels, [
+      'redis://10.0.0.5:6380',
+      'redis://10.0.0.5',
+      'rediss://cache.example.net',
+      'redis://10.0.0.5:6380',
+      'redis://10.0.0.5:6380',
+      'redis://…',
+      'redis://10.0.0.5:6380',
+    ]);
 
     // cache-get picks the same store from its Store list, where it is shown by its server
     await openDialog(page, ids.get);

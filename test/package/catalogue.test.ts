@@ -123,7 +123,7 @@ function editorUses(ownSet: string, source: string, where = `nodes/${ownSet}.htm
 
 /**
  * The keys the shared editor script asks for: as any editor script, and `nodeText(type, ...)` for each
- * set in `flowSets` (the nodes it builds with flowNode()).
+ * set in `flowSets` (the flow nodes, whose palette label it makes).
  */
 function sharedScriptUses(script: string, flowSets: string[], where = EDITOR_SCRIPT): Use[] {
   const uses = editorUses('', script, where);
@@ -191,16 +191,17 @@ function filesUnder(dir: string, extension: string): string[] {
     .map((file) => path.join(dir, file).split(path.sep).join('/'));
 }
 
-/** Sets whose editor is built with FlowCacheEditor.flowNode (the flow nodes: palette entry, key, store). */
+/** Sets whose palette label the shared editor script makes (the flow nodes: palette entry, key, store). */
 function flowSets(): string[] {
-  return SETS.filter((set) => /FlowCacheEditor\.flowNode\(/.test(read(`nodes/${set}.html`)));
+  return SETS.filter((set) => /FlowCacheEditor\.paletteLabel\(/.test(read(`nodes/${set}.html`)));
 }
 
 /** Keys Node-RED itself asks a flow node's catalogue for: its palette category's name. */
 function nodeRedUses(): Use[] {
-  const script = read(EDITOR_SCRIPT);
-  const category = /var CATEGORY = '([^']+)'/.exec(script)?.[1];
-  assert.ok(category, 'the shared editor script names the palette category');
+  const categories = new Set(flowSets().map((set) => /\bcategory: '([^']+)'/.exec(read(`nodes/${set}.html`))?.[1]));
+  assert.equal(categories.size, 1, `the flow nodes name one palette category: ${[...categories].join(', ')}`);
+  const [category] = [...categories];
+  assert.ok(category, 'the flow nodes name their palette category');
   // Node-RED looks up "<set>:palette.label.<category with _ for spaces>" for whichever set adds the category first.
   const key = `palette.label.${category.replace(/[^-0-9A-Z_a-z\u0080-\uffff]/g, '_')}`;
   return flowSets().map((set) => ({ set, key, where: 'Node-RED palette category' }));

@@ -39,7 +39,7 @@ function isConfig(n: FlowNode): boolean {
  * The Home Assistant node types the examples use, with the schema version of each in
  * node-red-contrib-home-assistant-websocket 0.80 (the version its editor offers to upgrade older nodes to).
  */
-const HA_VERSIONS: Record<string, number> = { 'server-state-changed': 6, 'poll-state': 3, 'api-call-service': 7 };
+const HA_VERSIONS: Record<string, number> = { 'server-state-changed': 6, 'poll-state': 3, 'api-call-service': 7, 'server-events': 3, 'ha-get-entities': 1 };
 /** Properties those versions no longer have (an export from an older version still holds them). */
 const HA_DEPRECATED = [
   'entityidfilter',
@@ -164,7 +164,9 @@ describe('examples as files', () => {
           for (const target of ['floorId', 'areaId', 'deviceId', 'entityId', 'labelId']) assert.ok(Array.isArray(n[target]), `${what}: ${target}`);
           assert.equal(typeof n.blockInputOverrides, 'boolean', `${what}: blockInputOverrides`);
         }
-        assert.ok(Array.isArray(n.outputProperties), `${what}: outputProperties`);
+        // get entities writes its results to outputLocation; the others have custom output properties
+        if (n.type === 'ha-get-entities') assert.equal(typeof n.outputLocation, 'string', `${what}: outputLocation`);
+        else assert.ok(Array.isArray(n.outputProperties), `${what}: outputProperties`);
       }
     }
   });

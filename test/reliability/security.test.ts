@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../support/harness';
-import { allRows, get, NodeRedProcess, sendJson } from '../support/node-red-process';
+import { allRows, endpointFlow, get, NodeRedProcess, sendJson } from '../support/node-red-process';
 
 const HEADER_SECRET = 'Bearer header-secret-7Hq2xZ';
 const QUERY_SECRET = 'query-secret-Pw9Lk3';
@@ -129,5 +130,48 @@ describe('files and secrets', () => {
       const bytes = fs.readFileSync(path.join(path.dirname(file), name)).toString('latin1');
       for (const secret of ['header-secret', QUERY_SECRET]) assert.ok(!bytes.includes(secret), `${name} holds ${secret}`);
     }
+  });
+});
+
+describe('a cache-store whose path is a FIFO or a device', () => {
+  let proc: NodeRedProcess;
+  let fifo: string;
+
+  before(async () => {
+    const userDir = tempDir('special-');
+    fifo = path.join(userDir, 'pipe.sqlite');
+    execFileSync('mkfifo', [fifo]);
+    proc = await NodeRedProcess.prepare(
+      userDir,
+      endpointFlow({
+        store: 'fifoStore',
+        extra: [
+          { id: 'fifoStore', type: 'cache-store', name: 'on a pipe', path: 'pipe.sqlite', scope: 'flow' },
+          { id: 'nullStore', type: 'cache-store', name: 'on a device', path: '/dev/null', scope: 'flow' },
+        ],
+      }),
+    );
+  });
+  after(async () => {
+    await NodeRedProcess.killAll();
+  });
+
+  it('Node-RED starts and stays responsive; every message on the store fails at once with STORE_FOREIGN_FILE', { timeout: TIMEOUT }, async () => {
+    // the old blocking open of the FIFO froze Node-RED before its flows answered: start() never returned
+    await proc.start();
+    const started = Date.now();
+    const set = await get(proc.port, '/set?k=door&v=open');
+    assert.equal(set.status, 500, set.body);
+    assert.match(set.body, /pipe\.sqlite is not a flow-cache database \(it is a FIFO \(named pipe\)\); it was left untouched/);
+    assert.ok(Date.now() - started < 5000, `answered after ${Date.now() - started} ms`);
+    for (let i = 0; i < 5; i++) assert.equal((await get(proc.port, '/ready')).status, 200, 'Node-RED answers');
+    // the editor's admin API answers too, and names the refused stores
+    const stores = await get(proc.port, '/flow-cache/stores');
+    assert.equal(stores.status, 200, stores.body);
+    const byId = new Map((JSON.parse(stores.body).stores as { id: string; error?: string }[]).map((s) => [s.id, s]));
+    assert.match(byId.get('fifoStore')?.error ?? '', /FIFO/);
+    assert.match(byId.get('nullStore')?.error ?? '', /\/dev\/null is not a flow-cache database \(it is a character device\)/);
+    assert.ok(fs.statSync(fifo).isFIFO(), 'the FIFO is left as it was');
+    assert.ok(proc.alive);
   });
 });

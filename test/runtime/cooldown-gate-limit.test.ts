@@ -22,6 +22,7 @@ interface Cooldown {
   count?: number;
   limit?: number;
   reason?: string;
+  pass?: string;
   error?: string;
 }
 
@@ -89,7 +90,7 @@ function example(file: string) {
     return found[0].id;
   };
   const runtime = path.dirname(require.resolve(nodeRedLine === '5' ? 'node-red5' : 'node-red'));
-  const core = ['common/20-inject.js', 'common/90-comment.js', 'function/15-change.js'].map((file) =>
+  const core = ['common/20-inject.js', 'common/90-comment.js', 'function/15-change.js', 'function/10-function.js'].map((file) =>
     require(require.resolve(`@node-red/nodes/core/${file}`, { paths: [runtime] })),
   );
   const loadable = flow.map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper', z: n.z } : n));
@@ -130,7 +131,9 @@ describe('cooldown-gate options', () => {
         remainingText: '20 min',
         count: 3,
         limit: 3,
+        pass: cooldownOf(out.passed.received[2]).pass,
       });
+      assert.match(cooldownOf(out.passed.received[2]).pass ?? '', /^1780310400000-[0-9a-z]+$/);
       assert.equal(lastStatus('gate1').text, 'passed binary_sensor.kitchen_leak: 3 of 3 per 1 h (3 passed / 0 suppressed)');
 
       // one millisecond before the first pass leaves the window: still full
@@ -653,7 +656,7 @@ describe('cooldown-gate options', () => {
     it('leak alarm: quiet at start, one alarm, a summary 4 hours later', async () => {
       const { flow, byName, nodes: modules } = example('leak-alarm-quiet-start-summary.json');
       await helper.load(modules, flow);
-      const notify = collect(byName('notify (call service stand-in)'));
+      const notify = collect(byName('notification sent'));
       const held = collect(byName('held back (msg.cooldown.reason)'));
       const summary = collect(byName('summary (call service stand-in)'));
       node(byName('kitchen leak: on')).receive({});
@@ -674,12 +677,27 @@ describe('cooldown-gate options', () => {
       fireDueAlarms();
       const [sent] = await summary.until(1);
       assert.deepEqual(sent.payload, { title: 'Leak (summary)', message: '2 more for binary_sensor.kitchen_leak in 4 h' });
+
+      // Home Assistant connects again: the quiet time starts over, the wet sensor's state raises nothing
+      node(byName('Home Assistant ready: quiet again')).receive({});
+      node(byName('kitchen leak: on')).receive({});
+      const [, , , quiet] = await held.until(4);
+      assert.equal(cooldownOf(quiet).reason, 'startup');
+      // after it, an alarm whose notification fails is released: the next one is delivered
+      clock.advance(MINUTE);
+      fireDueAlarms();
+      node(byName('kitchen leak: on, notify fails')).receive({});
+      await collect(byName('notify failed (msg.error)')).until(1);
+      assert.equal(notify.received.length, 2);
+      clock.advance(SECOND);
+      node(byName('kitchen leak: on')).receive({});
+      await notify.until(3);
     });
 
     it('SMS budget: 20 a day across all sensors', async () => {
       const { flow, byName, nodes: modules } = example('sms-budget.json');
       await helper.load(modules, flow);
-      const sent = collect(byName('send SMS (stand-in)'));
+      const sent = collect(byName('SMS sent'));
       const over = collect(byName('over budget (not sent)'));
       const sensors = ['kitchen leak: on', 'smoke detector: on', 'front door: open'];
       for (let i = 0; i < 21; i++) {
@@ -693,12 +711,17 @@ describe('cooldown-gate options', () => {
       clock.advance(24 * HOUR);
       node(byName('kitchen leak: on')).receive({});
       assert.equal((await sent.until(21))[20].payload, 'Alarm: binary_sensor.kitchen_leak (1 of 20 today)');
+      // a refused SMS does not count against the day's budget
+      node(byName('smoke detector: on, SMS fails')).receive({});
+      await collect(byName('notify failed (msg.error)')).until(1);
+      node(byName('front door: open')).receive({});
+      assert.equal((await sent.until(22))[21].payload, 'Alarm: binary_sensor.front_door (2 of 20 today)');
     });
 
     it('presence: a notification per change, none for the same state, also after a restart', async () => {
       const { flow, byName, nodes: modules } = example('presence-on-change.json');
       await helper.load(modules, flow);
-      let notify = collect(byName('notify (stand-in)'));
+      let notify = collect(byName('notification sent'));
       let same = collect(byName('unchanged (held back)'));
       node(byName('Alice: home')).receive({});
       await notify.until(1);
@@ -714,12 +737,22 @@ describe('cooldown-gate options', () => {
       await helper.unload();
       clock.advance(HOUR);
       await helper.load(modules, flow);
-      notify = collect(byName('notify (stand-in)'));
+      notify = collect(byName('notification sent'));
       same = collect(byName('unchanged (held back)'));
       node(byName('Bob: home')).receive({});
       await same.until(1);
       node(byName('Alice: home')).receive({});
       assert.equal((await notify.until(1))[0].payload, 'person.alice is now home');
+      // Bob leaves, the notification fails: the same state passes again once it can be delivered
+      node(byName('Bob: not_home, notify fails')).receive({});
+      await collect(byName('notify failed (msg.error)')).until(1);
+      clock.advance(SECOND);
+      node(byName('Bob: home')).receive({});
+      assert.equal(cooldownOf((await same.until(2))[1]).reason, 'unchanged', 'home is still the last state delivered');
+      node(byName('Alice: not_home')).receive({});
+      await notify.until(2);
+      node(example('presence-on-change.json').byName('on change')).receive({ topic: 'person.bob', payload: 'not_home' });
+      assert.equal((await notify.until(3))[2].payload, 'person.bob is now not_home');
     });
   });
 

@@ -21,6 +21,7 @@ interface Cooldown {
   elapsed: number | null;
   remaining: number | null;
   remainingText: string | null;
+  pass?: string;
   error?: string;
 }
 
@@ -81,7 +82,10 @@ describe('cooldown-gate', () => {
       elapsed: 0,
       remaining: 4 * HOUR,
       remainingText: '4 h',
+      pass: cooldownOf(first).pass,
     });
+    // the id of the pass: its time, then a tag
+    assert.match(cooldownOf(first).pass ?? '', /^1780308000000-[0-9a-z]+$/);
     assert.equal(lastStatus('gate1').fill, 'green');
     assert.match(lastStatus('gate1').text ?? '', /1 passed \/ 0 suppressed/);
 
@@ -474,8 +478,9 @@ describe('cooldown-gate', () => {
     };
     // The debug nodes become helper nodes with the same ids, so the test sees what they would show.
     const flow = example.map((n) => (n.type === 'debug' ? { id: n.id, type: 'helper', z: n.z } : n));
-    await helper.load([...nodes, ...coreNodes('common/20-inject.js', 'common/90-comment.js', 'function/15-change.js')], flow);
-    const notify = collect(byName('notify (call service stand-in)'));
+    await helper.load([...nodes, ...coreNodes('common/20-inject.js', 'common/90-comment.js', 'function/15-change.js', 'function/10-function.js')], flow);
+    const notify = collect(byName('notification sent'));
+    const failed = collect(byName('notify failed (msg.error)'));
     const heldBack = collect(byName('held back (msg.cooldown)'));
     node(byName('kitchen leak: on')).receive({});
     const [first] = await notify.until(1);
@@ -490,6 +495,17 @@ describe('cooldown-gate', () => {
     node(byName('kitchen leak: on again')).receive({});
     const [, , again] = await notify.until(3);
     assert.equal(again.topic, 'binary_sensor.kitchen_leak');
+    assert.equal(heldBack.received.length, 1);
+
+    // a notification that fails is released: the next alarm for the sensor is delivered
+    node(byName('leak fixed: reset kitchen')).receive({});
+    node(byName('kitchen leak: on, notify fails')).receive({});
+    await failed.until(1);
+    assert.equal(notify.received.length, 3);
+    clock.advance(MINUTE);
+    node(byName('kitchen leak: on')).receive({});
+    const [, , , delivered] = await notify.until(4);
+    assert.equal(delivered.topic, 'binary_sensor.kitchen_leak');
     assert.equal(heldBack.received.length, 1);
   });
 });

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
+import { registerHelperModulesOnce } from '../ha/helper-modules';
 import { allNodes, collect, helper, initRuntime, ManualClock, node, nodeRedLine } from '../support/harness';
 import { RedisServer } from '../support/redis-server';
 
@@ -22,7 +23,16 @@ const OUR_TYPES = ['cache-store', 'cache-get', 'cache-set', 'cooldown-gate', 'co
 /** Home Assistant node types that start a flow (replaced by a helper the test sends from). */
 const HA_INPUTS = new Set(['server-state-changed', 'poll-state', 'trigger-state', 'server-events', 'ha-time', 'ha-webhook']);
 /** Home Assistant node types a flow ends in or passes through (replaced by a helper that collects). */
-const HA_OUTPUTS = new Set(['api-call-service', 'api-current-state', 'api-render-template', 'ha-api', 'ha-fire-event', 'ha-sensor', 'ha-button']);
+const HA_OUTPUTS = new Set([
+  'api-call-service',
+  'api-current-state',
+  'api-render-template',
+  'ha-api',
+  'ha-fire-event',
+  'ha-sensor',
+  'ha-button',
+  'ha-get-entities',
+]);
 const HA_TYPES = new Set(['server', ...HA_INPUTS, ...HA_OUTPUTS]);
 /**
  * Exactly the node types each Home Assistant example leaves unknown when that package is not installed
@@ -35,6 +45,9 @@ const HA_UNKNOWN: Record<string, string[]> = {
   'home-assistant/energy-stats.json': ['poll-state', 'api-call-service'],
   'home-assistant/expiring-entries.json': ['server-state-changed', 'api-call-service'],
   'home-assistant/leak-notification.json': ['server-state-changed', 'api-call-service'],
+  'home-assistant/leak-alarm-quiet-start-summary.json': ['server-state-changed', 'api-call-service', 'server-events'],
+  'home-assistant/presence-on-change.json': ['server-state-changed', 'api-call-service', 'server-events', 'ha-get-entities'],
+  'home-assistant/sms-budget.json': ['server-state-changed', 'api-call-service'],
   'home-assistant/motion-counter.json': ['server-state-changed', 'api-call-service'],
 };
 
@@ -199,7 +212,8 @@ class Run {
   }
 
   byName(name: string): FlowNode {
-    const found = this.example.filter((n) => n.name === name);
+    // a name marked ✎ (an entity or action to change) is found with or without the mark
+    const found = this.example.filter((n) => n.name === name || n.name === `✎ ${name}`);
     assert.equal(found.length, 1, `${this.name} has ${found.length} nodes named "${name}"`);
     return found[0];
   }
@@ -265,6 +279,13 @@ class Run {
       }
     });
   }
+}
+
+/** The action node of an example that writes an input_number (named after the helper to change). */
+function setter(run: Run): string {
+  const actions = run.example.filter((n) => n.type === 'api-call-service' && n.action === 'input_number.set_value');
+  assert.equal(actions.length, 1, `${run.name} has ${actions.length} input_number actions`);
+  return actions[0].name as string;
 }
 
 function payloadOf<T>(msg: NodeMessage): T {
@@ -386,8 +407,9 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
   },
 
   async 'cooldown-gate/water-leak-notification.json'(run) {
-    const notify = run.out('notify (call service stand-in)');
+    const notify = run.out('notification sent');
     const held = run.out('held back (msg.cooldown)');
+    const failed = run.out('notify failed (msg.error)');
     run.inject('kitchen leak: on');
     const [first] = await notify.until(1);
     assert.deepEqual(first.payload, { title: 'Alert', message: 'Water leak detected: binary_sensor.kitchen_leak' });
@@ -403,6 +425,19 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
     run.inject('kitchen leak: on');
     await notify.until(3);
     assert.equal(held.received.length, 1);
+
+    // a notification that fails releases its pass: the next trigger notifies at once
+    run.inject('leak fixed: reset kitchen');
+    const released = run.nextStatus('once per 4 h per sensor');
+    run.inject('kitchen leak: on, notify fails');
+    await failed.until(1);
+    await released;
+    run.clock.advance(MINUTE);
+    run.inject('kitchen leak: on again');
+    await notify.until(4);
+    assert.equal(held.received.length, 1, 'the failed notification did not start the cooldown');
+    run.inject('kitchen leak: on again');
+    await held.until(2);
   },
 
   async 'counter/motion-counter.json'(run) {
@@ -428,7 +463,7 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
 
   async 'redis/shared-counter.json'(run) {
     const count = run.out('count');
-    const notify = run.out('notify (call service stand-in)');
+    const notify = run.out('notification sent');
     const held = run.out('held back (msg.cooldown)');
     run.inject('doorbell pressed');
     await count.until(1);
@@ -479,41 +514,41 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
 
   async 'ttl-fetch/cache-around-any-flow.json'(run) {
     const weather = run.out('weather (cached or fresh)');
-    run.inject('every minute');
+    run.inject('get the weather');
     const [fresh] = await weather.until(1);
     assert.equal((fresh.payload as { current: { temperature_2m: number } }).current.temperature_2m, 21.5);
     run.clock.advance(MINUTE);
-    run.inject('every minute');
+    run.inject('get the weather');
     const [, cached] = await weather.until(2);
     assert.deepEqual(cached.payload, fresh.payload);
     assert.equal(cacheOf(cached).hit, true);
     assert.equal(run.api.requests.length, 1);
     run.clock.advance(30 * MINUTE);
-    run.inject('every minute');
+    run.inject('get the weather');
     await weather.until(3);
     assert.equal(run.api.requests.length, 2);
   },
 
   async 'home-assistant/leak-notification.json'(run) {
-    const notify = run.out('notify phone');
+    const notify = run.out('✎ notify.mobile_app_your_phone');
     const held = run.out('held back');
-    run.send('water leak: on', haEvent('binary_sensor.water_leak', 'on'));
+    run.send('✎ binary_sensor.water_leak: on', haEvent('binary_sensor.water_leak', 'on'));
     const [sent] = await notify.until(1);
     assert.equal(sent.topic, 'binary_sensor.water_leak');
 
     run.clock.advance(10 * MINUTE);
-    run.send('water leak: on', haEvent('binary_sensor.water_leak', 'on'));
+    run.send('✎ binary_sensor.water_leak: on', haEvent('binary_sensor.water_leak', 'on'));
     const [heldMsg] = await held.until(1);
     assert.equal((heldMsg.cooldown as { remaining: number }).remaining, 4 * HOUR - 10 * MINUTE);
 
     run.clock.advance(4 * HOUR);
-    run.send('water leak: on', haEvent('binary_sensor.water_leak', 'on'));
+    run.send('✎ binary_sensor.water_leak: on', haEvent('binary_sensor.water_leak', 'on'));
     await notify.until(2);
     assert.equal(held.received.length, 1);
   },
 
   async 'home-assistant/motion-counter.json'(run) {
-    const service = run.out('set input_number');
+    const service = run.out(setter(run));
     for (let i = 0; i < 3; i++) run.send('motion: on', haEvent('binary_sensor.motion', 'on'));
     const msgs = await service.until(3);
     assert.deepEqual(
@@ -523,12 +558,12 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
 
     await run.restart();
     run.send('motion: on', haEvent('binary_sensor.motion', 'on'));
-    const [afterRestart] = await run.out('set input_number').until(1);
+    const [afterRestart] = await run.out(setter(run)).until(1);
     assert.equal(afterRestart.payload, 4, 'the count survives a restart');
   },
 
   async 'home-assistant/daily-counter.json'(run) {
-    const service = run.out('set input_number');
+    const service = run.out(setter(run));
     run.send('front door: on', haEvent('binary_sensor.front_door', 'on'));
     await service.until(1);
     run.send('front door: on', haEvent('binary_sensor.front_door', 'on'));
@@ -542,7 +577,7 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
   },
 
   async 'home-assistant/cached-weather.json'(run) {
-    const service = run.out('set temperature');
+    const service = run.out('✎ input_number.outdoor_temperature');
     const response = run.out('show response');
     run.inject('every minute');
     const [first] = await service.until(1);
@@ -583,7 +618,7 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
   },
 
   async 'home-assistant/energy-stats.json'(run) {
-    const service = run.out('set total');
+    const service = run.out('✎ input_number.energy_total_kwh');
     const errors = run.out('error: stats unchanged');
     run.send('power usage (hourly)', haEvent('sensor.power_usage', '1.25'));
     await service.until(1);
@@ -596,7 +631,7 @@ const scenarios: Record<string, (run: Run) => Promise<void>> = {
   },
 
   async 'home-assistant/deferred-store.json'(run) {
-    const service = run.out('set input_number');
+    const service = run.out(setter(run));
     for (const watts of [1500, 1720]) {
       const written = run.nextStatus('keep latest');
       run.send('grid power', haEvent('sensor.grid_power', watts));
@@ -614,9 +649,16 @@ async function genericRun(run: Run): Promise<void> {
   starts.sort((a, b) => Number(a.y) - Number(b.y) || Number(a.x) - Number(b.x));
   let reached = 0;
   for (const start of starts) {
-    const targets = run.reachableOutputs(start.id);
-    // A cooldown-gate sends nothing for msg.reset: such an inject is clicked without waiting.
-    const resets = Array.isArray(start.props) && start.props.some((p: { p?: string }) => p.p === 'reset');
+    let targets = run.reachableOutputs(start.id);
+    // A message with msg.fail = true fails at the notify stand-in: what it reaches is a Catch node's debug.
+    if (Array.isArray(start.props) && start.props.some((p: { p?: string }) => p.p === 'fail')) {
+      targets = [...targets, ...run.example.filter((n) => n.type === 'catch').flatMap((n) => run.reachableOutputs(n.id))];
+    }
+    // A cooldown-gate sends nothing for msg.reset, msg.quiet or msg.release: such an inject is clicked without waiting,
+    // and so is an events: all node (what it sends restarts a gate's quiet time).
+    const resets =
+      start.type === 'server-events' ||
+      (Array.isArray(start.props) && start.props.some((p: { p?: string }) => ['reset', 'quiet', 'release'].includes(p.p ?? '')));
     const arrived = targets.length && !resets ? run.nextAt(targets, `${run.name}: ${start.name || start.id}`) : undefined;
     if (start.type === 'inject') node(start.id).receive({});
     else run.send(start.name as string, haEvent('binary_sensor.example', 'on'));
@@ -628,8 +670,15 @@ async function genericRun(run: Run): Promise<void> {
   assert.ok(reached > 0, `${run.name}: no inject reaches a debug node`);
 }
 
-describe('examples', () => {
-  const examples = discoverExamples();
+/**
+ * Examples with a Redis store need a redis-server: they run in `npm run test:redis`
+ * (test/redis/examples.test.ts sets FLOW_CACHE_EXAMPLES=redis), the others here, so `npm test` needs none.
+ */
+const onRedis = process.env.FLOW_CACHE_EXAMPLES === 'redis';
+const usesRedis = (name: string) => readExample(name).some((n) => n.type === 'cache-store' && n.backend === 'redis');
+
+describe(onRedis ? 'examples with a Redis store' : 'examples', () => {
+  const examples = discoverExamples().filter((name) => usesRedis(name) === onRedis);
   const core = coreNodeFiles();
   const api = new LocalApi();
   let base = '';
@@ -637,9 +686,10 @@ describe('examples', () => {
 
   before(async () => {
     initRuntime();
+    registerHelperModulesOnce();
     await helper.startServer();
     base = await api.start();
-    if (examples.some((name) => readExample(name).some((n) => n.type === 'cache-store' && n.backend === 'redis'))) redis = await RedisServer.start();
+    if (onRedis) redis = await RedisServer.start();
   });
   after(async () => {
     await helper.stopServer();
@@ -655,7 +705,11 @@ describe('examples', () => {
     clock.uninstall();
   });
 
-  it('include the pattern examples and the Home Assistant set', () => {
+  it(onRedis ? 'include an example with a Redis store' : 'include the pattern examples and the Home Assistant set', () => {
+    if (onRedis) {
+      assert.ok(examples.length > 0, 'no example has a Redis store');
+      return;
+    }
     // Scenarios of the other folders follow their files (an example without one gets the generic run).
     const documented = Object.keys(scenarios).filter((name) => /^(expiring-entries|structured-data|load-once-write-on-shutdown|home-assistant)\//.test(name));
     for (const name of documented) assert.ok(examples.includes(name), `${name} is missing`);

@@ -89,6 +89,15 @@ async function startUpstream(): Promise<Upstream> {
       case '/loop':
         res.writeHead(302, { location: '/loop' }).end();
         return;
+      case '/mirror': {
+        // an upstream that repeats the key it was sent and its query, in the forms servers write them:
+        // JSON-escaped as PHP's json_encode writes '/' (\/), as \u escapes, percent-encoded in either case
+        const key = String(req.headers['x-api-key'] ?? '');
+        const slash = (with_: string) => key.replaceAll('/', with_);
+        const body = `{"plain":${JSON.stringify(key)},"php":"${slash('\\/')}","lower":"${slash('\\u002f')}","upper":"${slash('\\u002F')}","pctLower":"${encodeURIComponent(key).replaceAll('%2F', '%2f')}","pctUpper":"${encodeURIComponent(key)}","asked":${JSON.stringify(req.url)},"appidEscaped":"${String(url.searchParams.get('appid')).replace(/^./, (c) => `\\u00${c.charCodeAt(0).toString(16)}`)}","city":${JSON.stringify(url.searchParams.get('city'))}}`;
+        res.writeHead(200, { 'content-type': url.searchParams.get('as') === 'text' ? 'text/plain' : 'application/json' }).end(body);
+        return;
+      }
       case '/reflect': // an upstream that puts what it was sent into its status line
         res.writeHead(500, `rejected key ${req.headers['x-api-key']}`, { 'content-type': 'text/plain' }).end('no');
         return;
@@ -743,6 +752,97 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
       assert.ok(!texts.includes(TOKEN) && !texts.includes(TOKEN.split(':')[1]), texts);
       await helper.unload();
       assert.ok(!databaseText(file).includes(TOKEN.split(':')[1]), 'the token is in the database');
+    });
+
+    it('stores an answer that repeats the secret or the URL credential without them, in every form, and with its URL cleaned', async () => {
+      const KEY = 'Sup3r/S3cret-77Qx';
+      const APPID = '0123456789abcdef0123456789abcdef';
+      const mirror = (returnType: string, id: string) =>
+        fetchNode(
+          upstream.base,
+          { url: `${upstream.base}/mirror?appid=${APPID}&city=Oslo&as=${returnType}`, secretHeader: 'X-Api-Key', credentials: { secret: KEY }, returnType },
+          id,
+        );
+      await deploy(fetchFlow(file, upstream.base, {}, [mirror('json', 'fetchJson'), mirror('text', 'fetchText'), mirror('buffer', 'fetchBytes')]));
+      const out = collect('out');
+      for (const id of ['fetchJson', 'fetchText', 'fetchBytes']) node(id).receive({});
+      const fetched = await out.until(3);
+      for (const id of ['fetchJson', 'fetchText', 'fetchBytes']) node(id).receive({});
+      const cached = (await out.until(6)).slice(3);
+      assert.equal(upstream.seen.length, 3, 'the second round came from the cache');
+      assert.equal(upstream.seen[0].headers['x-api-key'], KEY);
+      // json, text, buffer, in whatever order the answers came
+      const byKind = (msgs: NodeMessage[]) => [
+        msgs.find((m) => typeof m.payload === 'object' && !Buffer.isBuffer(m.payload))?.payload,
+        msgs.find((m) => typeof m.payload === 'string')?.payload,
+        (msgs.find((m) => Buffer.isBuffer(m.payload))?.payload as Buffer | undefined)?.toString('utf8'),
+      ];
+      const [json, text, bytes] = byKind(fetched);
+      // the flow gets the answer as stored, fresh or cached: the same, without the secret
+      assert.deepEqual(byKind(cached), [json, text, bytes]);
+      assert.deepEqual(json, {
+        plain: '…',
+        php: '…',
+        lower: '…',
+        upper: '…',
+        pctLower: '…',
+        pctUpper: '…',
+        asked: '/mirror?appid=…&city=Oslo&as=json',
+        appidEscaped: '…',
+        city: 'Oslo',
+      });
+      for (const shown of [text, bytes]) {
+        assert.match(String(shown), /"php":"…","lower":"…","upper":"…","pctLower":"…","pctUpper":"…","asked":"\/mirror\?appid=…&city=Oslo&as=/);
+        assert.match(String(shown), /"city":"Oslo"/);
+      }
+      await helper.unload();
+      const stored = databaseText(file);
+      for (const form of [KEY, 'S3cret-77Qx', 'Sup3r', APPID, APPID.slice(1)]) assert.ok(!stored.includes(form), `${form} is in the database`);
+      // the URL written with each answer is the one asked for, origin and plain path only: no node is needed to explain it
+      const { Store } = await import('../../nodes/lib/store.js');
+      const store = await Store.open(file, { sweepInterval: 0 });
+      try {
+        const entries = await store.entries('flow:tab1');
+        assert.deepEqual(
+          entries.map(([, entry]) => (entry.value as { url?: string }).url),
+          [`${upstream.base}/mirror`, `${upstream.base}/mirror`, `${upstream.base}/mirror`],
+        );
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("a deleted node's cached answer shows, to every reader of the admin API, its cleaned URL and no secret", async () => {
+      const KEY = 'Sup3r/S3cret-88Qy';
+      const APPID = 'fedcba9876543210fedcba9876543210';
+      // the admin API lives on the runtime's admin app: started before the flows
+      await helper.startServer();
+      try {
+        await deploy(
+          fetchFlow(file, upstream.base, {
+            url: `${upstream.base}/mirror?appid=${APPID}&city=Oslo&as=text`,
+            secretHeader: 'X-Api-Key',
+            credentials: { secret: KEY },
+            returnType: 'text',
+          }),
+        );
+        const out = collect('out');
+        node('fetcher').receive({});
+        const [{ cache }] = await out.until(1);
+        // the node is deleted: only the store stays
+        await helper.setFlows([{ id: 'tab1', type: 'tab', label: 'Flow 1' }, storeConfig(file)], 'full');
+        const entryPath = `/flow-cache/stores/store/namespaces/${Buffer.from('flow:tab1').toString('hex')}/entries/${encodeURIComponent((cache as CacheInfo).key)}`;
+        const shown = await helper.request().get(entryPath).expect(200);
+        assert.equal(shown.body.entry.fetch.url, `${upstream.base}/mirror`);
+        const download = await helper.request().get(`${entryPath}?download=1`).expect(200);
+        for (const answer of [JSON.stringify(shown.body), download.text]) {
+          for (const form of ['S3cret-88Qy', APPID, APPID.slice(1), encodeURIComponent(KEY)]) assert.ok(!answer.includes(form), `${form} is shown: ${answer}`);
+          assert.match(answer, /Oslo/);
+        }
+      } finally {
+        await helper.unload();
+        await helper.stopServer();
+      }
     });
 
     it('never shows the secret header value, even when the upstream repeats it in its status line', async () => {

@@ -51,6 +51,37 @@ describe('durability', () => {
     });
   });
 
+  describe('commitNow: a write committed before it returns (node:sqlite)', () => {
+    it('commits on node:sqlite, and refuses (nothing done) on sqlite3, in deferred mode, or behind a queued write or clear of the key', async () => {
+      store = await openStore(file);
+      if (store.driver !== 'node:sqlite') {
+        assert.equal(store.commitNow(NS, 'k', 1), false, 'sqlite3 is asynchronous: nothing can be committed before returning');
+        assert.deepStrictEqual(await diskKeys(file, NS), []);
+        return;
+      }
+      assert.equal(store.commitNow(NS, 'k', { n: 1 }), true);
+      // on disk now: read by another connection before this one did anything asynchronous
+      assert.deepStrictEqual(await diskKeys(file, NS), ['k']);
+      assert.deepStrictEqual((await store.get(NS, 'k'))?.value, { n: 1 });
+      assert.equal(store.commitNow(NS, 'k', undefined), true, 'undefined deletes');
+      assert.deepStrictEqual(await diskKeys(file, NS), []);
+      // an older write of the key still queued would land after it: refused, the queued write stays the last
+      const queued = store.set(NS, 'q', 'queued');
+      assert.equal(store.commitNow(NS, 'q', 'now'), false);
+      await queued;
+      assert.equal((await store.get(NS, 'q'))?.value, 'queued');
+      // a clear queued would remove it afterwards: refused until the clear is done
+      const cleared = store.clear(NS);
+      assert.equal(store.commitNow(NS, 'other', 1), false);
+      await cleared;
+      assert.equal(store.commitNow(NS, 'other', 1), true);
+      assert.deepStrictEqual(await diskKeys(file, NS), ['other']);
+      await store.close();
+      store = await openStore(file, { durability: 'deferred' });
+      assert.equal(store.commitNow(NS, 'deferred', 1), false, 'deferred mode promises nothing per write');
+    });
+  });
+
   describe('deferred', () => {
     it('keeps writes in memory until flush(), and serves them from there', async () => {
       store = await openStore(file, { durability: 'deferred' });

@@ -18,6 +18,10 @@ const ACL_PASSWORD = 'acl-Secret-9038';
 type Flow = Record<string, unknown>[];
 type CacheError = { message: string; code?: string; source?: { id?: string } };
 
+const SECRET_IN_URL =
+  /^no password in the Redis URL \(it is saved in the flow file and shown\): put it in the Password field and give the URL as redis:\/\/host:port$/;
+const LOGIN_IN_URL = /^no user or password in the Redis URL \(it is saved in the flow file\): use the Username and Password fields$/;
+
 function errorOf(msg: NodeMessage): CacheError {
   return msg.error as CacheError;
 }
@@ -126,7 +130,8 @@ describe('cache-store with the Redis backend', () => {
       {
         name: 'not a URL',
         settings: { redisUrl: 'localhost 6379' },
-        reason: /^"localhost 6379" is not a Redis URL: give redis:\/\/host:port, or rediss:\/\/host:port for TLS$/,
+        // only a host and port are ever repeated: text with a space in it might hold a password
+        reason: /^"…" is not a Redis URL: give redis:\/\/host:port, or rediss:\/\/host:port for TLS$/,
       },
       {
         name: 'http URL',
@@ -147,9 +152,33 @@ describe('cache-store with the Redis backend', () => {
       {
         name: 'a query',
         settings: { redisUrl: 'redis://127.0.0.1:6379?db=2' },
-        reason: /^a Redis URL holds only host and port, got "redis:\/\/127\.0\.0\.1:6379\?db=2"/,
+        reason: /^a Redis URL holds only host and port, got "redis:\/\/127\.0\.0\.1:6379\?…"/,
       },
       { name: 'no host', settings: { redisUrl: 'redis://' }, reason: /^"redis:\/\/" is not a Redis URL/ },
+      // a password outside the login: refused with the reason to use the Password field, the URL never repeated
+      { name: 'password in the query', settings: { redisUrl: 'redis://127.0.0.1:6379/?password=qry-Secret-1101' }, reason: SECRET_IN_URL },
+      { name: 'pass in a query without a slash', settings: { redisUrl: 'redis://127.0.0.1:6379?pass=qry-Secret-1102' }, reason: SECRET_IN_URL },
+      { name: 'pwd among other parameters', settings: { redisUrl: 'redis://127.0.0.1:6379/?db=2&pwd=qry-Secret-1103' }, reason: SECRET_IN_URL },
+      { name: 'auth in the query', settings: { redisUrl: 'redis://127.0.0.1:6379/?auth=qry-Secret-1104' }, reason: SECRET_IN_URL },
+      { name: 'token in the query', settings: { redisUrl: 'rediss://127.0.0.1:6379/?access_token=qry-Secret-1105' }, reason: SECRET_IN_URL },
+      { name: 'percent-encoded parameter name', settings: { redisUrl: 'redis://127.0.0.1:6379/?p%61ssword=qry-Secret-1106' }, reason: SECRET_IN_URL },
+      { name: 'upper-case parameter name', settings: { redisUrl: 'redis://127.0.0.1:6379/?PASSWORD=qry-Secret-1107' }, reason: SECRET_IN_URL },
+      { name: 'password as the fragment', settings: { redisUrl: 'redis://127.0.0.1:6379#frag-Secret-1108' }, reason: SECRET_IN_URL },
+      { name: 'fragment after a slash', settings: { redisUrl: 'redis://127.0.0.1:6379/#frag-Secret-1109' }, reason: SECRET_IN_URL },
+      // a login of any shape: refused, never shown
+      { name: 'login with a space', settings: { redisUrl: 'redis://admin:pa ss-Secret-1110@127.0.0.1:6379' }, reason: LOGIN_IN_URL },
+      { name: "login with an '@'", settings: { redisUrl: 'redis://admin:pa@ss-Secret-1111@127.0.0.1:6379' }, reason: LOGIN_IN_URL },
+      { name: "login with a '/'", settings: { redisUrl: 'redis://admin:pa/ss-Secret-1112@127.0.0.1:6379' }, reason: LOGIN_IN_URL },
+      { name: 'percent-encoded login', settings: { redisUrl: 'redis://admin:pa%2Fss-Secret-1113@127.0.0.1:6379' }, reason: LOGIN_IN_URL },
+      { name: 'a user name alone', settings: { redisUrl: 'redis://user-Secret-1114@127.0.0.1:6379' }, reason: LOGIN_IN_URL },
+      { name: 'login without a scheme', settings: { redisUrl: 'admin:pa ss-Secret-1115@127.0.0.1:6379' }, reason: LOGIN_IN_URL },
+      // other text that is no host and port: shown with everything but the host replaced
+      {
+        name: 'a word as the path',
+        settings: { redisUrl: 'redis://127.0.0.1:6379/path-Secret-1116' },
+        reason: /^a Redis URL holds only host and port, got "redis:\/\/127\.0\.0\.1:6379\/…": choose the database with the Database field$/,
+      },
+      { name: 'a word as the port', settings: { redisUrl: 'redis://127.0.0.1:port-Secret-1117' }, reason: /^"redis:\/\/…" is not a Redis URL/ },
       {
         name: 'database over the limit',
         settings: { redisUrl: 'redis://127.0.0.1:6379', redisDb: '65536' },
@@ -217,6 +246,14 @@ describe('cache-store with the Redis backend', () => {
         JSON.stringify(errors.map((m) => m.error)),
       ].join('\n');
       assert.ok(!shown.includes('url-Secret-5512'), 'the password of the URL is shown somewhere');
+      for (const secret of shown.match(/(?:qry|frag|ss|user|path|port)-Secret-\d{4}/g) ?? []) assert.fail(`${secret} is shown: ${shown.slice(0, 2000)}`);
+      // the admin API (the editor's sidebar; every user who may read) names the refused stores with the same words
+      const listing = await helper.request().get('/flow-cache/stores').expect(200);
+      assert.ok(!/Secret-\d{4}/.test(JSON.stringify(listing.body)), `an admin answer shows a password: ${JSON.stringify(listing.body).slice(0, 2000)}`);
+      for (const [i, c] of CASES.entries()) {
+        const listed = (listing.body.stores as { id: string; error?: string }[]).find((s) => s.id === `bad${i}`);
+        assert.match(listed?.error ?? '(not listed)', c.reason, `${c.name}: the admin answer`);
+      }
     });
 
     it('a store left on SQLite ignores its Redis fields (flows from before the Redis backend keep working)', async () => {
@@ -347,6 +384,98 @@ describe('cache-store with the Redis backend', () => {
       assert.deepEqual(await keysOn(locked, 0, 'x:*', { password: PASSWORD }), []);
       const shown = [logText(), statusText('cacheSetN'), statusText('cacheSetW'), JSON.stringify(errors.map((m) => m.error))].join('\n');
       assert.ok(!shown.includes(wrong) && !shown.includes(PASSWORD), 'a password is shown somewhere');
+    });
+  });
+
+  describe("a node's status follows its store", () => {
+    type Status = { fill?: string; shape?: string; text?: string };
+    /** What the editor shows under each node: the last status any instance of it sent (a new instance starts with what the old one left). */
+    const shown = new Map<string, Status>();
+    const waiters: { id: string; test: (s: Status) => boolean; resolve: () => void }[] = [];
+
+    /** Follows the statuses of the node now deployed as `id`: those it sent while starting, then every later one. */
+    function follow(id: string): void {
+      const target = helper.getNode(id) as unknown as { status(s: Status): void } & { status: { getCalls(): { args: Status[] }[] } };
+      for (const call of target.status.getCalls()) shown.set(id, call.args[0]);
+      const spy = target.status;
+      const original = spy.bind(target);
+      (target as { status: (s: Status) => void }).status = (status: Status) => {
+        original(status);
+        shown.set(id, status);
+        for (const w of [...waiters]) if (w.id === id && w.test(status)) waiters.splice(waiters.indexOf(w), 1) && w.resolve();
+      };
+    }
+
+    /** Resolves once the editor shows a status of `id` that passes `test`. */
+    function showing(id: string, test: (s: Status) => boolean, what: string, ms = 15_000): Promise<void> {
+      if (test(shown.get(id) ?? {})) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${id} never showed ${what}; it shows ${JSON.stringify(shown.get(id))}`)), ms);
+        waiters.push({
+          id,
+          test,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+      });
+    }
+
+    const isRed = (s: Status) => s.fill === 'red' && /disconnected/.test(s.text ?? '');
+    const isClear = (s: Status) => s.fill === undefined && s.text === undefined;
+
+    function gateFlow(storeId: string, url: string): Flow {
+      const gate = {
+        id: 'gate',
+        type: 'cooldown-gate',
+        z: TAB,
+        store: storeId,
+        key: 'topic',
+        keyType: 'msg',
+        cooldown: 1,
+        cooldownUnits: 'hours',
+        failOpen: false,
+        wires: [['passed'], ['suppressed']],
+      };
+      return flowOf(
+        [redisStore(storeId, { redisUrl: url, redisPrefix: 'status:' })],
+        [gate, { id: 'passed', type: 'helper', z: TAB }, { id: 'suppressed', type: 'helper', z: TAB }],
+      );
+    }
+
+    it('a deploy to a working Redis URL clears the red "disconnected" status at once, before any message', async () => {
+      const gone = await RedisServer.start();
+      const deadUrl = gone.url;
+      await gone.stop();
+      await helper.load(nodes, gateFlow('storeDead', deadUrl));
+      follow('gate');
+      await showing('gate', isRed, 'a red "disconnected" status');
+      assert.match(shown.get('gate')?.text ?? '', new RegExp(`disconnected: .*${gone.port}`));
+      // the user fixes the URL and deploys: the new gate is the one the editor shows, with no message yet
+      await helper.setFlows(gateFlow('storeDead', open.url), 'full');
+      follow('gate');
+      await showing('gate', isClear, 'its status cleared');
+      const passed = collect('passed');
+      node('gate').receive({ topic: 'door' });
+      assert.equal((await passed.until(1)).length, 1, 'the gate works on the new server');
+    });
+
+    it('a server that comes back clears the red status by itself, before any message', async () => {
+      const server = await RedisServer.start();
+      try {
+        await helper.load(nodes, gateFlow('storeBack', server.url));
+        follow('gate');
+        // connected, and no message yet: nothing of the gate's own under the alert to come
+        await keysOn(server, 0, 'status:*');
+        await server.kill();
+        await showing('gate', isRed, 'a red "disconnected" status');
+        await server.start();
+        await showing('gate', (s) => !isRed(s), 'the red status lifted');
+        assert.equal(isRed(shown.get('gate') ?? {}), false);
+      } finally {
+        await server.stop();
+      }
     });
   });
 });
