@@ -86,7 +86,7 @@
    * "2 keys"; "id" and "id_plural"), `n` is the count as the browser's locale writes it.
    */
   function counted(id, count, values) {
-    return t(id, Object.assign({}, values, { count: count, n: number(count) }));
+    return RED._(MODULE + '/cache-store:cache-store.sidebar.' + id, Object.assign({}, values, { count: count, n: number(count) }));
   }
 
   function localTime(ms) {
@@ -352,11 +352,13 @@
     );
   }
 
-  /** A policy's or durability's name from the catalogue; a value it does not know is shown as it is. */
-  function named(group, value) {
-    var key = 'cache-store.sidebar.' + group + '.' + value;
-    var text = RED._(MODULE + '/cache-store:' + key);
-    return text === key || text === MODULE + '/cache-store:' + key ? String(value) : text;
+  /** An eviction policy's or a durability's name in the editor's language; one it does not know as it is. */
+  function policyName(value) {
+    return ['least-recently-stored', 'least-recently-used', 'none'].indexOf(value) !== -1 ? t('policy.' + value) : String(value);
+  }
+
+  function durabilityName(value) {
+    return ['immediate', 'deferred'].indexOf(value) !== -1 ? t('durability.' + value) : String(value);
   }
 
   function showStoreInfo() {
@@ -372,8 +374,8 @@
       ? counted('storeInfo', store.entries, {
           used: bytes(store.bytesUsed),
           limit: bytes(store.sizeLimitBytes),
-          policy: named('policy', store.evictionPolicy),
-          durability: named('durability', store.durability),
+          policy: policyName(store.evictionPolicy),
+          durability: durabilityName(store.durability),
           zone: store.timezone,
         })
       : t('notCreated');
@@ -749,7 +751,7 @@
   function clearNamespace() {
     var ns = currentNamespace();
     if (!ns) return;
-    var message = counted(ns.orphaned ? 'deleteNamespaceConfirm' : 'clearConfirm', ns.entries, { namespace: ns.label });
+    var message = ns.orphaned ? counted('deleteNamespaceConfirm', ns.entries, { namespace: ns.label }) : counted('clearConfirm', ns.entries, { namespace: ns.label });
     confirmAction(message, ns.orphaned ? t('deleteNamespace') : t('clear'), function () {
       api('DELETE', 'stores/' + encodeURIComponent(state.store) + '/namespaces/' + ns.namespace).then(function (answer) {
         notify(counted('cleared', answer.removed, { namespace: ns.label }), 'success');

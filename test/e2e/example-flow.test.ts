@@ -8,6 +8,8 @@ import {
   type Browser,
   canvasNode,
   dismissNotifications,
+  FONT_SETS,
+  type Fonts,
   importNodes,
   type NodeRed,
   nodeRedLine,
@@ -337,7 +339,6 @@ function readmeFlow(): { tab: string; nodes: object[] } {
 
 describe('every example opens cleanly in the editor', () => {
   let nodeRed: NodeRed;
-  let browser: Browser;
   const files = fs
     .readdirSync(path.join(root, 'examples'), { withFileTypes: true })
     .filter((entry) => entry.isDirectory())
@@ -349,18 +350,25 @@ describe('every example opens cleanly in the editor', () => {
     )
     .sort();
 
+  // Node widths follow their labels' text: each example is laid out with both fonts Linux draws the editor with.
+  const browsers = new Map<Fonts, Browser>();
+
   before(async () => {
     nodeRed = await startNodeRed();
-    browser = await openBrowser();
+    for (const fonts of FONT_SETS) browsers.set(fonts, await openBrowser(undefined, undefined, fonts));
   });
 
   after(async () => {
-    await browser?.close();
+    for (const browser of browsers.values()) await browser.close();
     await nodeRed?.stop();
   });
 
   for (const file of files) {
-    test(`${file}: our nodes valid, no node on top of or against another`, async () => {
+    test(`${file}: our nodes valid, no node on top of or against another (Liberation Sans and DejaVu Sans)`, async () => {
+      for (const [fonts, browser] of browsers) await openExample(fonts, browser);
+    });
+
+    async function openExample(fonts: Fonts, browser: Browser): Promise<void> {
       const { page } = browser;
       const flow = JSON.parse(fs.readFileSync(path.join(root, 'examples', file), 'utf8')) as any[];
       // A fresh editor for each example (nothing is deployed, so it starts empty).
@@ -402,12 +410,15 @@ describe('every example opens cleanly in the editor', () => {
         },
         placed.map((n) => n.id),
       );
-      await screenshot(page.locator('#red-ui-workspace-chart'), `example-${file.replace(/\//g, '-').replace(/\.json$/, '')}`);
+      await screenshot(
+        page.locator('#red-ui-workspace-chart'),
+        `example-${file.replace(/\//g, '-').replace(/\.json$/, '')}${fonts === 'dejavu' ? '-dejavu' : ''}`,
+      );
       assert.deepEqual(report.invalid, [], `${file}: nodes marked invalid`);
-      assert.deepEqual(report.overlaps, [], `${file}: nodes drawn on top of each other`);
+      assert.deepEqual(report.overlaps, [], `${file}: nodes drawn on top of each other (${fonts})`);
       // Only the Home Assistant examples may use node types that come from another package.
       if (!file.startsWith('home-assistant/')) assert.deepEqual(report.unknownTypes, [], `${file}: node types not installed`);
       assert.deepEqual(browser.pageErrors, []);
-    });
+    }
   }
 });

@@ -59,7 +59,9 @@ function present(cat: Catalogue, key: string): boolean {
 
 /** Whether a catalogue key is asked for by one of `uses` (exactly, or below a prefix). */
 function used(set: string, key: string, uses: Use[]): boolean {
-  return uses.some((u) => u.set === set && (u.key === key || (u.key.endsWith('.') && key.startsWith(u.key))));
+  // "<key>_plural" is the form i18next picks for a count other than 1 where "<key>" is asked for with a count
+  const base = key.endsWith('_plural') ? key.slice(0, -'_plural'.length) : key;
+  return uses.some((u) => u.set === set && (u.key === base || (u.key.endsWith('.') && base.startsWith(u.key))));
 }
 
 /** "<module>/<set>:<key>" or "node-red:<key>" to a use; a key without namespace belongs to `ownSet`. */
