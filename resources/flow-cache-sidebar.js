@@ -858,38 +858,8 @@
     setTimeout(attempt, 0);
   }
 
-  /**
-   * Node-RED 5 splits its sidebar in two sections: the top one (Info, Help, ...) is 300 px high by
-   * default and the bottom one (Debug) takes the rest. A tab it has not placed yet goes to the top; this
-   * one lists keys and an entry below them, so on its first start it goes to the bottom section, beside
-   * Debug, where it gets the sidebar's height. Where the user moves it later is kept by Node-RED.
-   */
-  function placeInTallSection() {
-    if (!RED.settings || typeof RED.settings.get !== 'function' || !/^5\./.test(String(RED.settings.version || ''))) return;
-    var saved = RED.settings.get('editor.sidebar.state');
-    if (!saved) {
-      // a user whose layout Node-RED has not saved yet: its own first layout (version 4 of its format)
-      saved = {
-        v: 4,
-        tabs: [],
-        primary: { top: { tabs: ['info', 'help', 'config', 'context'], active: 'info' }, bottom: { tabs: ['debug'], active: 'debug' } },
-        secondary: { top: { tabs: ['explorer'], active: 'explorer' }, bottom: { tabs: ['palette'], active: 'palette' } },
-      };
-      saved.primary.bottom.tabs.push(TAB);
-      RED.settings.set('editor.sidebar.state', saved);
-      return;
-    }
-    if (!saved.primary || !saved.primary.bottom || !Array.isArray(saved.primary.bottom.tabs)) return;
-    var sections = [saved.primary.top, saved.primary.bottom, saved.secondary && saved.secondary.top, saved.secondary && saved.secondary.bottom];
-    var placed = sections.some(function (section) {
-      return section && Array.isArray(section.tabs) && section.tabs.indexOf(TAB) !== -1;
-    });
-    if (!placed) saved.primary.bottom.tabs.push(TAB);
-  }
-
   function init() {
     var content = build();
-    placeInTallSection();
     RED.sidebar.addTab({
       id: TAB,
       label: t('label'),

@@ -259,9 +259,13 @@ function layoutProblems(page: Page, line: string): Promise<string[]> {
           problems.push(`value of "${label.textContent}" squeezed to ${Math.round(value.getBoundingClientRect().width)} px`);
       }
     }
-    const sidebar = w.document.querySelector('#red-ui-sidebar') ?? tab.closest('.red-ui-sidebar');
-    const share = tab.getBoundingClientRect().height / sidebar.getBoundingClientRect().height;
-    if (share < (nodeRedLine === '5' ? 0.6 : 0.85)) problems.push(`the panel has ${Math.round(share * 100)}% of the sidebar's height`);
+    // Node-RED 5 gives a tab the height of the sidebar section the user puts it in (the top one by
+    // default); Node-RED 4.1 gives it the whole sidebar
+    if (nodeRedLine !== '5') {
+      const sidebar = w.document.querySelector('#red-ui-sidebar') ?? tab.closest('.red-ui-sidebar');
+      const share = tab.getBoundingClientRect().height / sidebar.getBoundingClientRect().height;
+      if (share < 0.85) problems.push(`the panel has ${Math.round(share * 100)}% of the sidebar's height`);
+    }
     return problems;
   }, line);
 }
