@@ -6,7 +6,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
 import { fireDueAlarms, useManualAlarms } from '../../nodes/red/timers';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
+import { gateNodes, gateOutputs } from '../support/gate-flow';
+import { allNodes, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 const SECOND = 1000;
@@ -41,40 +42,10 @@ const summaryOf = (msg: NodeMessage) => msg.summary as Summary;
 
 /** A tab with a cache-store on `file` (zone UTC unless `store` says otherwise), the gate "gate1" and a helper on each output. */
 function gateFlow(file: string, gate: object = {}, store: object = {}) {
-  return [
-    { id: 'tab1', type: 'tab', label: 'Notifications' },
-    { id: 'store1', type: 'cache-store', name: 'test store', path: file, scope: 'flow', timezone: 'UTC', ...store },
-    {
-      id: 'gate1',
-      type: 'cooldown-gate',
-      z: 'tab1',
-      name: 'limit',
-      store: 'store1',
-      key: 'topic',
-      keyType: 'msg',
-      cooldown: 1,
-      cooldownUnits: 'hours',
-      failOpen: false,
-      ...gate,
-      wires: [['passed'], ['suppressed'], ['summaries']],
-    },
-    { id: 'passed', type: 'helper', z: 'tab1' },
-    { id: 'suppressed', type: 'helper', z: 'tab1' },
-    { id: 'summaries', type: 'helper', z: 'tab1' },
-    ...catchAndComplete('tab1', ['gate1']),
-  ];
+  return gateNodes({ id: 'store1', type: 'cache-store', name: 'test store', path: file, scope: 'flow', timezone: 'UTC', ...store }, { name: 'limit', ...gate });
 }
 
-/** The gate's three outputs, the Catch node and the Complete node. */
-function outputs() {
-  return {
-    passed: collect('passed'),
-    suppressed: collect('suppressed'),
-    summaries: collect('summaries'),
-    caught: collect('caught'),
-    completed: collect('completed'),
-  };
-}
+const outputs = gateOutputs;
 
 /** An example flow as shipped, its debug nodes replaced by helper nodes of the same id; `byName` finds a node's id. */
 function example(file: string) {

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
 import { fireDueAlarms, useManualAlarms } from '../../nodes/red/timers';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
+import { gateNodes } from '../support/gate-flow';
+import { allNodes, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 const MINUTE = 60_000;
@@ -18,29 +19,10 @@ interface Summary {
 
 /** A tab with a cache-store on `file`, a summary gate "gate1" (1 h per msg.topic) and a helper on each output. */
 function gateFlow(file: string, gate: object = {}) {
-  return [
-    { id: 'tab1', type: 'tab', label: 'Notifications' },
+  return gateNodes(
     { id: 'store1', type: 'cache-store', name: 'test store', path: file, scope: 'flow', timezone: 'UTC' },
-    {
-      id: 'gate1',
-      type: 'cooldown-gate',
-      z: 'tab1',
-      name: 'summaries',
-      store: 'store1',
-      key: 'topic',
-      keyType: 'msg',
-      cooldown: 1,
-      cooldownUnits: 'hours',
-      failOpen: false,
-      summary: true,
-      ...gate,
-      wires: [['passed'], ['suppressed'], ['summaries']],
-    },
-    { id: 'passed', type: 'helper', z: 'tab1' },
-    { id: 'suppressed', type: 'helper', z: 'tab1' },
-    { id: 'summaries', type: 'helper', z: 'tab1' },
-    ...catchAndComplete('tab1', ['gate1']),
-  ];
+    { name: 'summaries', summary: true, ...gate },
+  );
 }
 
 /** Fires what is due until `done()` holds, for at most `ms` of real time (the store opens and commits in real time). */

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
 import { fireDueAlarms } from '../../nodes/red/timers';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, type ManualClock, node, type RuntimeFiles } from './harness';
+import { gateNodes, gateOutputs } from './gate-flow';
+import { allNodes, helper, lastStatus, type ManualClock, node, type RuntimeFiles } from './harness';
 
 const nodes = allNodes();
 
@@ -51,38 +52,10 @@ export function releaseKit(files: RuntimeFiles, backend: Backend, redisUrl?: () 
 
   /** A tab with the store, the gate "gate1" (1 h per msg.topic unless `gate` says otherwise) and a helper on each output. */
   function gateFlow(gate: object = {}, storeExtra: object = {}) {
-    return [
-      { id: 'tab1', type: 'tab', label: 'Notifications' },
-      store(storeExtra),
-      {
-        id: 'gate1',
-        type: 'cooldown-gate',
-        z: 'tab1',
-        store: 'store1',
-        key: 'topic',
-        keyType: 'msg',
-        cooldown: 1,
-        cooldownUnits: 'hours',
-        failOpen: false,
-        ...gate,
-        wires: [['passed'], ['suppressed'], ['summaries']],
-      },
-      { id: 'passed', type: 'helper', z: 'tab1' },
-      { id: 'suppressed', type: 'helper', z: 'tab1' },
-      { id: 'summaries', type: 'helper', z: 'tab1' },
-      ...catchAndComplete('tab1', ['gate1']),
-    ];
+    return gateNodes(store(storeExtra), gate);
   }
 
-  function outputs() {
-    return {
-      passed: collect('passed'),
-      suppressed: collect('suppressed'),
-      summaries: collect('summaries'),
-      caught: collect('caught'),
-      completed: collect('completed'),
-    };
-  }
+  const outputs = gateOutputs;
 
   /** Sends messages one after the other, each once the one before has left the gate; returns them as they left it. */
   async function sendInTurn(out: ReturnType<typeof outputs>, ...msgs: NodeMessage[]): Promise<NodeMessage[]> {
