@@ -4,6 +4,7 @@ import { Duration } from 'luxon';
 import { now } from './lib/clock';
 import { InputError, messageOf } from './lib/errors';
 import type { CacheSpace } from './lib/space';
+import type { Entry, UpdateDecision } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
 import { flowTabId, StoreBinding } from './red/binding';
 import {
@@ -387,30 +388,45 @@ class Gate {
     return msg;
   }
 
-  // ---- messages ----
-
-  /** No option in use: the time of the last pass, with the cooldown as its TTL (as before the options existed). */
-  private async classic(key: string, msg: NodeMessage, send: SendFunction): Promise<void> {
-    const { windowMs } = this.settings;
-    let decidedAt = 0;
-    let decision: { armed: boolean; lastPassed: number; aheadBy: number } | undefined;
+  /**
+   * Decides one message inside the store's atomic update of its key (decided from `current` alone: a
+   * shared store may call `step` again with a newer entry). Every message takes this same way to the
+   * store, as msg.reset and msg.release do, so a key's updates run in the order its messages came. A
+   * store failure passes the message (fail open, then undefined) or is thrown.
+   */
+  private async decideInStore<D>(
+    key: string,
+    msg: NodeMessage,
+    send: SendFunction,
+    step: (current: Entry | undefined) => { decision: D; write: UpdateDecision },
+  ): Promise<D | undefined> {
+    let decision: D | undefined;
     try {
-      // the same way to the store as msg.reset, msg.release and the options take, so the updates of a
-      // key's messages run in the order the messages came (a reset before a repeat lets the repeat pass)
       const cache = await this.stateNamespace();
       await cache.update(STORE_KEY_PREFIX + key, (current) => {
-        // decided from `current` alone: a shared store may call this again with a newer entry
-        decidedAt = now();
-        const decided = decideClassic(windowMs, current, decidedAt);
+        const decided = step(current);
         decision = decided.decision;
         return decided.write;
       });
     } catch (error) {
       if (!this.failOpen) throw error;
       send([this.passDespite(error, key, msg), null]);
-      return;
+      return undefined;
     }
-    const d = decision!;
+    return decision;
+  }
+
+  // ---- messages ----
+
+  /** No option in use: the time of the last pass, with the cooldown as its TTL (as before the options existed). */
+  private async classic(key: string, msg: NodeMessage, send: SendFunction): Promise<void> {
+    const { windowMs } = this.settings;
+    let decidedAt = 0;
+    const d = await this.decideInStore(key, msg, send, (current) => {
+      decidedAt = now();
+      return decideClassic(windowMs, current, decidedAt);
+    });
+    if (!d) return;
     if (d.aheadBy > 0) this.node.warn(this.t('warnings.clockAhead', { key, ahead: durationText(d.aheadBy), cooldown: durationText(windowMs) }));
     const elapsed = Math.min(windowMs, Math.max(0, decidedAt - d.lastPassed));
     const remaining = windowMs - elapsed;
@@ -435,24 +451,14 @@ class Gate {
     const { t, ts, settings, binding } = this;
     const digest = settings.onlyOnChange ? digestOfProperty(this.RED, this.t, settings.changeProperty, msg) : undefined;
     if (settings.summary && !this.scanned) void this.scan();
-    let decision: Decision | undefined;
     let at = 0;
     let passId = '';
-    try {
-      const cache = await this.stateNamespace();
-      await cache.update(STORE_KEY_PREFIX + key, (current) => {
-        at = now();
-        passId = newPassId(at);
-        const decided = decide(this.rules, current, at, { digest, payload: msg.payload, topic: msg.topic, passId, mayFlush: this.running() });
-        decision = decided.decision;
-        return decided.write;
-      });
-    } catch (error) {
-      if (!this.failOpen) throw error;
-      send([this.passDespite(error, key, msg), null]);
-      return;
-    }
-    const d = decision!;
+    const d: Decision | undefined = await this.decideInStore(key, msg, send, (current) => {
+      at = now();
+      passId = newPassId(at);
+      return decide(this.rules, current, at, { digest, payload: msg.payload, topic: msg.topic, passId, mayFlush: this.running() });
+    });
+    if (!d) return;
     if (d.aheadBy > 0) this.node.warn(t('warnings.clockAhead', { key, ahead: durationText(d.aheadBy), cooldown: durationText(settings.windowMs) }));
     if (d.redated !== null) {
       const period = settings.period as CalendarPeriod;
