@@ -6,7 +6,7 @@ import { InputError, messageOf } from './lib/errors';
 import type { CacheSpace } from './lib/space';
 import type { Entry, UpdateDecision } from './lib/store';
 import type { BaseNodeConfig, Node, NodeAPI, NodeMessage, SendFunction } from './red/api';
-import { flowTabId, StoreBinding } from './red/binding';
+import { StoreBinding } from './red/binding';
 import {
   CircularValueError,
   type Decision,
@@ -308,9 +308,7 @@ class Gate {
     // the admin API's reset of a key reaches the gate that holds its summary (SQLite files only: the sidebar lists no Redis store)
     let unregister: () => void = () => undefined;
     if (binding.settings.backend !== 'redis') {
-      // the namespace as the binding names it
-      const namespace = binding.settings.scope === 'shared' ? `shared:${binding.settings.namespace}` : `flow:${flowTabId(node)}`;
-      unregister = registerGate(binding.settings.file, namespace, {
+      unregister = registerGate(binding.settings.file, binding.namespaceName, {
         id: node.id,
         summary: this.settings.summary,
         running: () => this.running(),

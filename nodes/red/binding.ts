@@ -41,6 +41,11 @@ export class StoreBinding {
   private state: 'open' | 'closing' | 'closed' = 'open';
   readonly settings: StoreSettings;
   private readonly tabId: string;
+
+  /** The name of the node's namespace in its store: the shared one, or its flow tab's. */
+  get namespaceName(): string {
+    return this.settings.scope === 'shared' ? `shared:${this.settings.namespace}` : `flow:${this.tabId}`;
+  }
   private watched: { backend: SpaceBackend; stop: () => void } | undefined;
   /** The cache-store config node, where one is named: a Redis server's comings and goings are logged under its name. */
   private readonly configNode: CacheStoreNode | undefined;
@@ -93,8 +98,7 @@ export class StoreBinding {
     }
     const lease = this.lease;
     return lease.then((held) => {
-      const name = this.settings.scope === 'shared' ? `shared:${this.settings.namespace}` : `flow:${this.tabId}`;
-      const namespace = held.space(name, this.settings.defaultTtl);
+      const namespace = held.space(this.namespaceName, this.settings.defaultTtl);
       if (this.lease === lease) {
         this.opened = namespace;
         this.watch(held.backend);
