@@ -45,6 +45,14 @@ export class LruMap<K, V> {
     }
   }
 
+  /** Gives an entry that is there a new value (its recency unchanged); false, and nothing kept, when it is not there. */
+  refresh(key: K, value: V): boolean {
+    const slot = this.map.get(key);
+    if (slot === undefined) return false;
+    slot.value = value;
+    return true;
+  }
+
   delete(key: K): boolean {
     return this.map.delete(key);
   }

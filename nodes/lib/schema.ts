@@ -24,17 +24,21 @@ const COLUMNS: readonly [string, string][] = [
   ['evictable', 'INTEGER NOT NULL DEFAULT 1'],
 ];
 
-// the byte counters: 'bytes' of every row, 'pinned_bytes' of rows eviction may not remove
+// the byte counters: 'bytes' of every row, 'pinned_bytes' of rows eviction may not remove. Each trigger
+// touches only the counters that change: an update that keeps a row's size and kind (a counter, a
+// cooldown, a sensor value of the same length) touches none, an evictable row never 'pinned_bytes'.
 const TRIGGERS: Record<string, string> = {
   [`${TABLE}_bytes_insert`]: `CREATE TRIGGER ${TABLE}_bytes_insert AFTER INSERT ON ${TABLE}
   BEGIN UPDATE ${META_TABLE} SET value = value + CASE name WHEN 'bytes' THEN NEW.size ELSE (1 - NEW.evictable) * NEW.size END
-  WHERE name IN ('bytes', 'pinned_bytes'); END`,
+  WHERE name = 'bytes' OR (name = 'pinned_bytes' AND NEW.evictable = 0); END`,
   [`${TABLE}_bytes_update`]: `CREATE TRIGGER ${TABLE}_bytes_update AFTER UPDATE OF size, evictable ON ${TABLE}
+  WHEN NEW.size IS NOT OLD.size OR NEW.evictable IS NOT OLD.evictable
   BEGIN UPDATE ${META_TABLE} SET value = value + CASE name WHEN 'bytes' THEN NEW.size - OLD.size
-  ELSE (1 - NEW.evictable) * NEW.size - (1 - OLD.evictable) * OLD.size END WHERE name IN ('bytes', 'pinned_bytes'); END`,
+  ELSE (1 - NEW.evictable) * NEW.size - (1 - OLD.evictable) * OLD.size END
+  WHERE name = 'bytes' OR (name = 'pinned_bytes' AND (NEW.evictable = 0 OR OLD.evictable = 0)); END`,
   [`${TABLE}_bytes_delete`]: `CREATE TRIGGER ${TABLE}_bytes_delete AFTER DELETE ON ${TABLE}
   BEGIN UPDATE ${META_TABLE} SET value = value - CASE name WHEN 'bytes' THEN OLD.size ELSE (1 - OLD.evictable) * OLD.size END
-  WHERE name IN ('bytes', 'pinned_bytes'); END`,
+  WHERE name = 'bytes' OR (name = 'pinned_bytes' AND OLD.evictable = 0); END`,
 };
 
 /** What each connection to a database of ours sets for itself (the rest lives in the file). */

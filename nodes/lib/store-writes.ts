@@ -25,8 +25,8 @@ export interface StoreHealth {
 }
 
 const MAX_DEFERRED_PENDING = 10_000;
-/** Rows a write statement carries on a synchronous driver: each statement runs in one tick, so fewer rows keep ticks short. */
-const SYNC_ROWS_PER_STATEMENT = 250;
+/** Rows a synchronous driver writes in one tick: fewer rows keep ticks short. */
+const SYNC_ROWS_PER_TICK = 250;
 const EAGER_BATCH_ROWS = 2000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
@@ -164,7 +164,9 @@ export class WritePath {
     this.batch.puts.set(fullKey, row);
     if (row) countRow(this.batch, row);
     this.host.pending.set(fullKey, row);
-    this.host.cache.set(fullKey, row);
+    // reads see the row in `pending` until it is committed; the read cache keeps only keys that are read,
+    // so a burst of writes to keys nobody reads does not churn it (nor keep its rows alive)
+    this.host.cache.refresh(fullKey, row);
     const commit = batchPromise(this.batch);
     // a full batch goes to the database now, so the next one fills while this one is written
     if (this.host.durability === 'immediate' && this.batch.puts.size >= EAGER_BATCH_ROWS) this.runFlush();
@@ -295,8 +297,10 @@ export class WritePath {
 
   /** Writes a batch in one transaction: all of it is committed, or none of it. */
   private async writeBatch(batch: Batch): Promise<void> {
-    // a batch that is one statement is atomic by itself: no BEGIN/COMMIT round trips for it
-    const onlyPuts = batch.clears.length === 0 && this.host.touched.size === 0 && batch.puts.size <= this.rowsPerStatement;
+    // a batch that is one statement is atomic by itself: no BEGIN/COMMIT round trips for it (a synchronous
+    // driver writes a statement per row)
+    const statementRows = this.host.db().querySync ? 1 : ROWS_PER_STATEMENT;
+    const onlyPuts = batch.clears.length === 0 && this.host.touched.size === 0 && batch.puts.size <= statementRows;
     if (onlyPuts && [...batch.puts.values()].every((row) => row !== null)) {
       await this.writeStatements(batch);
       return;
@@ -312,10 +316,6 @@ export class WritePath {
     } finally {
       this.inTransaction = false;
     }
-  }
-
-  private get rowsPerStatement(): number {
-    return this.host.db().querySync ? SYNC_ROWS_PER_STATEMENT : ROWS_PER_STATEMENT;
   }
 
   /** With a synchronous driver, lets other work run before the next statement. */
@@ -335,11 +335,35 @@ export class WritePath {
         await this.pause();
       }
     }
-    const statements = writeStatementsOf(batch.puts, this.host.touched, this.rowsPerStatement);
+    const querySync = this.host.db().querySync;
+    if (querySync) {
+      await this.writeRowsSync(querySync, batch.puts);
+      for (const [sql, params] of writeStatementsOf(new Map(), this.host.touched, ROWS_PER_STATEMENT)) querySync(sql, params);
+      this.host.touched.clear();
+      return;
+    }
+    const statements = writeStatementsOf(batch.puts, this.host.touched, ROWS_PER_STATEMENT);
     this.host.touched.clear();
     for (let i = 0; i < statements.length; i++) {
       if (i > 0) await this.pause();
       await this.host.query(statements[i][0], statements[i][1]);
+    }
+  }
+
+  /**
+   * A synchronous driver writes each row with one prepared statement, its values bound as they are:
+   * no JSON to build in JavaScript and to take apart again in SQL. Other work runs between every
+   * SYNC_ROWS_PER_TICK rows, so no single tick is long.
+   */
+  private async writeRowsSync(querySync: NonNullable<SqlDriver['querySync']>, puts: Map<string, Row | null>): Promise<void> {
+    let inTick = 0;
+    for (const [key, row] of puts) {
+      if (++inTick > SYNC_ROWS_PER_TICK) {
+        inTick = 1;
+        await nextTick();
+      }
+      if (row) querySync(UPSERT_ONE, [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
+      else querySync(DELETE_ONE, [hexKey(key)]);
     }
   }
 

@@ -206,20 +206,25 @@ export class Store extends EventEmitter {
   }
 
   /** Writes a value with a TTL in seconds (0 or undefined: no expiry); resolves once committed (immediate mode). */
-  async set(namespace: string, key: string, value: unknown, ttlSeconds?: number, options: SetOptions = {}): Promise<Entry> {
-    const fullKey = this.fullKey(namespace, key);
-    const row = this.makeRow(value, ttlSeconds, options.evictable !== false);
-    // nothing queued on this key and room to spare: enqueue now (no await, so nothing can come between)
-    const commit =
-      !this.locks.has(fullKey) && this.fits(fullKey, row)
-        ? this.writes.enqueue(fullKey, row)
-        : (
-            await this.withKey(fullKey, () =>
-              this.fits(fullKey, row) ? Promise.resolve({ commit: this.writes.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row),
-            )
-          ).commit;
-    await commit;
-    return { value, storedAt: row.storedAt, expiresAt: row.expiresAt };
+  set(namespace: string, key: string, value: unknown, ttlSeconds?: number, options?: SetOptions): Promise<Entry> {
+    let fullKey: string;
+    let row: Row;
+    try {
+      fullKey = this.fullKey(namespace, key);
+      row = this.makeRow(value, ttlSeconds, options?.evictable !== false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // what waits for the commit is the entry and no more (a set's frame would keep all of the above alive)
+    const entry: Entry = { value, storedAt: row.storedAt, expiresAt: row.expiresAt };
+    const settled = () => entry;
+    // nothing queued on this key and room to spare: enqueue now (synchronously, so nothing can come between)
+    if (!this.locks.has(fullKey) && this.fits(fullKey, row)) return this.writes.enqueue(fullKey, row).then(settled);
+    return this.withKey(fullKey, () =>
+      this.fits(fullKey, row) ? Promise.resolve({ commit: this.writes.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row),
+    )
+      .then((step) => step.commit)
+      .then(settled);
   }
 
   /**
