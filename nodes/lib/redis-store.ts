@@ -10,12 +10,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createClient } from '@redis/client';
-import { now } from './clock';
 import { CacheError, messageOf, StoreFullError } from './errors';
 import type { StoreLogger } from './options';
 import { decodeJson, encodeValue, type Json } from './serialize';
 import type { CacheSpace, FlightOptions, SpaceHealth } from './space';
-import { type Entry, encodeNamespace, type UpdateDecision, type UpdateResult } from './store';
+import type { UpdateDecision, UpdateResult } from './store';
+import { checkKey, type Entry, encodeNamespace, rowText, stampsOf } from './store-rows';
 
 /** Where a Redis store lives and how to log in; the password never appears in a message. */
 export interface RedisConnection {
@@ -36,8 +36,6 @@ export interface RedisConnection {
 
 type Client = ReturnType<typeof createClient>;
 
-const MAX_DATE_MS = 8.64e15;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /** Attempts of one update when other processes keep writing the key between its read and its write. */
 const MAX_UPDATE_ATTEMPTS = 1000;
 const SCAN_COUNT = 1000;
@@ -141,10 +139,6 @@ export function redisUrlHasSecret(raw: string): boolean {
   });
 }
 
-function rowText(valueText: string, storedAt: number, expiresAt: number | null): string {
-  return `{"s":${storedAt},"e":${expiresAt === null ? 'null' : expiresAt},"v":${valueText}}`;
-}
-
 function parseEntry(text: string, where: string): Entry {
   let parsed: { s?: unknown; e?: unknown; v?: Json };
   try {
@@ -158,30 +152,10 @@ function parseEntry(text: string, where: string): Entry {
   return { value: decodeJson(parsed.v as Json), storedAt: parsed.s, expiresAt: typeof parsed.e === 'number' ? parsed.e : null };
 }
 
-function checkKey(key: string): void {
-  if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string', { text: 'keyEmpty' });
-  // UTF-8 turns a lone surrogate into U+FFFD, so two such keys would share one Redis key
-  if (LONE_SURROGATE.test(key)) throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate', { text: 'keySurrogate' });
-}
-
 /** The text, stamps and PX of a value to write; a bad TTL is INVALID_TTL and nothing is written. */
 function makeRecord(value: unknown, ttlSeconds: number | undefined): { text: string; storedAt: number; expiresAt: number | null; px: number } {
-  if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
-    throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, {
-      text: 'ttl',
-      values: { value: String(ttlSeconds) },
-    });
-  }
-  const storedAt = now();
-  const px = ttlSeconds ? Math.max(1, Math.round(ttlSeconds * 1000)) : 0;
-  const expiresAt = px ? storedAt + px : null;
-  if (expiresAt !== null && !(expiresAt <= MAX_DATE_MS)) {
-    throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`, {
-      text: 'ttlTooLong',
-      values: { value: String(ttlSeconds) },
-    });
-  }
-  return { text: rowText(encodeValue(value), storedAt, expiresAt), storedAt, expiresAt, px };
+  const { storedAt, expiresAt, ttlMs } = stampsOf(ttlSeconds, 1);
+  return { text: rowText(encodeValue(value), storedAt, expiresAt), storedAt, expiresAt, px: ttlMs };
 }
 
 /** A glob pattern (SCAN MATCH) that matches `text` literally. */

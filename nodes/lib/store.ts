@@ -18,7 +18,21 @@ import { encodeValue } from './serialize';
 import { isCorruption } from './sqlite-file';
 import { openDatabase, openStoreFile, setAside } from './store-open';
 import { type InspectedEntry, type KeyListOptions, type KeyPage, type NamespaceStats, StoreQueries } from './store-queries';
-import { type Entry, encodeNamespace, fromHex, hexKey, parseRow, RESTAMP_FUTURE, ROWS_PER_STATEMENT, type Row, restamp, rowText, toEntry } from './store-rows';
+import {
+  checkKey,
+  type Entry,
+  encodeNamespace,
+  fromHex,
+  hexKey,
+  parseRow,
+  RESTAMP_FUTURE,
+  ROWS_PER_STATEMENT,
+  type Row,
+  restamp,
+  rowText,
+  stampsOf,
+  toEntry,
+} from './store-rows';
 import { Eviction, type EvictionRound, SizeAccount } from './store-size';
 import { type Batch, WritePath } from './store-writes';
 
@@ -56,10 +70,8 @@ interface UpdateStep {
 }
 
 const TOUCH_FLUSH_MS = 1_000;
-const MAX_DATE_MS = 8.64e15; // the last instant a JavaScript Date can hold
 /** A row stamped further than this ahead of the clock means the clock went back. */
 const CLOCK_SLACK_MS = 1000;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * A persistent key-value store in one SQLite file (node:sqlite, or sqlite3 through keyv's SQLite adapter), with namespaces,
@@ -368,10 +380,7 @@ export class Store extends EventEmitter {
 
   private fullKey(namespace: string, key: string): string {
     this.assertOpen();
-    if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string', { text: 'keyEmpty' });
-    // the driver writes a lone surrogate as U+FFFD, so two such keys would share one row on disk
-    if (LONE_SURROGATE.test(key))
-      throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate', { text: 'keySurrogate' });
+    checkKey(key);
     let prefix = this.prefixes.get(namespace);
     if (prefix === undefined) {
       prefix = `${encodeNamespace(namespace)}:`;
@@ -396,21 +405,7 @@ export class Store extends EventEmitter {
   }
 
   private makeRow(value: unknown, ttlSeconds: number | undefined, evictable: boolean): Row {
-    if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
-      throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, {
-        text: 'ttl',
-        values: { value: String(ttlSeconds) },
-      });
-    }
-    const storedAt = now();
-    const expiresAt = ttlSeconds ? storedAt + Math.round(ttlSeconds * 1000) : null;
-    // a huge TTL would overflow to Infinity, which JSON cannot hold: the row would never be readable again
-    if (expiresAt !== null && !(expiresAt <= MAX_DATE_MS)) {
-      throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`, {
-        text: 'ttlTooLong',
-        values: { value: String(ttlSeconds) },
-      });
-    }
+    const { storedAt, expiresAt } = stampsOf(ttlSeconds);
     const text = rowText(encodeValue(value), storedAt, expiresAt);
     return { text, storedAt, expiresAt, size: Buffer.byteLength(text), evictable };
   }
