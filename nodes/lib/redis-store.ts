@@ -11,6 +11,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createClient } from '@redis/client';
 import { CacheError, messageOf, StoreFullError } from './errors';
+import { KeyQueue } from './key-queue';
 import type { StoreLogger } from './options';
 import { decodeJson, encodeValue, type Json } from './serialize';
 import type { CacheSpace, FlightOptions, SpaceHealth } from './space';
@@ -231,7 +232,7 @@ export class RedisBackend extends EventEmitter {
   private readonly firstOutcome: Promise<void>;
   private settleFirst: () => void = () => undefined;
   /** Updates (and writes behind them) per Redis key, so within this process one key changes one at a time. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyQueue();
 
   constructor(connection: RedisConnection) {
     super();
@@ -404,21 +405,11 @@ export class RedisBackend extends EventEmitter {
 
   /** Runs `task` after every earlier task of `key` in this process, so updates of one key never race each other here. */
   withKey<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const before = this.locks.get(key);
-    const run = before ? before.then(task, task) : task();
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.locks.set(key, tail);
-    tail.then(() => {
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    });
-    return run;
+    return this.locks.run(key, task);
   }
 
   busy(key: string): boolean {
-    return this.locks.has(key);
+    return this.locks.busy(key);
   }
 
   /**

@@ -3,6 +3,7 @@ import { now } from './clock';
 import type { DriverName, SqlDriver } from './driver';
 import { CacheError, messageOf, StoreIOError } from './errors';
 import type { FileLock } from './file-lock';
+import { KeyQueue } from './key-queue';
 import { LruMap } from './lru';
 import {
   type Durability,
@@ -92,7 +93,7 @@ export class Store extends EventEmitter {
   private readonly logger: StoreLogger;
   private readonly cache: LruMap<string, Row | null>;
   private readonly pending = new Map<string, Row | null>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyQueue();
   private readonly touched = new Map<string, number>();
   private readonly prefixes = new Map<string, string>();
   private epoch = 0;
@@ -213,7 +214,7 @@ export class Store extends EventEmitter {
   async get(namespace: string, key: string): Promise<Entry | undefined> {
     const fullKey = this.fullKey(namespace, key);
     const known = this.memoryRow(fullKey);
-    const row = known !== undefined ? this.live(fullKey, known) : await this.withKey(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
+    const row = known !== undefined ? this.live(fullKey, known) : await this.locks.run(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
     return row ? toEntry(row) : undefined;
   }
 
@@ -223,10 +224,10 @@ export class Store extends EventEmitter {
     const row = this.makeRow(value, ttlSeconds, options.evictable !== false);
     // nothing queued on this key and room to spare: enqueue now (no await, so nothing can come between)
     const commit =
-      !this.locks.has(fullKey) && this.fits(fullKey, row)
+      !this.locks.busy(fullKey) && this.fits(fullKey, row)
         ? this.writes.enqueue(fullKey, row)
         : (
-            await this.withKey(fullKey, () =>
+            await this.locks.run(fullKey, () =>
               this.fits(fullKey, row) ? Promise.resolve({ commit: this.writes.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row),
             )
           ).commit;
@@ -251,7 +252,7 @@ export class Store extends EventEmitter {
     } catch {
       return false;
     }
-    if (this.locks.has(fullKey) || this.pending.has(fullKey)) return false;
+    if (this.locks.busy(fullKey) || this.pending.has(fullKey)) return false;
     if (row && !this.fits(fullKey, row)) return false;
     if (!this.writes.commitNow(fullKey, row, this.memoryRow(fullKey))) return false;
     // a read under way started before this write: it must not put the old row into the read cache
@@ -273,11 +274,11 @@ export class Store extends EventEmitter {
   async update(namespace: string, key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     const fullKey = this.fullKey(namespace, key);
     // nothing queued on this key and its row in memory: the read-modify-write runs synchronously
-    const known = this.locks.has(fullKey) ? undefined : this.memoryRow(fullKey);
+    const known = this.locks.busy(fullKey) ? undefined : this.memoryRow(fullKey);
     const step =
       known !== undefined
         ? this.decide(fullKey, this.live(fullKey, known), change)
-        : await this.withKey(fullKey, async () => {
+        : await this.locks.run(fullKey, async () => {
             const locked = this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change);
             // recount while still holding the key, so no other update reads the row before this one is queued
             if (locked.tooBig) locked.commit = (await this.enqueueAfterRecount(fullKey, locked.tooBig)).commit;
@@ -286,7 +287,7 @@ export class Store extends EventEmitter {
     if (step.tooBig) {
       // decided synchronously with the key free: taking the key now comes before any other update of it
       const row = step.tooBig;
-      step.commit = (await this.withKey(fullKey, () => this.enqueueAfterRecount(fullKey, row))).commit;
+      step.commit = (await this.locks.run(fullKey, () => this.enqueueAfterRecount(fullKey, row))).commit;
     }
     if (step.commit) await step.commit;
     return step.result;
@@ -448,18 +449,6 @@ export class Store extends EventEmitter {
     const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
     if (epoch === this.epoch && !this.pending.has(fullKey)) this.cache.set(fullKey, row);
     return this.memoryRow(fullKey) ?? row;
-  }
-
-  /** Runs `task` after every earlier task for the same key has finished. */
-  private withKey<T>(fullKey: string, task: () => Promise<T>): Promise<T> {
-    const before = this.locks.get(fullKey);
-    const run = before ? before.then(task, task) : task();
-    const tail = run.catch(() => undefined);
-    this.locks.set(fullKey, tail);
-    void tail.then(() => {
-      if (this.locks.get(fullKey) === tail) this.locks.delete(fullKey);
-    });
-    return run;
   }
 
   /** Whether `row` fits under the size cap by the counts in memory (store-size.ts). */
