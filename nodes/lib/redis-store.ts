@@ -14,7 +14,7 @@ import { CacheError, messageOf, StoreFullError } from './errors';
 import { KeyQueue } from './key-queue';
 import type { StoreLogger } from './options';
 import { decodeJson, encodeValue, type Json } from './serialize';
-import type { CacheSpace, FlightOptions, SpaceHealth } from './space';
+import { type CacheSpace, type FlightOptions, namespaceTtl, type SpaceHealth } from './space';
 import type { UpdateDecision, UpdateResult } from './store';
 import { checkKey, type Entry, encodeNamespace, rowText, stampsOf } from './store-rows';
 
@@ -478,7 +478,7 @@ export class RedisNamespace implements CacheSpace {
 
   async set(key: string, value: unknown, ttlSeconds?: number): Promise<Entry> {
     const k = this.redisKey(key);
-    const record = makeRecord(value, this.ttl(ttlSeconds));
+    const record = makeRecord(value, namespaceTtl(ttlSeconds, this.defaultTtl));
     const write = () => this.backend.run((client) => (record.px ? client.set(k, record.text, { PX: record.px }) : client.set(k, record.text)));
     // behind an update of the key still under way here, else at once (one connection keeps the order of what follows)
     await (this.backend.busy(k) ? this.backend.withKey(k, write) : write());
@@ -568,7 +568,7 @@ export class RedisNamespace implements CacheSpace {
             args = ['del', '', '0'];
             entry = undefined;
           } else {
-            const record = makeRecord(decision.value, this.ttl(decision.ttl));
+            const record = makeRecord(decision.value, namespaceTtl(decision.ttl, this.defaultTtl));
             args = ['set', record.text, String(record.px)];
             entry = { value: decision.value, storedAt: record.storedAt, expiresAt: record.expiresAt };
           }
@@ -671,9 +671,5 @@ export class RedisNamespace implements CacheSpace {
     if ('custom' in error && options.decodeError) return options.decodeError(error.custom);
     const message = error.message ?? 'the request failed in another process';
     return error.code ? new CacheError(error.code as CacheError['code'], message) : new Error(message);
-  }
-
-  private ttl(ttlSeconds: number | undefined): number | undefined {
-    return ttlSeconds === undefined || ttlSeconds === 0 ? this.defaultTtl || undefined : ttlSeconds;
   }
 }
