@@ -1,19 +1,14 @@
 // The Redis backend: namespaces kept on a Redis (or Valkey) server that several Node-RED processes
 // share. One client (one connection, commands pipelined) per server, database and user, shared by
-// every namespace on it (redis-connection.ts; redis-registry.ts hands them out).
-//
-// Keys: `<prefix><namespace as UTF-8 hex>:<key>`, so two namespaces never mix and one namespace is
-// exactly what `SCAN MATCH <prefix><hex>:*` finds. Values: the SQLite store's row text
-// ({"s": storedAt, "e": expiresAt, "v": value through the shared serializer}), so values keep their
-// types. Expiry is Redis's own (PX). A single flight's lock and outcome live beside the namespace
-// under `<prefix><hex>#flight:...`, which neither `keys` nor `clear` see.
-import { createHash, randomUUID } from 'node:crypto';
+// every namespace on it (redis-connection.ts; redis-registry.ts hands them out). What a key is
+// called and what it holds: redis-keys.ts.
+import { randomUUID } from 'node:crypto';
 import { CacheError, messageOf } from './errors';
 import { pause, type RedisBackend } from './redis-connection';
-import { decodeJson, encodeValue, type Json } from './serialize';
+import { flightLock, makeRecord, namespaceBase, namespacePattern, parseEntry, redisKeyOf, sha1 } from './redis-keys';
 import { type CacheSpace, type FlightOptions, namespaceTtl } from './space';
 import type { UpdateDecision, UpdateResult } from './store';
-import { checkKey, type Entry, encodeNamespace, rowText, stampsOf } from './store-rows';
+import type { Entry } from './store-rows';
 
 export { AnswerWatch, RedisBackend, type RedisConnection } from './redis-connection';
 export { redactUrl, redisUrlHasSecret, shownRedisUrl } from './redis-url';
@@ -48,36 +43,8 @@ const LAND_SCRIPT = `redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1`;
 
-function sha1(text: string): string {
-  return createHash('sha1').update(text, 'utf8').digest('hex');
-}
-
 const CAS_SHA = sha1(CAS_SCRIPT);
 const LAND_SHA = sha1(LAND_SCRIPT);
-
-function parseEntry(text: string, where: string): Entry {
-  let parsed: { s?: unknown; e?: unknown; v?: Json };
-  try {
-    parsed = JSON.parse(text) as typeof parsed;
-  } catch {
-    throw new CacheError('STORE_IO', `Redis key ${where} does not hold a flow-cache entry`, { text: 'redisForeign', values: { key: where } });
-  }
-  if (!parsed || typeof parsed !== 'object' || typeof parsed.s !== 'number' || !('v' in parsed)) {
-    throw new CacheError('STORE_IO', `Redis key ${where} does not hold a flow-cache entry`, { text: 'redisForeign', values: { key: where } });
-  }
-  return { value: decodeJson(parsed.v as Json), storedAt: parsed.s, expiresAt: typeof parsed.e === 'number' ? parsed.e : null };
-}
-
-/** The text, stamps and PX of a value to write; a bad TTL is INVALID_TTL and nothing is written. */
-function makeRecord(value: unknown, ttlSeconds: number | undefined): { text: string; storedAt: number; expiresAt: number | null; px: number } {
-  const { storedAt, expiresAt, ttlMs } = stampsOf(ttlSeconds, 1);
-  return { text: rowText(encodeValue(value), storedAt, expiresAt), storedAt, expiresAt, px: ttlMs };
-}
-
-/** A glob pattern (SCAN MATCH) that matches `text` literally. */
-function globLiteral(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&');
-}
 
 /** One namespace on a Redis server: the CacheSpace every node uses, atomic per key across processes. */
 export class RedisNamespace implements CacheSpace {
@@ -91,13 +58,12 @@ export class RedisNamespace implements CacheSpace {
     readonly prefix: string,
     readonly defaultTtl = 0,
   ) {
-    this.base = `${prefix}${encodeNamespace(name)}`;
+    this.base = namespaceBase(prefix, name);
   }
 
   /** The Redis key of a key of this namespace. */
   redisKey(key: string): string {
-    checkKey(key);
-    return `${this.base}:${key}`;
+    return redisKeyOf(this.base, key);
   }
 
   async get(key: string): Promise<Entry | undefined> {
@@ -126,7 +92,7 @@ export class RedisNamespace implements CacheSpace {
   async clear(): Promise<void> {
     await this.backend.run(async (client, watch) => {
       let batch: string[] = [];
-      for await (const keys of client.scanIterator({ MATCH: `${globLiteral(this.base)}:*`, COUNT: SCAN_COUNT })) {
+      for await (const keys of client.scanIterator({ MATCH: namespacePattern(this.base), COUNT: SCAN_COUNT })) {
         watch.answered();
         batch.push(...(keys as string[]));
         if (batch.length >= DELETE_BATCH) {
@@ -142,7 +108,7 @@ export class RedisNamespace implements CacheSpace {
   private async redisKeys(): Promise<string[]> {
     return this.backend.run(async (client, watch) => {
       const found = new Set<string>();
-      for await (const keys of client.scanIterator({ MATCH: `${globLiteral(this.base)}:*`, COUNT: SCAN_COUNT })) {
+      for await (const keys of client.scanIterator({ MATCH: namespacePattern(this.base), COUNT: SCAN_COUNT })) {
         watch.answered();
         for (const k of keys as string[]) found.add(k);
       }
@@ -226,7 +192,7 @@ export class RedisNamespace implements CacheSpace {
    * stored, or get its error. A holder that dies leaves the lock to expire, and the next caller takes it.
    */
   async singleFlight(flightKey: string, work: () => Promise<Entry>, options: FlightOptions): Promise<Entry> {
-    const lock = `${this.base}#flight:${createHash('sha256').update(flightKey).digest('hex')}`;
+    const lock = flightLock(this.base, flightKey);
     const deadline = Date.now() + options.waitMs;
     const holdMs = Math.max(1, Math.round(options.holdMs));
     let pollMs = FLIGHT_POLL_FIRST_MS;
