@@ -2,7 +2,8 @@
 // config node that uses it, as acquireStore shares one SQLite store per file.
 import { createHash } from 'node:crypto';
 import type { StoreLogger } from './options';
-import { RedisBackend, type RedisConnection, redactUrl } from './redis-store';
+import { RedisBackend, type RedisConnection } from './redis-connection';
+import { redactUrl } from './redis-url';
 
 interface Shared {
   backend: RedisBackend;

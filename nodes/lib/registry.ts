@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { messageOf } from './errors';
 import { resolveStoreOptions, type StoreOptions, sizeLimitBytes } from './options';
-import type { CacheSpace, FlightOptions } from './space';
+import { type CacheSpace, type FlightOptions, namespaceTtl } from './space';
 import { type Entry, Store, type UpdateDecision, type UpdateResult } from './store';
 
 interface Shared {
@@ -112,7 +112,7 @@ export class CacheNamespace implements CacheSpace {
   }
 
   set(key: string, value: unknown, ttlSeconds?: number): Promise<Entry> {
-    return this.store.set(this.name, key, value, this.ttl(ttlSeconds));
+    return this.store.set(this.name, key, value, namespaceTtl(ttlSeconds, this.defaultTtl));
   }
 
   delete(key: string): Promise<boolean> {
@@ -145,13 +145,9 @@ export class CacheNamespace implements CacheSpace {
   update(key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     return this.store.update(this.name, key, (current) => {
       const decision = change(current);
-      if (decision && 'value' in decision) return { ...decision, ttl: this.ttl(decision.ttl) };
+      if (decision && 'value' in decision) return { ...decision, ttl: namespaceTtl(decision.ttl, this.defaultTtl) };
       return decision;
     });
-  }
-
-  private ttl(ttlSeconds: number | undefined): number | undefined {
-    return ttlSeconds === undefined || ttlSeconds === 0 ? this.defaultTtl || undefined : ttlSeconds;
   }
 }
 

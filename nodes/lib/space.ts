@@ -21,6 +21,11 @@ export interface SpaceBackend extends EventEmitter {
   readonly health?: SpaceHealth;
 }
 
+/** The TTL a write gets in a namespace: one that gives none (undefined or 0) gets the namespace's default, if it has one. */
+export function namespaceTtl(ttlSeconds: number | undefined, defaultTtl: number): number | undefined {
+  return ttlSeconds === undefined || ttlSeconds === 0 ? defaultTtl || undefined : ttlSeconds;
+}
+
 /** How a single flight waits for, and tells other processes about, its outcome. */
 export interface FlightOptions {
   /** The key the work stores its entry under: what a process that waited reads once the flight has landed. */

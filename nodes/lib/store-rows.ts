@@ -1,5 +1,7 @@
 // Rows as the store holds them in memory and writes them to its table: the text of a row, the key
-// encodings that keep namespaces apart in SQL, and the statements that write a batch of rows.
+// encodings that keep namespaces apart in SQL, and the statements that write a batch of rows. The
+// Redis backend keeps the same text under its keys, with the same key check and TTL stamps.
+import { now } from './clock';
 import { CacheError } from './errors';
 import { TABLE } from './schema';
 import { decodeJson, type Json } from './serialize';
@@ -11,6 +13,10 @@ export interface Entry {
   /** null: never expires. */
   expiresAt: number | null;
 }
+
+/** The last instant a JavaScript Date can hold. */
+const MAX_DATE_MS = 8.64e15;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Rows a statement carries (and rows a sweep, clear or eviction round removes at a time). */
 export const ROWS_PER_STATEMENT = 1000;
@@ -65,6 +71,37 @@ export function toEntry(row: Row): Entry {
   row.parsed ??= JSON.parse(row.text) as { v: Json };
   const parsed = row.parsed;
   return { value: decodeJson(parsed.v), storedAt: row.storedAt, expiresAt: row.expiresAt };
+}
+
+/** Refuses a key that is empty or not well-formed text. */
+export function checkKey(key: string): void {
+  if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string', { text: 'keyEmpty' });
+  // UTF-8 (the SQLite drivers', Redis's) turns a lone surrogate into U+FFFD, so two such keys would share one row or Redis key
+  if (LONE_SURROGATE.test(key)) throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate', { text: 'keySurrogate' });
+}
+
+/**
+ * The stamps of a value written now with a TTL in seconds (0 or undefined: no expiry), and the TTL in
+ * ms, at least `minTtlMs` (Redis's PX takes no 0). A bad TTL is INVALID_TTL and nothing is written.
+ */
+export function stampsOf(ttlSeconds: number | undefined, minTtlMs = 0): { storedAt: number; expiresAt: number | null; ttlMs: number } {
+  if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
+    throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, {
+      text: 'ttl',
+      values: { value: String(ttlSeconds) },
+    });
+  }
+  const storedAt = now();
+  const ttlMs = ttlSeconds ? Math.max(minTtlMs, Math.round(ttlSeconds * 1000)) : 0;
+  const expiresAt = ttlSeconds ? storedAt + ttlMs : null;
+  // a huge TTL would overflow to Infinity, which JSON cannot hold: the entry would never be readable again
+  if (expiresAt !== null && !(expiresAt <= MAX_DATE_MS)) {
+    throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`, {
+      text: 'ttlTooLong',
+      values: { value: String(ttlSeconds) },
+    });
+  }
+  return { storedAt, expiresAt, ttlMs };
 }
 
 export function rowText(valueText: string, storedAt: number, expiresAt: number | null): string {

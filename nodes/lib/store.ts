@@ -3,6 +3,7 @@ import { now } from './clock';
 import type { DriverName, SqlDriver } from './driver';
 import { CacheError, messageOf, StoreIOError } from './errors';
 import type { FileLock } from './file-lock';
+import { KeyQueue } from './key-queue';
 import { LruMap } from './lru';
 import {
   type Durability,
@@ -18,7 +19,21 @@ import { encodeValue } from './serialize';
 import { isCorruption } from './sqlite-file';
 import { openDatabase, openStoreFile, setAside } from './store-open';
 import { type InspectedEntry, type KeyListOptions, type KeyPage, type NamespaceStats, StoreQueries } from './store-queries';
-import { type Entry, encodeNamespace, fromHex, hexKey, parseRow, RESTAMP_FUTURE, ROWS_PER_STATEMENT, type Row, restamp, rowText, toEntry } from './store-rows';
+import {
+  checkKey,
+  type Entry,
+  encodeNamespace,
+  fromHex,
+  hexKey,
+  parseRow,
+  RESTAMP_FUTURE,
+  ROWS_PER_STATEMENT,
+  type Row,
+  restamp,
+  rowText,
+  stampsOf,
+  toEntry,
+} from './store-rows';
 import { Eviction, type EvictionRound, SizeAccount } from './store-size';
 import { type Batch, WritePath } from './store-writes';
 
@@ -56,10 +71,8 @@ interface UpdateStep {
 }
 
 const TOUCH_FLUSH_MS = 1_000;
-const MAX_DATE_MS = 8.64e15; // the last instant a JavaScript Date can hold
 /** A row stamped further than this ahead of the clock means the clock went back. */
 const CLOCK_SLACK_MS = 1000;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * A persistent key-value store in one SQLite file (node:sqlite, or sqlite3 through keyv's SQLite adapter), with namespaces,
@@ -80,7 +93,7 @@ export class Store extends EventEmitter {
   private readonly logger: StoreLogger;
   private readonly cache: LruMap<string, Row | null>;
   private readonly pending = new Map<string, Row | null>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyQueue();
   private readonly touched = new Map<string, number>();
   private readonly prefixes = new Map<string, string>();
   private epoch = 0;
@@ -201,7 +214,7 @@ export class Store extends EventEmitter {
   async get(namespace: string, key: string): Promise<Entry | undefined> {
     const fullKey = this.fullKey(namespace, key);
     const known = this.memoryRow(fullKey);
-    const row = known !== undefined ? this.live(fullKey, known) : await this.withKey(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
+    const row = known !== undefined ? this.live(fullKey, known) : await this.locks.run(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
     return row ? toEntry(row) : undefined;
   }
 
@@ -219,10 +232,9 @@ export class Store extends EventEmitter {
     const entry: Entry = { value, storedAt: row.storedAt, expiresAt: row.expiresAt };
     const settled = () => entry;
     // nothing queued on this key and room to spare: enqueue now (synchronously, so nothing can come between)
-    if (!this.locks.has(fullKey) && this.fits(fullKey, row)) return this.writes.enqueue(fullKey, row).then(settled);
-    return this.withKey(fullKey, () =>
-      this.fits(fullKey, row) ? Promise.resolve({ commit: this.writes.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row),
-    )
+    if (!this.locks.busy(fullKey) && this.fits(fullKey, row)) return this.writes.enqueue(fullKey, row).then(settled);
+    return this.locks
+      .run(fullKey, () => (this.fits(fullKey, row) ? Promise.resolve({ commit: this.writes.enqueue(fullKey, row) }) : this.enqueueAfterRecount(fullKey, row)))
       .then((step) => step.commit)
       .then(settled);
   }
@@ -244,7 +256,7 @@ export class Store extends EventEmitter {
     } catch {
       return false;
     }
-    if (this.locks.has(fullKey) || this.pending.has(fullKey)) return false;
+    if (this.locks.busy(fullKey) || this.pending.has(fullKey)) return false;
     if (row && !this.fits(fullKey, row)) return false;
     if (!this.writes.commitNow(fullKey, row, this.memoryRow(fullKey))) return false;
     // a read under way started before this write: it must not put the old row into the read cache
@@ -266,11 +278,11 @@ export class Store extends EventEmitter {
   async update(namespace: string, key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     const fullKey = this.fullKey(namespace, key);
     // nothing queued on this key and its row in memory: the read-modify-write runs synchronously
-    const known = this.locks.has(fullKey) ? undefined : this.memoryRow(fullKey);
+    const known = this.locks.busy(fullKey) ? undefined : this.memoryRow(fullKey);
     const step =
       known !== undefined
         ? this.decide(fullKey, this.live(fullKey, known), change)
-        : await this.withKey(fullKey, async () => {
+        : await this.locks.run(fullKey, async () => {
             const locked = this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change);
             // recount while still holding the key, so no other update reads the row before this one is queued
             if (locked.tooBig) locked.commit = (await this.enqueueAfterRecount(fullKey, locked.tooBig)).commit;
@@ -279,7 +291,7 @@ export class Store extends EventEmitter {
     if (step.tooBig) {
       // decided synchronously with the key free: taking the key now comes before any other update of it
       const row = step.tooBig;
-      step.commit = (await this.withKey(fullKey, () => this.enqueueAfterRecount(fullKey, row))).commit;
+      step.commit = (await this.locks.run(fullKey, () => this.enqueueAfterRecount(fullKey, row))).commit;
     }
     if (step.commit) await step.commit;
     return step.result;
@@ -373,10 +385,7 @@ export class Store extends EventEmitter {
 
   private fullKey(namespace: string, key: string): string {
     this.assertOpen();
-    if (typeof key !== 'string' || key.length === 0) throw new CacheError('INVALID_KEY', 'key must be a non-empty string', { text: 'keyEmpty' });
-    // the driver writes a lone surrogate as U+FFFD, so two such keys would share one row on disk
-    if (LONE_SURROGATE.test(key))
-      throw new CacheError('INVALID_KEY', 'key must be well-formed text: it holds a lone UTF-16 surrogate', { text: 'keySurrogate' });
+    checkKey(key);
     let prefix = this.prefixes.get(namespace);
     if (prefix === undefined) {
       prefix = `${encodeNamespace(namespace)}:`;
@@ -401,21 +410,7 @@ export class Store extends EventEmitter {
   }
 
   private makeRow(value: unknown, ttlSeconds: number | undefined, evictable: boolean): Row {
-    if (ttlSeconds !== undefined && (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds < 0)) {
-      throw new CacheError('INVALID_TTL', `ttl must be a number of seconds >= 0, got ${String(ttlSeconds)}`, {
-        text: 'ttl',
-        values: { value: String(ttlSeconds) },
-      });
-    }
-    const storedAt = now();
-    const expiresAt = ttlSeconds ? storedAt + Math.round(ttlSeconds * 1000) : null;
-    // a huge TTL would overflow to Infinity, which JSON cannot hold: the row would never be readable again
-    if (expiresAt !== null && !(expiresAt <= MAX_DATE_MS)) {
-      throw new CacheError('INVALID_TTL', `ttl of ${String(ttlSeconds)} s ends after the last date that can be stored`, {
-        text: 'ttlTooLong',
-        values: { value: String(ttlSeconds) },
-      });
-    }
+    const { storedAt, expiresAt } = stampsOf(ttlSeconds);
     const text = rowText(encodeValue(value), storedAt, expiresAt);
     return { text, storedAt, expiresAt, size: Buffer.byteLength(text), evictable };
   }
@@ -458,18 +453,6 @@ export class Store extends EventEmitter {
     const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
     if (epoch === this.epoch && !this.pending.has(fullKey)) this.cache.set(fullKey, row);
     return this.memoryRow(fullKey) ?? row;
-  }
-
-  /** Runs `task` after every earlier task for the same key has finished. */
-  private withKey<T>(fullKey: string, task: () => Promise<T>): Promise<T> {
-    const before = this.locks.get(fullKey);
-    const run = before ? before.then(task, task) : task();
-    const tail = run.catch(() => undefined);
-    this.locks.set(fullKey, tail);
-    void tail.then(() => {
-      if (this.locks.get(fullKey) === tail) this.locks.delete(fullKey);
-    });
-    return run;
   }
 
   /** Whether `row` fits under the size cap by the counts in memory (store-size.ts). */

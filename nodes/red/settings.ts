@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InputError } from '../lib/errors';
 import { resolveStoreOptions, STORE_DEFAULTS, type StoreOptions } from '../lib/options';
-import { redisUrlHasSecret, shownRedisUrl } from '../lib/redis-store';
+import { redisUrlHasSecret, shownRedisUrl } from '../lib/redis-url';
 import type { BackendKind } from '../lib/space';
 import type { Node, NodeAPI } from './api';
 import { localize, text } from './i18n';
