@@ -36,6 +36,9 @@ import { StatusReporter } from './red/status';
 import { isoInZone } from './red/time';
 
 const ignore = () => undefined;
+/** URLs whose request a node keeps worked out (a node fetches a few URLs, or a few hundred with placeholders). */
+const RESOLVED_URLS = 1_000;
+const MEMO_URL_CHARS = 2_048;
 
 export = (RED: NodeAPI) => {
   bindRuntime(RED);
@@ -65,6 +68,8 @@ export = (RED: NodeAPI) => {
     const warned = new WeakSet<Error>();
     let hits = 0;
     let misses = 0;
+    /** Requests by URL (see resolveRequest); never changed once made, so messages may share one. */
+    const resolved = new Map<string, FetchRequest>();
 
     /** The URL, cache key and body for one message; bad input is an InputError and nothing is fetched. */
     async function resolveRequest(msg: NodeMessage): Promise<FetchRequest> {
@@ -79,6 +84,21 @@ export = (RED: NodeAPI) => {
         raw = fillPlaceholders(RED, template, msg, 'URL');
         fromConfig = true;
       }
+      // a GET or HEAD whose key is derived from its URL is the same request each time its URL is: the
+      // parsed URL, what it shows and its key (a SHA-256) are worked out once per URL
+      const memoKey = settings.derived && method !== 'POST' && raw.length <= MEMO_URL_CHARS ? `${fromConfig ? 'c' : 'm'}${raw}` : undefined;
+      const known = memoKey === undefined ? undefined : resolved.get(memoKey);
+      if (known) return known;
+      const request = await parseRequest(raw, fromConfig, msg);
+      if (memoKey !== undefined) {
+        if (resolved.size >= RESOLVED_URLS) resolved.clear();
+        resolved.set(memoKey, request);
+      }
+      return request;
+    }
+
+    /** The request for a URL (its text as the message or the configuration gives it). */
+    async function parseRequest(raw: string, fromConfig: boolean, msg: NodeMessage): Promise<FetchRequest> {
       let parsed: URL;
       try {
         parsed = new URL(raw);
@@ -141,10 +161,11 @@ export = (RED: NodeAPI) => {
       return Promise.race([flight, deadline]).finally(() => clearTimeout(timer));
     }
 
-    function deliver(msg: NodeMessage, send: SendFunction, key: string, entry: Entry, hit: boolean, stale: boolean): void {
+    /** Puts an answer on the message; `shared`: other messages get the same entry (one fetch answers them all), so each gets a copy. */
+    function deliver(msg: NodeMessage, send: SendFunction, key: string, entry: Entry, hit: boolean, stale: boolean, shared = false): void {
       const stored = entry.value as StoredResponse;
       const fetchedAt = fetchedAtOf(entry);
-      msg.payload = bodyAs(stored, returnType);
+      msg.payload = bodyAs(stored, returnType, shared);
       msg.statusCode = stored.statusCode;
       msg.cache = {
         key,
@@ -189,7 +210,7 @@ export = (RED: NodeAPI) => {
         status.set(() => ({ fill: 'yellow', shape: 'ring', text: tf(fresh ? 'status.cached' : 'status.stale', { reason, hits, misses }) }));
         return;
       }
-      deliver(msg, send, request.key, fetched, false, false);
+      deliver(msg, send, request.key, fetched, false, false, true);
       misses++;
       const statusCode = (fetched.value as StoredResponse).statusCode;
       status.set(() => ({ fill: 'blue', shape: 'dot', text: tf('status.fetched', { status: statusCode, hits, misses }) }));

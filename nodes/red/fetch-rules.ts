@@ -136,10 +136,14 @@ export function storedBody(raw: Buffer, kind: BodyKind, shown: string): unknown 
   }
 }
 
-/** A private copy of a stored body in the wanted form (a cached entry may have been stored for another return type). */
-export function bodyAs(stored: StoredResponse, wanted: BodyKind): unknown {
+/**
+ * The stored body in the wanted form (a cached entry may have been stored for another return type): a
+ * private copy, or with `copy` false the body itself where the entry is already the caller's own copy.
+ */
+export function bodyAs(stored: StoredResponse, wanted: BodyKind, copy = true): unknown {
   const { kind, body } = stored;
   if (kind === wanted) {
+    if (!copy) return body;
     if (Buffer.isBuffer(body)) return Buffer.from(body);
     return typeof body === 'object' && body !== null ? structuredClone(body) : body;
   }

@@ -5,20 +5,36 @@ import type { StoreBinding } from './binding';
 import { localize, shared } from './i18n';
 import { type StatusReporter, shorten } from './status';
 
+/** How many messages a node is working on, and who waits for it to have none (closing). */
+interface Activity {
+  count: number;
+  idle: (() => void)[];
+}
+
 /** The messages each node is working on, so closing can wait for them. */
-const inProgress = new WeakMap<Node, Set<Promise<void>>>();
+const inProgress = new WeakMap<Node, Activity>();
+
+function activityOf(node: Node): Activity {
+  let activity = inProgress.get(node);
+  if (!activity) {
+    activity = { count: 0, idle: [] };
+    inProgress.set(node, activity);
+  }
+  return activity;
+}
 
 /**
  * Registers an input handler that ends every message: the handler's errors turn the status red
  * and reach Catch nodes through done(err); Node-RED never sees a rejected promise.
  */
 export function onInput(node: Node, status: StatusReporter, handler: (msg: NodeMessage, send: SendFunction) => Promise<void>): void {
-  let active = inProgress.get(node);
-  if (!active) {
-    active = new Set();
-    inProgress.set(node, active);
-  }
-  const working = active;
+  const activity = activityOf(node);
+  const finished = () => {
+    if (--activity.count > 0 || activity.idle.length === 0) return;
+    const waiting = activity.idle;
+    activity.idle = [];
+    for (const wake of waiting) wake();
+  };
   node.on('input', (msg, send, done: DoneFunction) => {
     let work: Promise<void>;
     try {
@@ -26,17 +42,19 @@ export function onInput(node: Node, status: StatusReporter, handler: (msg: NodeM
     } catch (error) {
       work = Promise.reject(error);
     }
-    const settled = work.then(
-      () => done(),
+    activity.count++;
+    work.then(
+      () => {
+        finished();
+        done();
+      },
       (error: unknown) => {
+        finished();
         const err = localize(error instanceof Error ? error : new Error(String(error)));
         status.set({ fill: 'red', shape: 'ring', text: shorten(err.message) }, true);
         done(err);
       },
     );
-    working.add(settled);
-    const forget = () => working.delete(settled);
-    settled.then(forget, forget);
   });
 }
 
@@ -85,24 +103,22 @@ function nextTurn(): Promise<void> {
  * began: two quiet turns with nothing in progress mean nothing more is coming.
  */
 async function drain(node: Node, limitMs: number): Promise<void> {
-  const active = inProgress.get(node) ?? new Set<Promise<void>>();
+  const activity = activityOf(node);
   const deadline = Date.now() + limitMs;
   for (;;) {
     await nextTurn();
     await nextTurn();
-    if (active.size === 0) return;
+    if (activity.count === 0) return;
     const left = deadline - Date.now();
     if (left <= 0) {
-      node.warn(shared('drainTimeout', { count: active.size, seconds: limitMs / 1000 }));
+      node.warn(shared('drainTimeout', { count: activity.count, seconds: limitMs / 1000 }));
       return;
     }
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled([...active]),
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-      }),
-    ]);
+    await new Promise<void>((resolve) => {
+      activity.idle.push(resolve);
+      timer = setTimeout(resolve, left);
+    });
     clearTimeout(timer);
   }
 }
