@@ -329,6 +329,22 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
     assert.equal((msgs[1].payload as { city: string }).city, 'Berlin');
   });
 
+  it('gives every cache hit its own copy: a flow changing one hit changes neither the store nor the next hit', async () => {
+    await helper.load(nodes, fetchFlow(file, upstream.base));
+    const out = collect('out');
+    node('fetcher').receive({ payload: 'Berlin' });
+    await out.until(1);
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, first] = await out.until(2);
+    assert.equal(info(first).hit, true);
+    (first.payload as { city: string }).city = 'changed';
+    node('fetcher').receive({ payload: 'Berlin' });
+    const [, , second] = await out.until(3);
+    assert.equal(info(second).hit, true);
+    assert.deepEqual(second.payload, { city: 'Berlin', version: 1 });
+    assert.equal(upstream.seen.length, 1);
+  });
+
   it('sends the stale copy when the upstream answers 500 or 429, with a warning', async () => {
     await helper.load(nodes, fetchFlow(file, upstream.base));
     const out = collect('out');
