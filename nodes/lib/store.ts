@@ -275,24 +275,39 @@ export class Store extends EventEmitter {
    * Atomic read-modify-write of one key: `change` sees the current entry (never a stale one) and no
    * other write to the key runs between its read and its write. Throwing from `change` writes nothing.
    */
-  async update(namespace: string, key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
-    const fullKey = this.fullKey(namespace, key);
-    // nothing queued on this key and its row in memory: the read-modify-write runs synchronously
-    const known = this.locks.busy(fullKey) ? undefined : this.memoryRow(fullKey);
-    const step =
-      known !== undefined
-        ? this.decide(fullKey, this.live(fullKey, known), change)
-        : await this.locks.run(fullKey, async () => {
-            const locked = this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change);
-            // recount while still holding the key, so no other update reads the row before this one is queued
-            if (locked.tooBig) locked.commit = (await this.enqueueAfterRecount(fullKey, locked.tooBig)).commit;
-            return { ...locked, tooBig: undefined };
-          });
-    if (step.tooBig) {
-      // decided synchronously with the key free: taking the key now comes before any other update of it
-      const row = step.tooBig;
-      step.commit = (await this.locks.run(fullKey, () => this.enqueueAfterRecount(fullKey, row))).commit;
+  update(namespace: string, key: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
+    let fullKey: string;
+    let step: UpdateStep;
+    try {
+      fullKey = this.fullKey(namespace, key);
+      // nothing queued on this key and its row in memory: the read-modify-write runs synchronously
+      const known = this.locks.busy(fullKey) ? undefined : this.memoryRow(fullKey);
+      if (known === undefined) return this.updateLocked(fullKey, change);
+      step = this.decide(fullKey, this.live(fullKey, known), change);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    // what waits for the commit is the result and no more (an update's frame would keep the rest alive)
+    const { result, tooBig } = step;
+    const settled = () => result;
+    if (tooBig) {
+      // decided synchronously with the key free: taking the key now comes before any other update of it
+      return this.locks
+        .run(fullKey, () => this.enqueueAfterRecount(fullKey, tooBig))
+        .then((queued) => queued.commit)
+        .then(settled);
+    }
+    return step.commit ? step.commit.then(settled) : Promise.resolve(result);
+  }
+
+  /** update() of a key whose row is not in memory, or that another task holds: decided holding the key. */
+  private async updateLocked(fullKey: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
+    const step = await this.locks.run(fullKey, async () => {
+      const locked = this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change);
+      // recount while still holding the key, so no other update reads the row before this one is queued
+      if (locked.tooBig) locked.commit = (await this.enqueueAfterRecount(fullKey, locked.tooBig)).commit;
+      return locked;
+    });
     if (step.commit) await step.commit;
     return step.result;
   }
