@@ -422,8 +422,11 @@ async function main(): Promise<void> {
     const scaled = entries < 1_000_000 ? `quick run: ${entries.toLocaleString('en-US')} entries, not 1,000,000; ` : '';
     notes['rss.mb.1m'] = `${scaled}written at ${formatNumber(rss.rate)}/s with 10,000 in flight; database ${formatNumber(rss.dbFileMb)} MiB`;
     notes['rss.mb.1m.peak'] = scaled ? 'quick run: scaled down' : '';
-    notes['rss.mb.1m.harness'] = `peak ${formatNumber(harness.peakGrowthMb)} MiB; after the collection that gives back spare space ${formatNumber(harness.retainedMb)} MiB`;
-    process.stderr.write(` ${formatNumber(rss.growthMb)} MiB, without the package ${formatNumber(harness.growthMb)} MiB (${((Date.now() - rssStarted) / 1000).toFixed(1)} s)\n`);
+    notes['rss.mb.1m.harness'] =
+      `peak ${formatNumber(harness.peakGrowthMb)} MiB; after the collection that gives back spare space ${formatNumber(harness.retainedMb)} MiB`;
+    process.stderr.write(
+      ` ${formatNumber(rss.growthMb)} MiB, without the package ${formatNumber(harness.growthMb)} MiB (${((Date.now() - rssStarted) / 1000).toFixed(1)} s)\n`,
+    );
   } catch (error) {
     for (const name of ['rss.mb.1m', 'rss.mb.1m.peak', 'rss.mb.1m.retained', 'rss.mb.1m.harness']) figures[name] = null;
     notes['rss.mb.1m'] = `failed: ${(error as Error).message}`;
