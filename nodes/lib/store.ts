@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { now } from './clock';
-import type { DriverName, SqlDriver } from './driver';
+import type { DriverName, SqlDriver, SqlRow } from './driver';
 import { CacheError, messageOf, StoreIOError } from './errors';
 import type { FileLock } from './file-lock';
 import { KeyQueue } from './key-queue';
@@ -73,6 +73,8 @@ interface UpdateStep {
 const TOUCH_FLUSH_MS = 1_000;
 /** A row stamped further than this ahead of the clock means the clock went back. */
 const CLOCK_SLACK_MS = 1000;
+/** One row by its full key (hex, see hexKey). */
+const SELECT_ROW = `SELECT value, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`;
 
 /**
  * A persistent key-value store in one SQLite file (node:sqlite, or sqlite3 through keyv's SQLite adapter), with namespaces,
@@ -213,7 +215,7 @@ export class Store extends EventEmitter {
   /** Reads a key; expired entries read as absent (and are removed). */
   async get(namespace: string, key: string): Promise<Entry | undefined> {
     const fullKey = this.fullKey(namespace, key);
-    const known = this.memoryRow(fullKey);
+    const known = this.knownRow(fullKey, false);
     const row = known !== undefined ? this.live(fullKey, known) : await this.locks.run(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
     return row ? toEntry(row) : undefined;
   }
@@ -281,7 +283,7 @@ export class Store extends EventEmitter {
     try {
       fullKey = this.fullKey(namespace, key);
       // nothing queued on this key and its row in memory: the read-modify-write runs synchronously
-      const known = this.locks.busy(fullKey) ? undefined : this.memoryRow(fullKey);
+      const known = this.knownRow(fullKey, true);
       if (known === undefined) return this.updateLocked(fullKey, change);
       step = this.decide(fullKey, this.live(fullKey, known), change);
     } catch (error) {
@@ -458,16 +460,53 @@ export class Store extends EventEmitter {
     const known = this.memoryRow(fullKey);
     if (known !== undefined) return known;
     const epoch = this.epoch;
-    let found: { value: unknown; evictable: unknown } | undefined;
+    let found: SqlRow | undefined;
     try {
-      found = (await this.db.query(`SELECT value, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`, [hexKey(fullKey)]))[0] as typeof found;
+      found = (await this.db.query(SELECT_ROW, [hexKey(fullKey)]))[0];
     } catch (error) {
-      if (isCorruption(error)) this.recover(error);
-      throw new StoreIOError('read', this.file, error);
+      throw this.readFailed(error);
     }
     const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
     if (epoch === this.epoch && !this.pending.has(fullKey)) this.cache.set(fullKey, row);
     return this.memoryRow(fullKey) ?? row;
+  }
+
+  /**
+   * The row of a key (null: known absent) without waiting: from memory, else read at once where the
+   * driver can; undefined when it must be waited for (read asynchronously, or behind the key's queue).
+   * `queued`: a row in memory counts only while no task holds the key (an update must wait its turn).
+   */
+  private knownRow(fullKey: string, queued: boolean): Row | null | undefined {
+    const busy = this.locks.busy(fullKey);
+    if (queued && busy) return undefined;
+    const known = this.memoryRow(fullKey);
+    if (known !== undefined || busy) return known;
+    return this.loadRowNow(fullKey);
+  }
+
+  /**
+   * The row of a key that memory does not know, read at once where the driver can (node:sqlite):
+   * nothing can come between the read and what the caller does with it, so no key lock is needed.
+   * Undefined where the driver cannot read at once (sqlite3), or while a damaged file is replaced.
+   */
+  private loadRowNow(fullKey: string): Row | null | undefined {
+    const querySync = this.db.querySync;
+    if (!querySync || this.recovering) return undefined;
+    let found: SqlRow | undefined;
+    try {
+      found = querySync(SELECT_ROW, [hexKey(fullKey)])[0];
+    } catch (error) {
+      throw this.readFailed(error);
+    }
+    const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
+    this.cache.set(fullKey, row);
+    return row;
+  }
+
+  /** A read failed: damage starts the file's replacement; the caller gets a read error. */
+  private readFailed(error: unknown): StoreIOError {
+    if (isCorruption(error)) this.recover(error);
+    return new StoreIOError('read', this.file, error);
   }
 
   /** Whether `row` fits under the size cap by the counts in memory (store-size.ts). */
