@@ -32,8 +32,11 @@ export = (RED: NodeAPI) => {
     let misses = 0;
 
     onInput(this, status, async (msg, send) => {
-      const key = await resolveKey(RED, this, config, msg);
-      const cache = await binding.namespace();
+      // a key and a namespace that are there at once are taken without awaiting (a microtask turn each)
+      const found = resolveKey(RED, this, config, msg);
+      const key = typeof found === 'string' ? found : await found;
+      const opened = binding.namespace();
+      const cache = opened instanceof Promise ? await opened : opened;
       const entry = await cache.get(key);
       if (entry) {
         setMessageProperty(RED, msg, property, entry.value);

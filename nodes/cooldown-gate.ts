@@ -347,8 +347,9 @@ class Gate {
   }
 
   /** The namespace the gate's state lives in: kept until the gate itself lets it go, whatever the store's default TTL. */
-  private async stateNamespace(): Promise<CacheSpace> {
-    return (await this.binding.namespace()).withoutDefaultTtl();
+  private stateNamespace(): CacheSpace | Promise<CacheSpace> {
+    const opened = this.binding.namespace();
+    return opened instanceof Promise ? opened.then((space) => space.withoutDefaultTtl()) : opened.withoutDefaultTtl();
   }
 
   private async input(msg: NodeMessage, send: SendFunction): Promise<void> {
@@ -356,7 +357,9 @@ class Gate {
     if (controls.length > 1) throw new InputError(this.t('errors.controls', { fields: controls.map((name) => `msg.${name}`).join(', ') }));
     if (msg.quiet === true) return this.restartQuiet();
     if (msg.release === true) return this.release(msg);
-    const key = await resolveKey(this.RED, this.node, this.config, msg);
+    // a key and a namespace that are there at once are taken without awaiting (a microtask turn each)
+    const found = resolveKey(this.RED, this.node, this.config, msg);
+    const key = typeof found === 'string' ? found : await found;
     if (msg.reset === true) {
       await this.reset(key, send);
       return;
@@ -400,7 +403,8 @@ class Gate {
   ): Promise<D | undefined> {
     let decision: D | undefined;
     try {
-      const cache = await this.stateNamespace();
+      const opened = this.stateNamespace();
+      const cache = opened instanceof Promise ? await opened : opened;
       await cache.update(STORE_KEY_PREFIX + key, (current) => {
         const decided = step(current);
         decision = decided.decision;

@@ -75,14 +75,17 @@ export = (RED: NodeAPI) => {
     }
 
     onInput(this, status, async (msg, send) => {
-      const key = await resolveKey(RED, this, config, msg);
+      // a key and a namespace that are there at once are taken without awaiting (a microtask turn each)
+      const found = resolveKey(RED, this, config, msg);
+      const key = typeof found === 'string' ? found : await found;
       let action: Action;
       if (msg.count !== undefined) action = { kind: 'set', count: finiteNumber(msg.count, 'msg.count') };
       else if (msg.reset === true) action = { kind: 'reset' };
       else action = { kind: 'add', amount: msg.increment === undefined ? step : finiteNumber(msg.increment, 'msg.increment') };
 
       const zone = binding.zone;
-      const cache = await binding.namespace();
+      const opened = binding.namespace();
+      const cache = opened instanceof Promise ? await opened : opened;
       let outcome: { record: CountRecord; previous: number | null; rolledOver: boolean; redated: number | null } | undefined;
       // a count is kept until reset, whatever the store's default TTL; the prefix keeps counts
       // apart from values cache-set writes under the same key (msg.topic)

@@ -79,14 +79,21 @@ function messageProperty(RED: NodeAPI, msg: NodeMessage, path: string): unknown 
   }
 }
 
-/** Resolves a node's key for one message; an empty or non-string key is an error. */
-export async function resolveKey(RED: NodeAPI, node: Node, config: BaseNodeConfig, msg: NodeMessage): Promise<string> {
+/**
+ * Resolves a node's key for one message; an empty or non-string key is an error. A key from the message
+ * or a text is returned as it is; one from an expression or context comes as a promise.
+ */
+export function resolveKey(RED: NodeAPI, node: Node, config: BaseNodeConfig, msg: NodeMessage): string | Promise<string> {
   const keyType = config.keyType || 'msg';
   const keyValue = config.key ?? (keyType === 'msg' ? 'topic' : '');
-  let key: unknown;
-  if (keyType === 'str') key = fillPlaceholders(RED, keyValue, msg, 'key');
-  else if (keyType === 'msg') key = messageProperty(RED, msg, keyValue);
-  else key = await evaluate(RED, node, keyValue, keyType, msg);
+  // a key from the message or a text is there at once: no promise (and no turn of the microtask queue) for it
+  if (keyType === 'str') return checkedKey(fillPlaceholders(RED, keyValue, msg, 'key'), keyType, keyValue);
+  if (keyType === 'msg') return checkedKey(messageProperty(RED, msg, keyValue), keyType, keyValue);
+  return evaluate(RED, node, keyValue, keyType, msg).then((key) => checkedKey(key, keyType, keyValue));
+}
+
+/** A key as resolveKey found it, or an InputError naming where it came from. */
+function checkedKey(key: unknown, keyType: string, keyValue: string): string {
   if (typeof key === 'string' && key.length > 0 && key.length <= MAX_KEY_LENGTH) return key;
   // a bad key only: the text naming where it came from is made for the error, not for every message
   const where = keyType === 'str' ? shared('theKey') : shared('keyFrom', { property: `${keyType}.${keyValue}` });
