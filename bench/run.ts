@@ -104,12 +104,13 @@ const RATIOS: [string, string, string, '>=' | '<=' | '', number][] = [
   ['store.get.hot / baseline.sqlite.get', 'store.get.hot', 'baseline.sqlite.get', '>=', 10],
   ['store.incr.concurrent / baseline.sqlite.set.tx', 'store.incr.concurrent', 'baseline.sqlite.set.tx', '>=', 0.3],
   ['node.cache-get.hit / node.change', 'node.cache-get.hit', 'node.change', '>=', 0.5],
-  ['node.cooldown-gate / node.change', 'node.cooldown-gate', 'node.change', '>=', 0.4],
+  ['node.cooldown-gate / node.change', 'node.cooldown-gate', 'node.change', '>=', 0.5],
   ['node.cooldown-gate.limit / node.change', 'node.cooldown-gate.limit', 'node.change', '', 0],
   ['node.counter / node.change', 'node.counter', 'node.change', '>=', 0.3],
   ['node.cache-set / node.change', 'node.cache-set', 'node.change', '', 0],
-  ['node.ttl-fetch.hit / node.change', 'node.ttl-fetch.hit', 'node.change', '', 0],
+  ['node.ttl-fetch.hit / node.change', 'node.ttl-fetch.hit', 'node.change', '>=', 0.4],
   ['startup.ms.100k / startup.ms.empty', 'startup.ms.100k', 'startup.ms.empty', '<=', 2],
+  // the quick run writes 50,000 entries: its target is 60 MiB (see quickTargets)
   ['rss.mb.1m', 'rss.mb.1m', '', '<=', 100],
   ['disk.kib.per.write', 'disk.kib.per.write', '', '<=', 8],
   ['store.set.concurrent / baseline.keyv.set.concurrent', 'store.set.concurrent', 'baseline.keyv.set.concurrent', '>=', 10],
@@ -123,9 +124,13 @@ Object.assign(DESCRIPTIONS, REDIS_DESCRIPTIONS);
  * (`paired`, by the node's figure), not the quotient of the two medians; a ratio between two nodes is
  * the quotient of their medians.
  */
-function ratios(figures: Figures, notes: Record<string, string>, paired: Record<string, NodeResult>): Record<string, Ratio> {
+/** Targets that differ in a quick run, which measures less: RSS growth for 50,000 entries, not 1,000,000. */
+const QUICK_TARGETS: Record<string, number> = { 'rss.mb.1m': 60 };
+
+function ratios(figures: Figures, notes: Record<string, string>, paired: Record<string, NodeResult>, quick: boolean): Record<string, Ratio> {
   const out: Record<string, Ratio> = {};
-  for (const [name, top, bottom, op, target] of RATIOS) {
+  for (const [name, top, bottom, op, fullTarget] of RATIOS) {
+    const target = quick ? (QUICK_TARGETS[name] ?? fullTarget) : fullTarget;
     const a = figures[top];
     const b = bottom ? figures[bottom] : 1;
     // the pairs were measured against the change node: they give only the ratio to it
@@ -433,7 +438,7 @@ async function main(): Promise<void> {
     process.stderr.write(' failed\n');
   }
 
-  const ratioTable = ratios(figures, notes, paired);
+  const ratioTable = ratios(figures, notes, paired, quick);
   const seconds = (Date.now() - started) / 1000;
   const meta = {
     date: new Date().toISOString(),
