@@ -12,6 +12,7 @@ import { runCase } from './case';
 import { contextFigures } from './context';
 import { type DiskCase, runDiskCase } from './disk';
 import { formatNumber, keyvSqliteLoadError, median, ROOT, type Spread, storeDriver, tempDir } from './lib';
+import { NODERED_DESCRIPTIONS, NODERED_RATIOS, noderedFigures } from './nodered';
 import { NODE_CASES, type NodeCase, type NodeResult, REDIS_NODE_CASES } from './nodes';
 import { REDIS_DESCRIPTIONS, REDIS_RATIOS, redisStoreFigures, startBenchRedis } from './redis';
 import type { RssResult } from './rss';
@@ -115,9 +116,9 @@ const RATIOS: [string, string, string, '>=' | '<=' | '', number][] = [
   ['disk.kib.per.write', 'disk.kib.per.write', '', '<=', 8],
   ['store.set.concurrent / baseline.keyv.set.concurrent', 'store.set.concurrent', 'baseline.keyv.set.concurrent', '>=', 10],
   ['store.get.hot / baseline.keyv.get', 'store.get.hot', 'baseline.keyv.get', '>=', 10],
-  ...REDIS_RATIOS.map(([name, top, bottom]): [string, string, string, '', number] => [name, top, bottom, '', 0]),
+  ...[...REDIS_RATIOS, ...NODERED_RATIOS].map(([name, top, bottom]): [string, string, string, '', number] => [name, top, bottom, '', 0]),
 ];
-Object.assign(DESCRIPTIONS, REDIS_DESCRIPTIONS);
+Object.assign(DESCRIPTIONS, REDIS_DESCRIPTIONS, NODERED_DESCRIPTIONS);
 
 /**
  * The ratios of the figures; a node's ratio to the change node is the median of its pairs of rounds
@@ -437,6 +438,14 @@ async function main(): Promise<void> {
     notes['rss.mb.1m'] = `failed: ${(error as Error).message}`;
     process.stderr.write(' failed\n');
   }
+
+  // Node-RED with the package beside Node-RED without it: start-up, idle RSS and idle CPU, from a child process of its own
+  const noderedStarted = Date.now();
+  process.stderr.write('  Node-RED with and without the package\n');
+  const nodered = noderedFigures(quick);
+  Object.assign(figures, nodered.figures);
+  Object.assign(notes, nodered.notes);
+  process.stderr.write(`  (Node-RED processes: ${((Date.now() - noderedStarted) / 1000).toFixed(1)} s)\n`);
 
   const ratioTable = ratios(figures, notes, paired, quick);
   const seconds = (Date.now() - started) / 1000;
