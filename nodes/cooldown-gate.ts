@@ -352,6 +352,16 @@ class Gate {
     return opened instanceof Promise ? opened.then((space) => space.withoutDefaultTtl()) : opened.withoutDefaultTtl();
   }
 
+  /**
+   * Runs `step` on the state namespace: at once when it is open, else once it is. Every message's step
+   * (pass, hold, reset, release) starts this way with nothing awaited before it, so a key's steps
+   * reach the store in the order their messages came.
+   */
+  private inState<T>(step: (cache: CacheSpace) => Promise<T>): Promise<T> {
+    const opened = this.stateNamespace();
+    return opened instanceof Promise ? opened.then(step) : step(opened);
+  }
+
   private async input(msg: NodeMessage, send: SendFunction): Promise<void> {
     const controls = CONTROLS.filter((name) => msg[name] === true);
     if (controls.length > 1) throw new InputError(this.t('errors.controls', { fields: controls.map((name) => `msg.${name}`).join(', ') }));
@@ -403,13 +413,13 @@ class Gate {
   ): Promise<D | undefined> {
     let decision: D | undefined;
     try {
-      const opened = this.stateNamespace();
-      const cache = opened instanceof Promise ? await opened : opened;
-      await cache.update(STORE_KEY_PREFIX + key, (current) => {
-        const decided = step(current);
-        decision = decided.decision;
-        return decided.write;
-      });
+      await this.inState((cache) =>
+        cache.update(STORE_KEY_PREFIX + key, (current) => {
+          const decided = step(current);
+          decision = decided.decision;
+          return decided.write;
+        }),
+      );
     } catch (error) {
       if (!this.failOpen) throw error;
       send([this.passDespite(error, key, msg), null]);
@@ -513,13 +523,14 @@ class Gate {
 
   /** msg.reset, and the admin API's reset: the key's state goes; what was held back in it is summed up now. */
   private async reset(key: string, send: SendFunction): Promise<boolean> {
-    const cache = await this.stateNamespace();
     let outcome: { summary?: Held; existed: boolean } = { existed: false };
-    await cache.update(STORE_KEY_PREFIX + key, (current) => {
-      const decided = resetKey(this.rules, current, now(), { summaryOn: this.settings.summary, mayFlush: this.running() });
-      outcome = decided;
-      return decided.write;
-    });
+    await this.inState((cache) =>
+      cache.update(STORE_KEY_PREFIX + key, (current) => {
+        const decided = resetKey(this.rules, current, now(), { summaryOn: this.settings.summary, mayFlush: this.running() });
+        outcome = decided;
+        return decided.write;
+      }),
+    );
     this.unplan(key);
     this.status.set({ fill: 'blue', shape: 'ring', text: this.t('status.reset', { key, ...this.counts() }) });
     if (outcome.summary) await this.deliver(key, outcome.summary, send);
@@ -534,16 +545,18 @@ class Gate {
     const passId = info.pass;
     const passAt = passTimeOf(passId);
     if (passAt === undefined) throw new InputError(t('errors.releaseNoPass', { value: describe(passId) }));
-    const key = await resolveKey(this.RED, this.node, info.key === undefined ? this.config : KEY_OF_PASS, msg);
+    const found = resolveKey(this.RED, this.node, info.key === undefined ? this.config : KEY_OF_PASS, msg);
+    const key = typeof found === 'string' ? found : await found;
     let at = 0;
     let outcome: ReturnType<typeof releasePass>['release'] | undefined;
-    const cache = await this.stateNamespace();
-    await cache.update(STORE_KEY_PREFIX + key, (current) => {
-      at = now();
-      const decided = releasePass(this.rules, current, at, passId as string, passAt, this.settings.classic);
-      outcome = decided.release;
-      return decided.write;
-    });
+    await this.inState((cache) =>
+      cache.update(STORE_KEY_PREFIX + key, (current) => {
+        at = now();
+        const decided = releasePass(this.rules, current, at, passId as string, passAt, this.settings.classic);
+        outcome = decided.release;
+        return decided.write;
+      }),
+    );
     const r = outcome!;
     const result: CooldownInfo = {
       key,
@@ -705,12 +718,13 @@ class Gate {
     let seen: ReturnType<typeof peek> = { lastPass: undefined, gateLeft: 0, count: 0 };
     let read = false;
     try {
-      const cache = await this.binding.namespace();
-      await cache.update(STORE_KEY_PREFIX + key, (current) => {
-        seen = peek(this.rules, current, at);
-        read = true;
-        return undefined;
-      });
+      await this.inState((cache) =>
+        cache.update(STORE_KEY_PREFIX + key, (current) => {
+          seen = peek(this.rules, current, at);
+          read = true;
+          return undefined;
+        }),
+      );
     } catch {
       // only what the quiet time says: the store is not needed to hold a message back now
     }
