@@ -196,7 +196,8 @@ export async function openBrowser(viewport = { width: 1600, height: 1000 }, loca
     locale,
     env: { ...process.env, FONTCONFIG_FILE: fontConfig(profile, fonts) } as Record<string, string>,
   });
-  const page = context.pages()[0] ?? (await context.newPage());
+  // a page of our own: the tab Chromium opens at its start is its own to replace or close while it starts
+  const page = await context.newPage();
   page.setDefaultTimeout(15_000);
   const outsideRequests: string[] = [];
   const pageErrors: string[] = [];
