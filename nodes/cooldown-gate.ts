@@ -346,20 +346,15 @@ class Gate {
     return work;
   }
 
-  /** The namespace the gate's state lives in: kept until the gate itself lets it go, whatever the store's default TTL. */
-  private stateNamespace(): CacheSpace | Promise<CacheSpace> {
-    const opened = this.binding.namespace();
-    return opened instanceof Promise ? opened.then((space) => space.withoutDefaultTtl()) : opened.withoutDefaultTtl();
-  }
-
   /**
-   * Runs `step` on the state namespace: at once when it is open, else once it is. Every message's step
+   * Runs `step` on the namespace the gate's state lives in (kept until the gate itself lets it go,
+   * whatever the store's default TTL): at once when it is open, else once it is. Every message's step
    * (pass, hold, reset, release) starts this way with nothing awaited before it, so a key's steps
    * reach the store in the order their messages came.
    */
   private inState<T>(step: (cache: CacheSpace) => Promise<T>): Promise<T> {
-    const opened = this.stateNamespace();
-    return opened instanceof Promise ? opened.then(step) : step(opened);
+    const opened = this.binding.namespace();
+    return opened instanceof Promise ? opened.then((space) => step(space.withoutDefaultTtl())) : step(opened.withoutDefaultTtl());
   }
 
   private async input(msg: NodeMessage, send: SendFunction): Promise<void> {
@@ -623,8 +618,7 @@ class Gate {
 
   private async putBack(key: string, held: Held): Promise<void> {
     try {
-      const cache = await this.stateNamespace();
-      await cache.update(STORE_KEY_PREFIX + key, (current) => putBackSummary(this.rules, current, now(), held));
+      await this.inState((cache) => cache.update(STORE_KEY_PREFIX + key, (current) => putBackSummary(this.rules, current, now(), held)));
     } catch (error) {
       this.node.warn(this.t('warnings.summaryLost', { key, error: messageOf(error) }));
     }
@@ -634,12 +628,13 @@ class Gate {
   private async flushKey(key: string): Promise<void> {
     let taken: { summary?: Held; later?: number } = {};
     try {
-      const cache = await this.stateNamespace();
-      await cache.update(STORE_KEY_PREFIX + key, (current) => {
-        const decided = takeDueSummary(this.rules, current, now(), this.running());
-        taken = decided;
-        return decided.write;
-      });
+      await this.inState((cache) =>
+        cache.update(STORE_KEY_PREFIX + key, (current) => {
+          const decided = takeDueSummary(this.rules, current, now(), this.running());
+          taken = decided;
+          return decided.write;
+        }),
+      );
     } catch (error) {
       // kept in the store: tried again in a minute, or sent after the next start
       if (!this.running()) return;

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { now } from './clock';
-import type { DriverName, SqlDriver, SqlRow } from './driver';
+import type { DriverName, SqlDriver } from './driver';
 import { CacheError, messageOf, StoreIOError } from './errors';
 import type { FileLock } from './file-lock';
 import { KeyQueue } from './key-queue';
@@ -19,13 +19,12 @@ import { encodeValue } from './serialize';
 import { isCorruption } from './sqlite-file';
 import { openDatabase, openStoreFile, setAside } from './store-open';
 import { type InspectedEntry, type KeyListOptions, type KeyPage, type NamespaceStats, StoreQueries } from './store-queries';
+import { CLOCK_SLACK_MS, ReadPath } from './store-reads';
 import {
   checkKey,
   type Entry,
   encodeNamespace,
   fromHex,
-  hexKey,
-  parseRow,
   RESTAMP_FUTURE,
   ROWS_PER_STATEMENT,
   type Row,
@@ -71,10 +70,6 @@ interface UpdateStep {
 }
 
 const TOUCH_FLUSH_MS = 1_000;
-/** A row stamped further than this ahead of the clock means the clock went back. */
-const CLOCK_SLACK_MS = 1000;
-/** One row by its full key (hex, see hexKey). */
-const SELECT_ROW = `SELECT value, evictable FROM ${TABLE} WHERE key = CAST(unhex(?) AS TEXT)`;
 
 /**
  * A persistent key-value store in one SQLite file (node:sqlite, or sqlite3 through keyv's SQLite adapter), with namespaces,
@@ -104,6 +99,7 @@ export class Store extends EventEmitter {
   private readonly size: SizeAccount;
   private readonly eviction: Eviction;
   private readonly writes: WritePath;
+  private readonly reads: ReadPath;
   private readonly onExit = (): void => this.writes.writeAtExit();
   private readonly queries = new StoreQueries({
     query: (sql, params) => this.query(sql, params),
@@ -135,6 +131,19 @@ export class Store extends EventEmitter {
       announce: (round: EvictionRound) => this.emit('evicted', round),
     };
     this.eviction = new Eviction(host, this.size, this.evictionPolicy, this.policy.orderColumn ?? 'stored_at');
+    this.reads = new ReadPath({
+      file,
+      pending: this.pending,
+      cache: this.cache,
+      touched: this.touched,
+      locks: this.locks,
+      tracksReads: this.policy.tracksReads,
+      db: () => this.db,
+      epoch: () => this.epoch,
+      recovering: () => this.recovering,
+      recover: (error) => this.recover(error),
+      enqueue: (fullKey, row) => void this.writes.enqueue(fullKey, row),
+    });
     this.writes = new WritePath({
       file,
       logger,
@@ -215,8 +224,11 @@ export class Store extends EventEmitter {
   /** Reads a key; expired entries read as absent (and are removed). */
   async get(namespace: string, key: string): Promise<Entry | undefined> {
     const fullKey = this.fullKey(namespace, key);
-    const known = this.knownRow(fullKey, false);
-    const row = known !== undefined ? this.live(fullKey, known) : await this.locks.run(fullKey, async () => this.live(fullKey, await this.loadRow(fullKey)));
+    const known = this.reads.knownRow(fullKey, false);
+    const row =
+      known !== undefined
+        ? this.reads.live(fullKey, known)
+        : await this.locks.run(fullKey, async () => this.reads.live(fullKey, await this.reads.loadRow(fullKey)));
     return row ? toEntry(row) : undefined;
   }
 
@@ -260,7 +272,7 @@ export class Store extends EventEmitter {
     }
     if (this.locks.busy(fullKey) || this.pending.has(fullKey)) return false;
     if (row && !this.fits(fullKey, row)) return false;
-    if (!this.writes.commitNow(fullKey, row, this.memoryRow(fullKey))) return false;
+    if (!this.writes.commitNow(fullKey, row, this.reads.memoryRow(fullKey))) return false;
     // a read under way started before this write: it must not put the old row into the read cache
     this.epoch++;
     this.cache.set(fullKey, row);
@@ -283,9 +295,9 @@ export class Store extends EventEmitter {
     try {
       fullKey = this.fullKey(namespace, key);
       // nothing queued on this key and its row in memory: the read-modify-write runs synchronously
-      const known = this.knownRow(fullKey, true);
+      const known = this.reads.knownRow(fullKey, true);
       if (known === undefined) return this.updateLocked(fullKey, change);
-      step = this.decide(fullKey, this.live(fullKey, known), change);
+      step = this.decide(fullKey, this.reads.live(fullKey, known), change);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -305,7 +317,7 @@ export class Store extends EventEmitter {
   /** update() of a key whose row is not in memory, or that another task holds: decided holding the key. */
   private async updateLocked(fullKey: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     const step = await this.locks.run(fullKey, async () => {
-      const locked = this.decide(fullKey, this.live(fullKey, this.memoryRow(fullKey) ?? (await this.loadRow(fullKey))), change);
+      const locked = this.decide(fullKey, this.reads.live(fullKey, this.reads.memoryRow(fullKey) ?? (await this.reads.loadRow(fullKey))), change);
       // recount while still holding the key, so no other update reads the row before this one is queued
       if (locked.tooBig) locked.commit = (await this.enqueueAfterRecount(fullKey, locked.tooBig)).commit;
       return locked;
@@ -432,86 +444,9 @@ export class Store extends EventEmitter {
     return { text, storedAt, expiresAt, size: Buffer.byteLength(text), evictable };
   }
 
-  /** The row known in memory: a pending write wins over the read cache; null means known absent. */
-  private memoryRow(fullKey: string): Row | null | undefined {
-    const pending = this.pending.get(fullKey);
-    if (pending !== undefined) return pending;
-    return this.cache.get(fullKey);
-  }
-
-  /** Returns the row unless it expired; an expired row is queued for removal. */
-  private live(fullKey: string, row: Row | null | undefined): Row | undefined {
-    if (!row) return undefined;
-    const at = now();
-    if (row.storedAt > at + CLOCK_SLACK_MS) {
-      // stamped in the future: the clock went back; the entry keeps its TTL from now, never longer
-      row = restamp(row, at);
-      this.writes.enqueue(fullKey, row);
-    }
-    if (row.expiresAt !== null && row.expiresAt <= at) {
-      this.writes.enqueue(fullKey, null);
-      return undefined;
-    }
-    if (this.policy.tracksReads) this.touched.set(fullKey, now());
-    return row;
-  }
-
-  private async loadRow(fullKey: string): Promise<Row | null> {
-    const known = this.memoryRow(fullKey);
-    if (known !== undefined) return known;
-    const epoch = this.epoch;
-    let found: SqlRow | undefined;
-    try {
-      found = (await this.db.query(SELECT_ROW, [hexKey(fullKey)]))[0];
-    } catch (error) {
-      throw this.readFailed(error);
-    }
-    const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
-    if (epoch === this.epoch && !this.pending.has(fullKey)) this.cache.set(fullKey, row);
-    return this.memoryRow(fullKey) ?? row;
-  }
-
-  /**
-   * The row of a key (null: known absent) without waiting: from memory, else read at once where the
-   * driver can; undefined when it must be waited for (read asynchronously, or behind the key's queue).
-   * `queued`: a row in memory counts only while no task holds the key (an update must wait its turn).
-   */
-  private knownRow(fullKey: string, queued: boolean): Row | null | undefined {
-    const busy = this.locks.busy(fullKey);
-    if (queued && busy) return undefined;
-    const known = this.memoryRow(fullKey);
-    if (known !== undefined || busy) return known;
-    return this.loadRowNow(fullKey);
-  }
-
-  /**
-   * The row of a key that memory does not know, read at once where the driver can (node:sqlite):
-   * nothing can come between the read and what the caller does with it, so no key lock is needed.
-   * Undefined where the driver cannot read at once (sqlite3), or while a damaged file is replaced.
-   */
-  private loadRowNow(fullKey: string): Row | null | undefined {
-    const querySync = this.db.querySync;
-    if (!querySync || this.recovering) return undefined;
-    let found: SqlRow | undefined;
-    try {
-      found = querySync(SELECT_ROW, [hexKey(fullKey)])[0];
-    } catch (error) {
-      throw this.readFailed(error);
-    }
-    const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
-    this.cache.set(fullKey, row);
-    return row;
-  }
-
-  /** A read failed: damage starts the file's replacement; the caller gets a read error. */
-  private readFailed(error: unknown): StoreIOError {
-    if (isCorruption(error)) this.recover(error);
-    return new StoreIOError('read', this.file, error);
-  }
-
   /** Whether `row` fits under the size cap by the counts in memory (store-size.ts). */
   private fits(fullKey: string, row: Row): boolean {
-    return this.size.fits(this.memoryRow(fullKey), row, this.writes.batch);
+    return this.size.fits(this.reads.memoryRow(fullKey), row, this.writes.batch);
   }
 
   /**
@@ -520,7 +455,7 @@ export class Store extends EventEmitter {
    * a delete frees its room at once, as it does in immediate mode, not at the next flush).
    */
   private async recount(fullKey: string): Promise<void> {
-    if (this.memoryRow(fullKey) === undefined) await this.loadRow(fullKey);
+    if (this.reads.memoryRow(fullKey) === undefined) await this.reads.loadRow(fullKey);
     await this.writes.exclusive(async () => {
       await this.size.readCounts((sql, params) => this.query(sql, params)); // no batch is in flight while this runs
       await this.size.creditPending(
@@ -553,7 +488,7 @@ export class Store extends EventEmitter {
   /** Enqueues a row once exact byte counts confirm it fits (else StoreFullError); call holding the key's lock. */
   private async enqueueAfterRecount(fullKey: string, row: Row): Promise<{ commit: Promise<void> }> {
     await this.recount(fullKey);
-    this.size.assertRoom(this.memoryRow(fullKey), row, this.writes.batch); // no await between this check and the enqueue
+    this.size.assertRoom(this.reads.memoryRow(fullKey), row, this.writes.batch); // no await between this check and the enqueue
     return { commit: this.writes.enqueue(fullKey, row) }; // wrapped: returning the promise itself would hold the lock until the commit
   }
 
