@@ -40,6 +40,11 @@ export interface ReadHost {
   enqueue(fullKey: string, row: Row | null): void;
 }
 
+/** The row a SELECT_ROW found (null: none). */
+function rowFound(found: SqlRow | undefined): Row | null {
+  return found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
+}
+
 export class ReadPath {
   constructor(private readonly host: ReadHost) {}
 
@@ -63,7 +68,7 @@ export class ReadPath {
       this.host.enqueue(fullKey, null);
       return undefined;
     }
-    if (this.host.tracksReads) this.host.touched.set(fullKey, now());
+    if (this.host.tracksReads) this.host.touched.set(fullKey, at);
     return row;
   }
 
@@ -78,7 +83,7 @@ export class ReadPath {
     } catch (error) {
       throw this.readFailed(error);
     }
-    const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
+    const row = rowFound(found);
     if (epoch === this.host.epoch() && !this.host.pending.has(fullKey)) this.host.cache.set(fullKey, row);
     return this.memoryRow(fullKey) ?? row;
   }
@@ -110,7 +115,7 @@ export class ReadPath {
     } catch (error) {
       throw this.readFailed(error);
     }
-    const row = found === undefined ? null : parseRow(String(found.value), Number(found.evictable) !== 0);
+    const row = rowFound(found);
     this.host.cache.set(fullKey, row);
     return row;
   }
