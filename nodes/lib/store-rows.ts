@@ -138,14 +138,19 @@ export function writeStatementsOf(puts: Map<string, Row | null>, touched: Map<st
     const chunk = rows.slice(i, i + perStatement).map(([key, row]) => [hexKey(key), row.text, row.size, row.storedAt, row.expiresAt, row.evictable ? 1 : 0]);
     statements.push([UPSERT_ROWS, [JSON.stringify(chunk)]]);
   }
-  if (touched.size > 0) {
-    const touches = [...touched];
-    for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
-      statements.push([
-        `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = CAST(unhex(t.value ->> 0) AS TEXT)`,
-        [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT).map(([key, at]) => [hexKey(key), at]))],
-      ]);
-    }
+  statements.push(...touchStatementsOf(touched));
+  return statements;
+}
+
+/** The statements that write access times (least-recently-used eviction), a thousand rows each. */
+export function touchStatementsOf(touched: Map<string, number>): [string, unknown[]][] {
+  const statements: [string, unknown[]][] = [];
+  const touches = [...touched];
+  for (let i = 0; i < touches.length; i += ROWS_PER_STATEMENT) {
+    statements.push([
+      `UPDATE ${TABLE} SET accessed_at = t.value ->> 1 FROM json_each(?) AS t WHERE ${TABLE}.key = CAST(unhex(t.value ->> 0) AS TEXT)`,
+      [JSON.stringify(touches.slice(i, i + ROWS_PER_STATEMENT).map(([key, at]) => [hexKey(key), at]))],
+    ]);
   }
   return statements;
 }

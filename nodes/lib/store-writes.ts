@@ -7,7 +7,7 @@ import { messageOf, StoreIOError } from './errors';
 import type { LruMap } from './lru';
 import type { Durability, StoreLogger } from './options';
 import { TABLE } from './schema';
-import { hexKey, ROWS_PER_STATEMENT, type Row, rangeEnd, writeStatementsOf } from './store-rows';
+import { hexKey, ROWS_PER_STATEMENT, type Row, rangeEnd, touchStatementsOf, writeStatementsOf } from './store-rows';
 import { countRow, type SizeAccount, uncountRow } from './store-size';
 
 // one row, bound directly: a write committed on its own, before the set that made it returns
@@ -338,7 +338,7 @@ export class WritePath {
     const querySync = this.host.db().querySync;
     if (querySync) {
       await this.writeRowsSync(querySync, batch.puts);
-      for (const [sql, params] of writeStatementsOf(new Map(), this.host.touched, ROWS_PER_STATEMENT)) querySync(sql, params);
+      for (const [sql, params] of touchStatementsOf(this.host.touched)) querySync(sql, params);
       this.host.touched.clear();
       return;
     }
