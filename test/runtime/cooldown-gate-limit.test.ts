@@ -353,12 +353,15 @@ describe('cooldown-gate options', () => {
       await helper.load(nodes, flow('first'));
       const gate = node('gate1');
       clock.advance(30 * SECOND);
-      // (the test helper's setFlows waits for an event a deploy of changed nodes only may send before it listens)
-      await (helper as unknown as { _redNodes: { setFlows(flow: object[], credentials: object, type: string): Promise<unknown> } })._redNodes.setFlows(
-        flow('second'),
-        {},
-        'nodes',
-      );
+      // Node-RED's setFlows resolves before the deploy has started the changed nodes, and the test helper's
+      // own setFlows may listen for "flows:started" only after it was sent: listen first, then deploy
+      const red = helper as unknown as {
+        _events: { once(event: string, listener: () => void): void };
+        _redNodes: { setFlows(flow: object[], credentials: object, type: string): Promise<unknown> };
+      };
+      const started = new Promise<void>((resolve) => red._events.once('flows:started', () => resolve()));
+      await red._redNodes.setFlows(flow('second'), {}, 'nodes');
+      await started;
       assert.equal(node('gate1'), gate, 'the gate kept running');
       const out = outputs();
       await sendInTurn(out, { topic: 'leak' });
