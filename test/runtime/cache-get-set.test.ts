@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
+import { allNodes, catchAndComplete, collect, deploy, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 
@@ -153,7 +153,7 @@ describe('cache-get and cache-set', () => {
     await stored.until(1);
     const redeployed = getSetFlow(files.file);
     (redeployed[4] as { name?: string }).name = 'renamed get';
-    await helper.setFlows(redeployed, 'full');
+    await deploy(redeployed, 'full');
     found = collect('found');
     node('cacheGet').receive({ topic: 'motion_count' });
     assert.equal((await found.until(1))[0].payload, 42);

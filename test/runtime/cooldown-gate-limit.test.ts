@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
 import { fireDueAlarms, useManualAlarms } from '../../nodes/red/timers';
 import { gateNodes, gateOutputs } from '../support/gate-flow';
-import { allNodes, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
+import { allNodes, collect, deploy, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 const SECOND = 1000;
@@ -174,7 +174,7 @@ describe('cooldown-gate options', () => {
       assert.equal(cooldownOf(out.passed.received[0]).count, 3);
       assert.equal(cooldownOf(out.suppressed.received[0]).reason, 'limit');
 
-      await helper.setFlows(gateFlow(files.file, { limit: 3, name: 'renamed' }), 'full');
+      await deploy(gateFlow(files.file, { limit: 3, name: 'renamed' }), 'full');
       out = outputs();
       await sendInTurn(out, { topic: 'sms' });
       assert.equal(out.suppressed.received.length, 1);
@@ -244,7 +244,7 @@ describe('cooldown-gate options', () => {
       assert.equal(out.passed.received.length, 2);
       assert.equal(out.suppressed.received.length, 2);
 
-      await helper.setFlows(gateFlow(files.file, { limit: 1, period: 'week' }, { timezone: 'Europe/Berlin' }), 'full');
+      await deploy(gateFlow(files.file, { limit: 1, period: 'week' }, { timezone: 'Europe/Berlin' }), 'full');
       out = outputs();
       clock.set('2026-10-22T10:00:00Z'); // Thursday
       await sendInTurn(out, { topic: 'w' }, { topic: 'w' });
@@ -254,7 +254,7 @@ describe('cooldown-gate options', () => {
       await sendInTurn(out, { topic: 'w' });
       assert.equal(out.passed.received.length, 2);
 
-      await helper.setFlows(gateFlow(files.file, { limit: 1, period: 'month' }, { timezone: 'Europe/Berlin' }), 'full');
+      await deploy(gateFlow(files.file, { limit: 1, period: 'month' }, { timezone: 'Europe/Berlin' }), 'full');
       out = outputs();
       clock.set('2026-10-15T12:00:00Z');
       await sendInTurn(out, { topic: 'm' });
@@ -319,7 +319,7 @@ describe('cooldown-gate options', () => {
       assert.equal(out.passed.received.length, 1);
 
       clock.advance(HOUR);
-      await helper.setFlows(gateFlow(files.file, { startupQuiet: 30, cooldown: 4, name: 'redeployed' }), 'full');
+      await deploy(gateFlow(files.file, { startupQuiet: 30, cooldown: 4, name: 'redeployed' }), 'full');
       out = outputs();
       await sendInTurn(out, { topic: 'leak' }, { topic: 'other' });
       assert.deepEqual(
@@ -353,15 +353,7 @@ describe('cooldown-gate options', () => {
       await helper.load(nodes, flow('first'));
       const gate = node('gate1');
       clock.advance(30 * SECOND);
-      // Node-RED's setFlows resolves before the deploy has started the changed nodes, and the test helper's
-      // own setFlows may listen for "flows:started" only after it was sent: listen first, then deploy
-      const red = helper as unknown as {
-        _events: { once(event: string, listener: () => void): void };
-        _redNodes: { setFlows(flow: object[], credentials: object, type: string): Promise<unknown> };
-      };
-      const started = new Promise<void>((resolve) => red._events.once('flows:started', () => resolve()));
-      await red._redNodes.setFlows(flow('second'), {}, 'nodes');
-      await started;
+      await deploy(flow('second'), 'nodes');
       assert.equal(node('gate1'), gate, 'the gate kept running');
       const out = outputs();
       await sendInTurn(out, { topic: 'leak' });

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
 import { fireDueAlarms, useManualAlarms } from '../../nodes/red/timers';
 import { gateNodes } from '../support/gate-flow';
-import { allNodes, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
+import { allNodes, collect, deploy, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 const MINUTE = 60_000;
@@ -66,7 +66,7 @@ describe('cooldown-gate summaries', () => {
       fireDueAlarms();
       // 0, 15, 25 and 150 ms later: the closing gate sends some (or none, or all), the new gate the rest
       await new Promise((resolve) => setTimeout(resolve, [0, 15, 25, 150][round]));
-      await helper.setFlows(gateFlow(files.file, { name: `deploy ${round}` }), 'full');
+      await deploy(gateFlow(files.file, { name: `deploy ${round}` }), 'full');
       lists.push(watch());
       completed = collect('completed');
       // the new gate finds what is due in the store and sends it (its store opens in real time)
@@ -87,7 +87,7 @@ describe('cooldown-gate summaries', () => {
     assert.equal(received.length, ROUNDS * PER_ROUND);
 
     // nothing is left to send: another redeploy and a day later, no summary goes out again
-    await helper.setFlows(gateFlow(files.file, { name: 'again' }), 'full');
+    await deploy(gateFlow(files.file, { name: 'again' }), 'full');
     lists = [watch()];
     clock.advance(24 * HOUR);
     await until(() => false, 500);
@@ -134,13 +134,13 @@ describe('cooldown-gate summaries', () => {
       await sendInTurn(completed, leak('on'), leak('on again'));
       // the gate is deleted; another gate on the same keys takes over its summary
       const replaced = gateFlow(files.file, { cooldown: 4 }).map((n) => ((n as { id: string }).id === 'gate1' ? { ...n, id: 'gate2' } : n));
-      await helper.setFlows(replaced, 'full');
+      await deploy(replaced, 'full');
       let summaries = collect('summaries');
       await helper.request().delete(resetPath('binary_sensor.kitchen_leak')).expect(200);
       assert.equal(((await summaries.until(1))[0].summary as Summary).held, 1);
 
       // no gate runs on these keys: the cooldown goes, the summary waits for the next start
-      await helper.setFlows(gateFlow(files.file, { cooldown: 4 }), 'full');
+      await deploy(gateFlow(files.file, { cooldown: 4 }), 'full');
       completed = collect('completed');
       await sendInTurn(completed, leak('on'), leak('on again'));
       const storeOnly = [
@@ -148,10 +148,10 @@ describe('cooldown-gate summaries', () => {
         { id: 'store1', type: 'cache-store', name: 'test store', path: files.file, scope: 'flow', timezone: 'UTC' },
         { id: 'reader', type: 'cache-get', z: 'tab1', store: 'store1', key: 'x', keyType: 'str', property: 'payload', defaultType: 'none', wires: [[], []] },
       ];
-      await helper.setFlows(storeOnly, 'full');
+      await deploy(storeOnly, 'full');
       const answer = await helper.request().delete(resetPath('binary_sensor.kitchen_leak')).expect(200);
       assert.equal(answer.body.deleted, true);
-      await helper.setFlows(gateFlow(files.file, { cooldown: 4 }), 'full');
+      await deploy(gateFlow(files.file, { cooldown: 4 }), 'full');
       summaries = collect('summaries');
       const passed = collect('passed');
       completed = collect('completed');

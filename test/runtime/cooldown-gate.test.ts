@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { NodeMessage } from '../../nodes/red/api';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
+import { allNodes, catchAndComplete, collect, deploy, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 
@@ -205,7 +205,7 @@ describe('cooldown-gate', () => {
 
     clock.advance(HOUR);
     const redeployed = gateFlow(files.file, { name: 'renamed gate' });
-    await helper.setFlows(redeployed, 'full');
+    await deploy(redeployed, 'full');
     suppressed = collect('suppressed');
     passed = collect('passed');
     node('gate1').receive({ topic: 'binary_sensor.kitchen_leak' });

@@ -7,7 +7,7 @@ import { acquireStore } from '../../nodes/lib/registry';
 import type { NodeMessage } from '../../nodes/red/api';
 import { hostZone } from '../../nodes/red/time';
 import { RecordingLogger } from '../store/fixtures';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
+import { allNodes, catchAndComplete, collect, deploy, helper, lastStatus, ManualClock, node, nodeRedLine, useRuntime } from '../support/harness';
 
 const nodes = allNodes();
 
@@ -207,7 +207,7 @@ describe('counter', () => {
     assert.equal(info(msg).previous, 3);
 
     const redeployed = counterFlow(files.file, { name: 'renamed counter', step: 10 });
-    await helper.setFlows(redeployed, 'full');
+    await deploy(redeployed, 'full');
     [msg] = await sendAll([{ topic: 'motion_count' }]);
     assert.equal(msg.payload, 14);
   });

@@ -7,7 +7,7 @@ import { afterEach, before, beforeEach, describe, it } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { NodeMessage } from '../../nodes/red/api';
-import { allNodes, catchAndComplete, collect, helper, initRuntime, lastStatus, ManualClock, node, nodeRedLine, tempDir } from '../support/harness';
+import { allNodes, catchAndComplete, collect, deploy, helper, initRuntime, lastStatus, ManualClock, node, nodeRedLine, tempDir } from '../support/harness';
 
 const nodes = allNodes();
 const MINUTE = 60_000;
@@ -490,7 +490,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
       },
       [fetchNode(upstream.base, { url: `${upstream.base}/weather?appid={{secret}}&city={{payload}}`, credentials: { secret: queryKey } }, 'fetchKeyed')],
     );
-    await helper.setFlows(flow, 'full');
+    await deploy(flow, 'full');
     const out = collect('out');
     node('fetcher').receive({ payload: 'Berlin' });
     const [msg] = await out.until(1);
@@ -689,9 +689,9 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
     assert.equal(upstream.seen.length, 1);
   });
   /** Deploys a flow as the editor does, credentials inside the nodes (Node-RED takes them out of the flow). */
-  async function deploy(flow: object[]): Promise<void> {
+  async function deployAsEditor(flow: object[]): Promise<void> {
     await helper.load(nodes, [{ id: 'tab1', type: 'tab', label: 'Flow 1' }, ...catchAndComplete('tab1', [])]);
-    await helper.setFlows(flow, 'full');
+    await deploy(flow, 'full');
   }
 
   describe('secrets', () => {
@@ -714,7 +714,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
         fetchNode(upstream.base, { url: `${upstream.base}/bot{{token}}/getMe` }, 'fetchPlaceholder'),
         fetchNode(upstream.base, { url: `${upstream.base}/bot${TOKEN}/slow`, timeout: 0.2 }, 'fetchTimeout'),
       ]);
-      await deploy(flow);
+      await deployAsEditor(flow);
       const caught = collect('caught');
       node('fetcher').receive({});
       node('fetchSecretPath').receive({});
@@ -779,7 +779,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
           { url: `${upstream.base}/mirror?appid=${APPID}&city=Oslo&as=${returnType}`, secretHeader: 'X-Api-Key', credentials: { secret: KEY }, returnType },
           id,
         );
-      await deploy(fetchFlow(file, upstream.base, {}, [mirror('json', 'fetchJson'), mirror('text', 'fetchText'), mirror('buffer', 'fetchBytes')]));
+      await deployAsEditor(fetchFlow(file, upstream.base, {}, [mirror('json', 'fetchJson'), mirror('text', 'fetchText'), mirror('buffer', 'fetchBytes')]));
       const out = collect('out');
       for (const id of ['fetchJson', 'fetchText', 'fetchBytes']) node(id).receive({});
       const fetched = await out.until(3);
@@ -834,7 +834,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
       // the admin API lives on the runtime's admin app: started before the flows
       await helper.startServer();
       try {
-        await deploy(
+        await deployAsEditor(
           fetchFlow(file, upstream.base, {
             url: `${upstream.base}/mirror?appid=${APPID}&city=Oslo&as=text`,
             secretHeader: 'X-Api-Key',
@@ -846,7 +846,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
         node('fetcher').receive({});
         const [{ cache }] = await out.until(1);
         // the node is deleted: only the store stays
-        await helper.setFlows([{ id: 'tab1', type: 'tab', label: 'Flow 1' }, storeConfig(file)], 'full');
+        await deploy([{ id: 'tab1', type: 'tab', label: 'Flow 1' }, storeConfig(file)], 'full');
         const entryPath = `/flow-cache/stores/store/namespaces/${Buffer.from('flow:tab1').toString('hex')}/entries/${encodeURIComponent((cache as CacheInfo).key)}`;
         const shown = await helper.request().get(entryPath).expect(200);
         assert.equal(shown.body.entry.fetch.url, `${upstream.base}/mirror`);
@@ -862,7 +862,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
     });
 
     it('never shows the secret header value, even when the upstream repeats it in its status line', async () => {
-      await deploy(fetchFlow(file, upstream.base, { url: `${upstream.base}/reflect`, secretHeader: 'X-Api-Key', credentials: { secret: API_KEY } }));
+      await deployAsEditor(fetchFlow(file, upstream.base, { url: `${upstream.base}/reflect`, secretHeader: 'X-Api-Key', credentials: { secret: API_KEY } }));
       const caught = collect('caught');
       node('fetcher').receive({});
       const [failed] = await caught.until(1);
@@ -883,7 +883,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
           ],
           credentials: { secret: API_KEY },
         });
-        await deploy(flow);
+        await deployAsEditor(flow);
         const out = collect('out');
         const send = async (msg: NodeMessage, n: number) => {
           node('fetcher').receive(msg);
@@ -962,7 +962,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
         account('aliceKeyed', 'alice-key-1111', { key: 'account', keyType: 'str' }),
         account('bobKeyed', 'bob-key-2222', { key: 'account', keyType: 'str' }),
       ]);
-      await deploy(flow);
+      await deployAsEditor(flow);
       const out = collect('out');
       const ask = async (id: string, n: number) => {
         node(id).receive({});
@@ -1003,7 +1003,7 @@ describe(`ttl-fetch (Node-RED ${nodeRedLine})`, () => {
         fetchNode(upstream.base, { url: `${upstream.base.replace(/\d+$/, '{{port}}')}/x`, credentials: { secret: API_KEY } }, 'dynamicPort'),
         fetchNode(upstream.base, { url: '', credentials: {} }, 'noSecretNoUrl'),
       ]);
-      await deploy(flow);
+      await deployAsEditor(flow);
       const caught = collect('caught');
       const out = collect('out');
       node('fetcher').receive({ url: `${upstream.base}/account` });

@@ -21,6 +21,25 @@ export function initRuntime(): string {
   return dir;
 }
 
+/** What deploy() needs of the test helper beyond its typed interface. */
+interface HelperRuntime {
+  _events: { once(event: string, listener: () => void): void };
+  _redNodes: { setFlows(flow: object[], credentials: object, type: string): Promise<unknown> };
+}
+
+/**
+ * Deploys `flow` to the running test runtime and resolves once Node-RED has started it. Node-RED's
+ * setFlows resolves before the flows have started; the test helper's own setFlows listens for
+ * "flows:started" only after that, so it can miss the event, and gives up after 300 ms on a busy
+ * machine. This listens first and waits as long as the test may.
+ */
+export async function deploy(flow: object[], type: 'full' | 'flows' | 'nodes' = 'full', credentials: object = {}): Promise<void> {
+  const red = helper as unknown as HelperRuntime;
+  const started = new Promise<void>((resolve) => red._events.once('flows:started', () => resolve()));
+  await red._redNodes.setFlows(flow, credentials, type);
+  await started;
+}
+
 /** A runtime suite's test directory and database file, fresh for every test. */
 export interface RuntimeFiles {
   dir: string;
