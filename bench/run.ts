@@ -10,6 +10,7 @@ import { messageOf } from '../nodes/lib/errors';
 import { ADMIN_DESCRIPTIONS, adminFigures } from './admin';
 import { runCase } from './case';
 import { contextFigures } from './context';
+import { runConfined } from './device';
 import { type DiskCase, runDiskCase } from './disk';
 import { formatNumber, keyvSqliteLoadError, median, ROOT, type Spread, storeDriver, tempDir } from './lib';
 import { NODERED_DESCRIPTIONS, NODERED_RATIOS, noderedFigures } from './nodered';
@@ -83,6 +84,8 @@ const DESCRIPTIONS: Record<string, [string, string]> = {
   'rss.mb.1m.peak': ['MiB', 'highest RSS growth during those writes'],
   'rss.mb.1m.retained': ['MiB', 'RSS growth after those writes once V8 has given back its spare young-generation space (what the writes left behind)'],
   'rss.mb.1m.harness': ['MiB', 'the same writers against a store that keeps nothing: the growth the writers and V8 cause without the package'],
+  'rss.mb.1m.device.2gb': ['MiB', 'rss.mb.1m in a child confined to 2 GiB (a memory cgroup): Node.js sizes V8 as on a 2 GiB Raspberry Pi, without V8 flags'],
+  'rss.mb.1m.device.1gb': ['MiB', 'the same, confined to 1 GiB'],
   'context.set.sync': ['sets/s', 'context store (flow-cache/context): flow.set(k, v) without callback, 10,000 keys, until committed'],
   'context.set.sync.memory': ['sets/s', "Node-RED's memory context store: flow.set(k, v)"],
   'context.set.sync.localfilesystem': ['sets/s', "Node-RED's localfilesystem context store (cache on, flushInterval 30 s): flow.set(k, v)"],
@@ -113,6 +116,8 @@ const RATIOS: [string, string, string, '>=' | '<=' | '', number][] = [
   ['startup.ms.100k / startup.ms.empty', 'startup.ms.100k', 'startup.ms.empty', '<=', 2],
   // the quick run writes 50,000 entries: its target is 60 MiB (see quickTargets)
   ['rss.mb.1m', 'rss.mb.1m', '', '<=', 100],
+  ['rss.mb.1m.device.2gb', 'rss.mb.1m.device.2gb', '', '<=', 100],
+  ['rss.mb.1m.device.1gb', 'rss.mb.1m.device.1gb', '', '<=', 100],
   ['disk.kib.per.write', 'disk.kib.per.write', '', '<=', 8],
   ['store.set.concurrent / baseline.keyv.set.concurrent', 'store.set.concurrent', 'baseline.keyv.set.concurrent', '>=', 10],
   ['store.get.hot / baseline.keyv.get', 'store.get.hot', 'baseline.keyv.get', '>=', 10],
@@ -126,7 +131,7 @@ Object.assign(DESCRIPTIONS, REDIS_DESCRIPTIONS, NODERED_DESCRIPTIONS);
  * the quotient of their medians.
  */
 /** Targets that differ in a quick run, which measures less: RSS growth for 50,000 entries, not 1,000,000. */
-const QUICK_TARGETS: Record<string, number> = { 'rss.mb.1m': 60 };
+const QUICK_TARGETS: Record<string, number> = { 'rss.mb.1m': 60, 'rss.mb.1m.device.2gb': 60, 'rss.mb.1m.device.1gb': 60 };
 
 function ratios(figures: Figures, notes: Record<string, string>, paired: Record<string, NodeResult>, quick: boolean): Record<string, Ratio> {
   const out: Record<string, Ratio> = {};
@@ -437,6 +442,33 @@ async function main(): Promise<void> {
     for (const name of ['rss.mb.1m', 'rss.mb.1m.peak', 'rss.mb.1m.retained', 'rss.mb.1m.harness']) figures[name] = null;
     notes['rss.mb.1m'] = `failed: ${(error as Error).message}`;
     process.stderr.write(' failed\n');
+  }
+
+  // the same writes as on devices with less memory: V8 sizes its young generation from the memory it may use
+  for (const [figure, limitMb] of [
+    ['rss.mb.1m.device.2gb', 2048],
+    ['rss.mb.1m.device.1gb', 1024],
+  ] as const) {
+    const deviceStarted = Date.now();
+    process.stderr.write(`  rss: the same in ${limitMb} MiB ...`);
+    try {
+      fs.rmSync(rssFile, { force: true });
+      const why = runConfined(limitMb, path.join(__dirname, 'rss.js'), [String(entries), rssFile], ['--expose-gc']);
+      if (why !== null) {
+        figures[figure] = null;
+        notes[figure] = `not measured: ${why}`;
+        process.stderr.write(` not measured: ${why}\n`);
+        continue;
+      }
+      const device = JSON.parse(fs.readFileSync(rssFile, 'utf8')) as RssResult;
+      figures[figure] = device.growthMb;
+      notes[figure] = `peak ${formatNumber(device.peakGrowthMb)} MiB; what the writes left behind ${formatNumber(device.retainedMb)} MiB`;
+      process.stderr.write(` ${formatNumber(device.growthMb)} MiB (${((Date.now() - deviceStarted) / 1000).toFixed(1)} s)\n`);
+    } catch (error) {
+      figures[figure] = null;
+      notes[figure] = `failed: ${(error as Error).message}`;
+      process.stderr.write(' failed\n');
+    }
   }
 
   // Node-RED with the package beside Node-RED without it: start-up, idle RSS and idle CPU, from a child process of its own
