@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createClient } from '@redis/client';
 import type { NodeMessage } from '../../nodes/red/api';
-import { allNodes, catchAndComplete, collect, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
+import { allNodes, catchAndComplete, collect, deploy, helper, lastStatus, ManualClock, node, useRuntime } from '../support/harness';
 import { RedisServer } from '../support/redis-server';
 
 const nodes = allNodes();
@@ -323,14 +323,14 @@ describe('cache-store with the Redis backend', () => {
 
   describe('a server that wants a login', () => {
     /** Deploys as the editor does: the credentials inside the nodes, which Node-RED takes out of the flow. */
-    async function deploy(flow: Flow): Promise<void> {
+    async function deployAsEditor(flow: Flow): Promise<void> {
       await helper.load(nodes, flowOf([]));
-      await helper.setFlows(flow, 'full');
+      await deploy(flow, 'full');
     }
 
     it('is reached with the password of the credentials, which stays out of the deployed flow', async () => {
       const store = { ...redisStore('storeLocked', { redisUrl: locked.url, redisPrefix: 'auth:' }), credentials: { password: PASSWORD } };
-      await deploy(flowOf([store], setAndGet('storeLocked', '')));
+      await deployAsEditor(flowOf([store], setAndGet('storeLocked', '')));
       assert.equal(storeNode('storeLocked').configError, undefined);
       const stored = collect('setOut');
       const found = collect('found');
@@ -347,7 +347,7 @@ describe('cache-store with the Redis backend', () => {
 
     it('is reached as an ACL user (username and password)', async () => {
       const store = { ...redisStore('storeAcl', { redisUrl: locked.url, redisPrefix: 'acl:' }), credentials: { username: ACL_USER, password: ACL_PASSWORD } };
-      await deploy(flowOf([store], setAndGet('storeAcl', '')));
+      await deployAsEditor(flowOf([store], setAndGet('storeAcl', '')));
       const stored = collect('setOut');
       const found = collect('found');
       node('cacheSet').receive({ topic: 'mode', payload: 'night' });
@@ -363,7 +363,7 @@ describe('cache-store with the Redis backend', () => {
         { ...redisStore('storeNoLogin', { redisUrl: locked.url, redisPrefix: 'x:' }) },
         { ...redisStore('storeWrongPw', { redisUrl: locked.url, redisPrefix: 'x:' }), credentials: { password: wrong } },
       ];
-      await deploy(flowOf(stores, setAndGet('storeNoLogin', 'N'), setAndGet('storeWrongPw', 'W')));
+      await deployAsEditor(flowOf(stores, setAndGet('storeNoLogin', 'N'), setAndGet('storeWrongPw', 'W')));
       const caught = collect('caught');
       const written = [collect('setOutN'), collect('setOutW')];
       node('cacheSetN').receive({ topic: 'a', payload: 1 });
@@ -453,7 +453,7 @@ describe('cache-store with the Redis backend', () => {
       await showing('gate', isRed, 'a red "disconnected" status');
       assert.match(shown.get('gate')?.text ?? '', new RegExp(`disconnected: .*${gone.port}`));
       // the user fixes the URL and deploys: the new gate is the one the editor shows, with no message yet
-      await helper.setFlows(gateFlow('storeDead', open.url), 'full');
+      await deploy(gateFlow('storeDead', open.url), 'full');
       follow('gate');
       await showing('gate', isClear, 'its status cleared');
       const passed = collect('passed');
