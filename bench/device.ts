@@ -1,13 +1,18 @@
-// Runs a benchmark child as on a device with less memory: in a Linux memory cgroup with that limit.
-// Node.js sizes V8's heap (old and young generation) from the memory it may use, the cgroup's limit
-// where there is one, so a child confined to 2 GiB sizes its heap as on a 2 GiB Raspberry Pi; no V8
-// flag is given. Needs a writable memory controller (cgroup v1 or v2, usually root); where there is
-// none, devices are not measured and the reason is given.
-import { spawnSync } from 'node:child_process';
+// A Linux memory cgroup, to run a benchmark child as on a device with less memory. Node.js sizes V8's
+// heap (old and young generation) from the memory it may use, the cgroup's limit where there is one,
+// so a child confined to 2 GiB sizes its heap as on a 2 GiB Raspberry Pi; no V8 flag is given. Needs a
+// writable memory controller (cgroup v1 or v2, usually root); where there is none, the reason is given.
 import fs from 'node:fs';
 import path from 'node:path';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/** A memory cgroup made for one child: a process that writes its pid to `procs` is confined to it. */
+export interface MemoryGroup {
+  procs: string;
+  /** Removes the group (once the child has exited). */
+  remove(): void;
+}
 
 /** Where a memory cgroup can be made, and how its limit is written; or why none can. */
 function controller(): { parent: string; limitFile: string } | { missing: string } {
@@ -22,12 +27,17 @@ function controller(): { parent: string; limitFile: string } | { missing: string
   return { missing: `no memory cgroup controller under ${CGROUP_ROOT}` };
 }
 
-/**
- * Runs `node <nodeArgs> <script> <args>` confined to `limitMb` MiB of memory; stdout and stderr go to
- * this process's stderr. Returns null when it ran, else why it could not be confined (nothing ran).
- * Throws when the child itself failed.
- */
-export function runConfined(limitMb: number, script: string, args: string[], nodeArgs: string[] = []): string | null {
+/** Removes a group directory; a group that was never made, or still holds a process, stays as it is. */
+function removeGroup(group: string): void {
+  try {
+    fs.rmdirSync(group);
+  } catch {
+    // never made, or its process has not quite gone; the kernel removes nothing by itself
+  }
+}
+
+/** Makes a memory cgroup limited to `limitMb` MiB; returns why it cannot where it cannot. */
+export function memoryGroup(limitMb: number): MemoryGroup | string {
   const found = controller();
   if ('missing' in found) return found.missing;
   const group = path.join(found.parent, `flow-cache-bench-${process.pid}-${limitMb}`);
@@ -35,26 +45,13 @@ export function runConfined(limitMb: number, script: string, args: string[], nod
     fs.mkdirSync(group);
     fs.writeFileSync(path.join(group, found.limitFile), String(limitMb * 1024 * 1024));
   } catch (error) {
-    try {
-      fs.rmdirSync(group);
-    } catch {
-      // never made
-    }
+    removeGroup(group);
     return `cannot make a memory cgroup in ${found.parent} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; it needs root)`;
   }
-  try {
-    // the shell moves itself into the group, then becomes node: only the child is confined
-    const command = 'echo $$ > "$0" && exec "$@"';
-    const result = spawnSync('sh', ['-c', command, path.join(group, 'cgroup.procs'), process.execPath, ...nodeArgs, script, ...args], {
-      stdio: ['ignore', 2, 2],
-    });
-    if (result.status !== 0) throw new Error(`${path.basename(script)} in ${limitMb} MiB exited with ${result.status ?? result.signal}`);
-    return null;
-  } finally {
-    try {
-      fs.rmdirSync(group);
-    } catch {
-      // a group is removable once its last process has exited; the kernel may take a moment
-    }
-  }
+  return { procs: path.join(group, 'cgroup.procs'), remove: () => removeGroup(group) };
+}
+
+/** The command and arguments that run `command args` inside `group`: a shell moves itself into it, then becomes the command. */
+export function inGroup(group: MemoryGroup, command: string, args: string[]): [string, string[]] {
+  return ['sh', ['-c', 'echo $$ > "$0" && exec "$@"', group.procs, command, ...args]];
 }

@@ -10,7 +10,7 @@ import { messageOf } from '../nodes/lib/errors';
 import { ADMIN_DESCRIPTIONS, adminFigures } from './admin';
 import { runCase } from './case';
 import { contextFigures } from './context';
-import { runConfined } from './device';
+import { inGroup, type MemoryGroup, memoryGroup } from './device';
 import { type DiskCase, runDiskCase } from './disk';
 import { formatNumber, keyvSqliteLoadError, median, ROOT, type Spread, storeDriver, tempDir } from './lib';
 import { NODERED_DESCRIPTIONS, NODERED_RATIOS, noderedFigures } from './nodered';
@@ -164,9 +164,12 @@ function moveNote(notes: Record<string, string>, from: string, to: string[]): vo
   delete notes[from];
 }
 
-function runChild(script: string, args: string[], nodeArgs: string[] = []): void {
+/** Runs a benchmark script in a Node.js child of its own (confined to a memory cgroup when `group` is given). */
+function runChild(script: string, args: string[], nodeArgs: string[] = [], group?: MemoryGroup): void {
+  const node: [string, string[]] = [process.execPath, [...nodeArgs, path.join(__dirname, script), ...args]];
+  const [command, argv] = group ? inGroup(group, ...node) : node;
   // the child's output goes to stderr: stdout carries only the Markdown table
-  const result = spawnSync(process.execPath, [...nodeArgs, path.join(__dirname, script), ...args], { stdio: ['ignore', 2, 2] });
+  const result = spawnSync(command, argv, { stdio: ['ignore', 2, 2] });
   if (result.status !== 0) throw new Error(`${script} exited with ${result.status ?? result.signal}`);
 }
 
@@ -452,13 +455,18 @@ async function main(): Promise<void> {
     const deviceStarted = Date.now();
     process.stderr.write(`  rss: the same in ${limitMb} MiB ...`);
     try {
-      fs.rmSync(rssFile, { force: true });
-      const why = runConfined(limitMb, path.join(__dirname, 'rss.js'), [String(entries), rssFile], ['--expose-gc']);
-      if (why !== null) {
+      const group = memoryGroup(limitMb);
+      if (typeof group === 'string') {
         figures[figure] = null;
-        notes[figure] = `not measured: ${why}`;
-        process.stderr.write(` not measured: ${why}\n`);
+        notes[figure] = `not measured: ${group}`;
+        process.stderr.write(` not measured: ${group}\n`);
         continue;
+      }
+      fs.rmSync(rssFile, { force: true });
+      try {
+        runChild('rss.js', [String(entries), rssFile], ['--expose-gc'], group);
+      } finally {
+        group.remove();
       }
       const device = JSON.parse(fs.readFileSync(rssFile, 'utf8')) as RssResult;
       figures[figure] = device.growthMb;
