@@ -317,6 +317,7 @@ export class Store extends EventEmitter {
   /** update() of a key whose row is not in memory, or that another task holds: decided holding the key. */
   private async updateLocked(fullKey: string, change: (current: Entry | undefined) => UpdateDecision): Promise<UpdateResult> {
     const step = await this.locks.run(fullKey, async () => {
+      // a row memory knows is taken without an await, so nothing (a clear) comes between it and the decision
       const locked = this.decide(fullKey, this.reads.live(fullKey, this.reads.memoryRow(fullKey) ?? (await this.reads.loadRow(fullKey))), change);
       // recount while still holding the key, so no other update reads the row before this one is queued
       if (locked.tooBig) locked.commit = (await this.enqueueAfterRecount(fullKey, locked.tooBig)).commit;
